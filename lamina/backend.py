@@ -1,0 +1,60 @@
+"""The array module (NumPy, or CuPy on a GPU), dtypes, and the one random generator.
+
+Op code never imports CuPy: it asks `get_array_module(array)` for the module
+that owns its inputs, so a CuPy array flows through the same code.
+"""
+
+import numpy as np
+
+float32 = np.dtype(np.float32)
+float64 = np.dtype(np.float64)
+int64 = np.dtype(np.int64)
+bool_ = np.dtype(np.bool_)
+
+default_float = float32
+
+_rng = np.random.default_rng()
+
+
+def get_array_module(array):
+    """Return the module (numpy or cupy) that owns `array`."""
+    if type(array).__module__.startswith("cupy"):
+        import cupy  # only reached when a CuPy array is already in hand
+
+        return cupy
+    return np
+
+
+def is_array(obj):
+    return isinstance(obj, np.ndarray) or type(obj).__module__.startswith("cupy")
+
+
+def manual_seed(seed):
+    """Seed the generator behind every random draw in lamina (init, dropout, shuffling)."""
+    global _rng
+    _rng = np.random.default_rng(seed)
+
+
+def generator():
+    """The generator set by `manual_seed`."""
+    return _rng
+
+
+def as_array(data, dtype=None):
+    """Turn `data` into an array following lamina's dtype rules.
+
+    Python floats (and lists holding any) become float32, Python ints int64,
+    bools bool; NumPy and CuPy arrays keep their dtype unless `dtype` is given.
+    """
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+    if is_array(data):
+        return data if dtype is None or data.dtype == dtype else data.astype(dtype)
+    array = np.asarray(data)
+    if dtype is None and array.dtype == float64 and not isinstance(data, np.generic):
+        dtype = default_float  # a Python float means "the default float", as in PyTorch
+    if dtype is None and array.dtype.kind == "i":
+        dtype = int64
+    if dtype is None and array.dtype.kind not in "biuf":
+        raise TypeError(f"cannot make a tensor from {type(data).__name__} with dtype {array.dtype}")
+    return array if dtype is None or array.dtype == dtype else array.astype(dtype)

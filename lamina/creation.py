@@ -1,0 +1,100 @@
+"""Functions that make tensors: from data, filled with a constant, ranges, and random draws."""
+
+import numpy as np
+
+from lamina.autograd import Tensor
+from lamina.backend import as_array, default_float, generator, int64
+
+
+def _size(size):
+    """Accept f(2, 3) and f((2, 3)) alike."""
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = size[0]
+    return tuple(int(s) for s in size)
+
+
+def _float_dtype(dtype):
+    return default_float if dtype is None else np.dtype(dtype)
+
+
+def tensor(data, dtype=None, requires_grad=False):
+    """A new tensor holding a copy of `data` (a number, nested list, array or tensor)."""
+    if isinstance(data, Tensor):
+        data = data.data
+    array = as_array(data, dtype)
+    return Tensor(array.copy() if array is data else array, requires_grad=requires_grad)
+
+
+def as_tensor(data, dtype=None):
+    """Like `tensor`, but shares memory with an array of the right dtype."""
+    if isinstance(data, Tensor) and (dtype is None or data.dtype == np.dtype(dtype)):
+        return data
+    return Tensor(as_array(data.data if isinstance(data, Tensor) else data, dtype))
+
+
+def from_numpy(array):
+    return Tensor(np.asarray(array))
+
+
+def zeros(*size, dtype=None, requires_grad=False):
+    return Tensor(np.zeros(_size(size), _float_dtype(dtype)), requires_grad=requires_grad)
+
+
+def ones(*size, dtype=None, requires_grad=False):
+    return Tensor(np.ones(_size(size), _float_dtype(dtype)), requires_grad=requires_grad)
+
+
+def full(size, fill_value, dtype=None, requires_grad=False):
+    if dtype is None:
+        dtype = as_array(fill_value).dtype
+    return Tensor(np.full(_size((size,)), fill_value, dtype), requires_grad=requires_grad)
+
+
+def zeros_like(t, dtype=None, requires_grad=False):
+    return Tensor(np.zeros(t.shape, t.dtype if dtype is None else dtype), requires_grad=requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad=False):
+    return Tensor(np.ones(t.shape, t.dtype if dtype is None else dtype), requires_grad=requires_grad)
+
+
+def full_like(t, fill_value, dtype=None, requires_grad=False):
+    return Tensor(np.full(t.shape, fill_value, t.dtype if dtype is None else dtype), requires_grad=requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, requires_grad=False):
+    """Integers give int64, any float gives float32, as in PyTorch."""
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        dtype = int64 if all(isinstance(v, int) for v in (start, end, step)) else default_float
+    return Tensor(np.arange(start, end, step, dtype=dtype), requires_grad=requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, requires_grad=False):
+    return Tensor(np.linspace(start, end, steps, dtype=_float_dtype(dtype)), requires_grad=requires_grad)
+
+
+def eye(n, m=None, dtype=None, requires_grad=False):
+    return Tensor(np.eye(n, m, dtype=_float_dtype(dtype)), requires_grad=requires_grad)
+
+
+def rand(*size, dtype=None, requires_grad=False):
+    """Uniform on [0, 1), drawn from the generator that `manual_seed` sets."""
+    dtype = _float_dtype(dtype)
+    array = generator().random(_size(size), dtype=dtype if dtype in (np.float32, np.float64) else np.float64)
+    return Tensor(array.astype(dtype, copy=False), requires_grad=requires_grad)
+
+
+def randn(*size, dtype=None, requires_grad=False):
+    """Standard normal, drawn from the generator that `manual_seed` sets."""
+    dtype = _float_dtype(dtype)
+    array = generator().standard_normal(_size(size), dtype=dtype if dtype in (np.float32, np.float64) else np.float64)
+    return Tensor(array.astype(dtype, copy=False), requires_grad=requires_grad)
+
+
+def randint(low, high=None, size=(), dtype=None):
+    """Integers in [low, high); randint(high, size) draws from [0, high), as in PyTorch."""
+    if high is None:
+        low, high = 0, low
+    return Tensor(generator().integers(low, high, size=_size((size,)), dtype=np.dtype(dtype or int64)))

@@ -1,0 +1,369 @@
+"""Elementwise ops. Broadcasting gradients are reduced in one place: `sum_to`."""
+
+import numpy as np
+
+from lamina.autograd import Function, Tensor, _make, as_tensor
+from lamina.backend import default_float, get_array_module
+from lamina.ops.shape import sum_to
+
+
+def _pair(a, b):
+    """Both operands as tensors; a Python number takes the other's dtype."""
+    a, b = (a, as_tensor(b, like=a)) if isinstance(a, Tensor) else (as_tensor(a, like=b), b)
+    a_float, b_float = a.data.dtype.kind == "f", b.data.dtype.kind == "f"
+    if a_float != b_float:  # integer with float: the float's dtype wins (NumPy would widen to float64)
+        if a_float:
+            b = _make(b.data.astype(a.data.dtype))
+        else:
+            a = _make(a.data.astype(b.data.dtype))
+    return a, b
+
+
+def _floating(x):
+    """Integer input to a float-valued op becomes float32, as in PyTorch, never float64."""
+    x = as_tensor(x)
+    return x if x.data.dtype.kind in "fc" else _make(x.data.astype(default_float))
+
+
+class Add(Function):
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        return sum_to(gy, a.shape), sum_to(gy, b.shape)
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        return sum_to(gy, a.shape), sum_to(-gy, b.shape) if self.needs_input_grad[1] else None
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        need_a, need_b = self.needs_input_grad
+        return (sum_to(gy * b, a.shape) if need_a else None,
+                sum_to(gy * a, b.shape) if need_b else None)
+
+
+class Div(Function):
+    def forward(self, a, b):
+        return a / b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        need_a, need_b = self.needs_input_grad
+        return (sum_to(gy / b, a.shape) if need_a else None,
+                sum_to(-gy * a / (b * b), b.shape) if need_b else None)
+
+
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, gy):
+        return -gy
+
+
+class PowConstant(Function):
+    """a ** c for a Python number c."""
+
+    def __init__(self, exponent):
+        self.exponent = exponent
+
+    def forward(self, a):
+        return a**self.exponent
+
+    def backward(self, gy):
+        (a,) = self.inputs
+        c = self.exponent
+        return gy * c * a ** (c - 1) if c != 2 else gy * 2 * a
+
+
+class Pow(Function):
+    """a ** b for two tensors."""
+
+    def forward(self, a, b):
+        return a**b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        need_a, need_b = self.needs_input_grad
+        # d/db a**b = a**b * log(a): only asked for when b needs it, since log(a) is NaN for a < 0
+        return (sum_to(gy * b * a ** (b - 1), a.shape) if need_a else None,
+                sum_to(gy * self.output * log(a), b.shape) if need_b else None)
+
+
+class Exp(Function):
+    def forward(self, a):
+        return np.exp(a)
+
+    def backward(self, gy):
+        return gy * self.output
+
+
+class Log(Function):
+    def forward(self, a):
+        return np.log(a)
+
+    def backward(self, gy):
+        return gy / self.inputs[0]
+
+
+class Sqrt(Function):
+    def forward(self, a):
+        return np.sqrt(a)
+
+    def backward(self, gy):
+        return gy / (2 * self.output)
+
+
+class Abs(Function):
+    def forward(self, a):
+        return np.abs(a)
+
+    def backward(self, gy):
+        return gy * _make(np.sign(self.inputs[0].data))
+
+
+class Sin(Function):
+    def forward(self, a):
+        return np.sin(a)
+
+    def backward(self, gy):
+        return gy * cos(self.inputs[0])
+
+
+class Cos(Function):
+    def forward(self, a):
+        return np.cos(a)
+
+    def backward(self, gy):
+        return -gy * sin(self.inputs[0])
+
+
+class Tanh(Function):
+    def forward(self, a):
+        return np.tanh(a)
+
+    def backward(self, gy):
+        y = self.output
+        return gy * (1 - y * y)
+
+
+class Sigmoid(Function):
+    def forward(self, a):
+        z = np.exp(-np.abs(a))  # never exp of a large positive number
+        return np.where(a >= 0, 1, z) / (1 + z)
+
+    def backward(self, gy):
+        y = self.output
+        return gy * y * (1 - y)
+
+
+class ReLU(Function):
+    def forward(self, a):
+        return np.maximum(a, 0)
+
+    def backward(self, gy):
+        return gy * _make(self.inputs[0].data > 0)
+
+
+class Clamp(Function):
+    def __init__(self, low, high):
+        self.low, self.high = low, high
+
+    def forward(self, a):
+        return np.clip(a, self.low, self.high)
+
+    def backward(self, gy):
+        a = self.inputs[0].data
+        inside = True
+        if self.low is not None:
+            inside = inside & (a >= self.low)
+        if self.high is not None:
+            inside = inside & (a <= self.high)
+        return gy * _make(inside)
+
+
+class Maximum(Function):
+    """Elementwise max; where the two are equal each gets half the gradient, as in PyTorch."""
+
+    def forward(self, a, b):
+        return np.maximum(a, b)
+
+    def backward(self, gy):
+        a, b = self.inputs
+        share = _make((a.data > b.data) + 0.5 * (a.data == b.data)).to(gy.dtype)
+        return sum_to(gy * share, a.shape), sum_to(gy * (1 - share), b.shape)
+
+
+class Minimum(Function):
+    def forward(self, a, b):
+        return np.minimum(a, b)
+
+    def backward(self, gy):
+        a, b = self.inputs
+        share = _make((a.data < b.data) + 0.5 * (a.data == b.data)).to(gy.dtype)
+        return sum_to(gy * share, a.shape), sum_to(gy * (1 - share), b.shape)
+
+
+class Where(Function):
+    def __init__(self, condition):
+        self.condition = condition
+
+    def forward(self, a, b):
+        return get_array_module(a).where(self.condition, a, b)
+
+    def backward(self, gy):
+        a, b = self.inputs
+        zero = _make(get_array_module(gy.data).zeros((), dtype=gy.dtype))
+        cond = self.condition
+        need_a, need_b = self.needs_input_grad
+        return (sum_to(where(cond, gy, zero), a.shape) if need_a else None,
+                sum_to(where(cond, zero, gy), b.shape) if need_b else None)
+
+
+class Cast(Function):
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def forward(self, a):
+        return a.astype(self.dtype)
+
+    def backward(self, gy):
+        return cast(gy, self.inputs[0].dtype)
+
+
+# --- the functions ------------------------------------------------------------------------------
+def add(a, b):
+    return Add()(*_pair(a, b))
+
+
+def sub(a, b):
+    return Sub()(*_pair(a, b))
+
+
+def mul(a, b):
+    return Mul()(*_pair(a, b))
+
+
+def div(a, b):
+    a, b = _pair(a, b)
+    if a.data.dtype.kind not in "fc" and b.data.dtype.kind not in "fc":
+        a, b = _floating(a), _floating(b)  # true division of integers gives float32
+    return Div()(a, b)
+
+
+def neg(a):
+    return Neg()(a)
+
+
+def pow(a, b):
+    if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
+        if isinstance(b, float) and a.data.dtype.kind not in "fc":
+            a = _floating(a)
+        return PowConstant(b)(a)
+    return Pow()(*_pair(a, b))
+
+
+def exp(a):
+    return Exp()(_floating(a))
+
+
+def log(a):
+    return Log()(_floating(a))
+
+
+def sqrt(a):
+    return Sqrt()(_floating(a))
+
+
+def abs(a):
+    return Abs()(as_tensor(a))
+
+
+def sin(a):
+    return Sin()(_floating(a))
+
+
+def cos(a):
+    return Cos()(_floating(a))
+
+
+def tanh(a):
+    return Tanh()(_floating(a))
+
+
+def sigmoid(a):
+    return Sigmoid()(_floating(a))
+
+
+def relu(a):
+    return ReLU()(as_tensor(a))
+
+
+def clamp(a, min=None, max=None):
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    min = min.item() if isinstance(min, Tensor) else min
+    max = max.item() if isinstance(max, Tensor) else max
+    return Clamp(min, max)(as_tensor(a))
+
+
+clip = clamp
+
+
+def maximum(a, b):
+    return Maximum()(*_pair(a, b))
+
+
+def minimum(a, b):
+    return Minimum()(*_pair(a, b))
+
+
+def where(condition, input, other):
+    """input where condition is true, else other; gradients flow to both."""
+    condition = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    if condition.dtype != np.bool_:
+        raise TypeError(f"where: condition must be a bool tensor, not {condition.dtype}")
+    if isinstance(input, Tensor) or isinstance(other, Tensor):
+        input, other = _pair(input, other)
+    else:
+        input, other = as_tensor(input), as_tensor(other)
+    return Where(condition)(input, other)
+
+
+def cast(a, dtype):
+    a = as_tensor(a)
+    dtype = np.dtype(dtype)
+    return a if a.data.dtype == dtype else Cast(dtype)(a)
+
+
+# --- comparisons: results are bool tensors outside the graph ---------------------------------------
+def _compare(ufunc):
+    def compare(a, b):
+        a, b = _pair(a, b)
+        try:
+            return _make(ufunc(a.data, b.data))
+        except ValueError:
+            raise ValueError(f"{ufunc.__name__}: shapes {a.shape} and {b.shape} do not broadcast") from None
+
+    compare.__name__ = ufunc.__name__
+    return compare
+
+
+lt = _compare(np.less)
+le = _compare(np.less_equal)
+gt = _compare(np.greater)
+ge = _compare(np.greater_equal)
+eq = _compare(np.equal)
+ne = _compare(np.not_equal)

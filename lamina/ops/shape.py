@@ -1,0 +1,340 @@
+"""Ops that move or select elements without computing new values."""
+
+import math
+import numbers
+
+import numpy as np
+
+from lamina.autograd import Function, Tensor, _make, as_tensor
+from lamina.backend import get_array_module
+
+
+def _shape_arg(shape):
+    """Accept f(2, 3) and f((2, 3)) alike, as PyTorch does."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    return tuple(int(s) for s in shape)
+
+
+def _dim(dim, ndim, op):
+    if not -max(ndim, 1) <= dim < max(ndim, 1):
+        raise IndexError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimensions")
+    return dim % max(ndim, 1)
+
+
+# --- broadcasting and its adjoint --------------------------------------------------------------
+class SumTo(Function):
+    """Sum a broadcast gradient back down to `shape`: the one place broadcasting is undone."""
+
+    def __init__(self, shape):
+        self.shape = shape
+
+    def forward(self, a):
+        lead = a.ndim - len(self.shape)
+        stretched = tuple(i + lead for i, n in enumerate(self.shape) if n == 1 and a.shape[i + lead] != 1)
+        axes = tuple(range(lead)) + stretched
+        y = a.sum(axis=axes, keepdims=True) if axes else a
+        return y.reshape(self.shape) if lead else y
+
+    def backward(self, gy):
+        return broadcast_to(gy, self.inputs[0].shape)
+
+
+class BroadcastTo(Function):
+    def __init__(self, shape):
+        self.shape = shape
+
+    def forward(self, a):
+        return get_array_module(a).broadcast_to(a, self.shape)
+
+    def backward(self, gy):
+        return sum_to(gy, self.inputs[0].shape)
+
+
+def sum_to(x, shape):
+    shape = tuple(shape)
+    return x if x.shape == shape else SumTo(shape)(x)
+
+
+def broadcast_to(x, shape):
+    shape = _shape_arg((shape,))
+    x = as_tensor(x)
+    if x.shape == shape:
+        return x
+    try:
+        np.broadcast_shapes(x.shape, shape)
+    except ValueError:
+        raise ValueError(f"broadcast_to: shape {x.shape} cannot be broadcast to {shape}") from None
+    return BroadcastTo(shape)(x)
+
+
+def expand(x, *sizes):
+    sizes = _shape_arg(sizes)
+    lead = len(sizes) - x.ndim
+    if lead < 0:
+        raise ValueError(f"expand: cannot expand shape {x.shape} to the shorter {sizes}")
+    shape = tuple(x.shape[i - lead] if s == -1 else s for i, s in enumerate(sizes))
+    return broadcast_to(x, shape)
+
+
+# --- reshaping ----------------------------------------------------------------------------------
+class Reshape(Function):
+    def __init__(self, shape):
+        self.shape = shape
+
+    def forward(self, a):
+        return a.reshape(self.shape)
+
+    def backward(self, gy):
+        return reshape(gy, self.inputs[0].shape)
+
+
+def reshape(x, *shape):
+    shape = _shape_arg(shape)
+    if x.shape == shape:
+        return x
+    known = math.prod(s for s in shape if s != -1)
+    if shape.count(-1) > 1 or (
+        x.data.size != known if -1 not in shape else known == 0 or x.data.size % known != 0
+    ):
+        raise ValueError(f"reshape: cannot reshape tensor of shape {x.shape} ({x.data.size} elements) into {shape}")
+    return Reshape(shape)(x)
+
+
+view = reshape
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    if x.ndim == 0:
+        return reshape(x, 1)
+    start, end = _dim(start_dim, x.ndim, "flatten"), _dim(end_dim, x.ndim, "flatten")
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+    shape = x.shape[:start] + (math.prod(x.shape[start:end + 1]),) + x.shape[end + 1:]
+    return reshape(x, shape)
+
+
+def squeeze(x, dim=None):
+    if dim is None:
+        return reshape(x, tuple(n for n in x.shape if n != 1))
+    dims = {_dim(d, x.ndim, "squeeze") for d in (dim if isinstance(dim, (tuple, list)) else (dim,))}
+    return reshape(x, tuple(n for i, n in enumerate(x.shape) if not (i in dims and n == 1)))
+
+
+def unsqueeze(x, dim):
+    dim = _dim(dim, x.ndim + 1, "unsqueeze")
+    return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
+
+
+class Permute(Function):
+    def __init__(self, dims):
+        self.dims = dims
+
+    def forward(self, a):
+        return a.transpose(self.dims)
+
+    def backward(self, gy):
+        return permute(gy, *np.argsort(self.dims).tolist())
+
+
+def permute(x, *dims):
+    dims = _shape_arg(dims)
+    if sorted(d % max(x.ndim, 1) for d in dims) != list(range(x.ndim)):
+        raise ValueError(f"permute: dims {dims} are not a permutation of the {x.ndim} dims of shape {x.shape}")
+    dims = tuple(d % x.ndim for d in dims)
+    return x if dims == tuple(range(x.ndim)) else Permute(dims)(x)
+
+
+def transpose(x, dim0, dim1):
+    dims = list(range(x.ndim))
+    d0, d1 = _dim(dim0, x.ndim, "transpose"), _dim(dim1, x.ndim, "transpose")
+    dims[d0], dims[d1] = dims[d1], dims[d0]
+    return permute(x, *dims)
+
+
+# --- joining and splitting ----------------------------------------------------------------------
+class Cat(Function):
+    def __init__(self, dim):
+        self.dim = dim
+
+    def forward(self, *arrays):
+        return get_array_module(arrays[0]).concatenate(arrays, axis=self.dim)
+
+    def backward(self, gy):
+        grads, start = [], 0
+        for x, need in zip(self.inputs, self.needs_input_grad):
+            stop = start + x.shape[self.dim]
+            grads.append(_narrow(gy, self.dim, start, stop) if need else None)
+            start = stop
+        return tuple(grads)
+
+
+def _narrow(x, dim, start, stop):
+    return getitem(x, (slice(None),) * dim + (slice(start, stop),))
+
+
+def cat(tensors, dim=0):
+    tensors = [as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("cat: expected a non-empty list of tensors")
+    first = tensors[0]
+    d = _dim(dim, first.ndim, "cat")
+    for i, t in enumerate(tensors[1:], 1):
+        if t.ndim != first.ndim or t.shape[:d] + t.shape[d + 1:] != first.shape[:d] + first.shape[d + 1:]:
+            raise ValueError(
+                f"cat: tensor {i} has shape {t.shape} but tensor 0 has shape {first.shape}; "
+                f"all dimensions except dim {dim} must match"
+            )
+    return Cat(d)(*tensors)
+
+
+def stack(tensors, dim=0):
+    tensors = [as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("stack: expected a non-empty list of tensors")
+    for i, t in enumerate(tensors[1:], 1):
+        if t.shape != tensors[0].shape:
+            raise ValueError(f"stack: tensor {i} has shape {t.shape} but tensor 0 has shape {tensors[0].shape}")
+    d = _dim(dim, tensors[0].ndim + 1, "stack")
+    return cat([unsqueeze(t, d) for t in tensors], d)
+
+
+def split(x, split_size_or_sections, dim=0):
+    d = _dim(dim, x.ndim, "split")
+    n = x.shape[d]
+    if isinstance(split_size_or_sections, numbers.Integral):
+        size = int(split_size_or_sections)
+        if size <= 0:
+            raise ValueError(f"split: split_size must be positive, got {size}")
+        sizes = [min(size, n - start) for start in range(0, n, size)] or [0]
+    else:
+        sizes = [int(s) for s in split_size_or_sections]
+        if sum(sizes) != n:
+            raise ValueError(f"split: sections {sizes} sum to {sum(sizes)}, but dim {dim} of shape {x.shape} is {n}")
+    bounds = np.cumsum([0] + sizes).tolist()
+    return tuple(_narrow(x, d, a, b) for a, b in zip(bounds[:-1], bounds[1:]))
+
+
+def chunk(x, chunks, dim=0):
+    n = x.shape[_dim(dim, x.ndim, "chunk")]
+    return split(x, max(1, -(-n // chunks)), dim)
+
+
+class Pad(Function):
+    def __init__(self, widths, value):
+        self.widths, self.value = widths, value
+
+    def forward(self, a):
+        return get_array_module(a).pad(a, self.widths, constant_values=self.value)
+
+    def backward(self, gy):
+        index = tuple(slice(before, n - after) for (before, after), n in zip(self.widths, gy.shape))
+        return getitem(gy, index)
+
+
+def pad(x, pad, mode="constant", value=0.0):
+    """Pad the last dims: `pad` lists (left, right) for the last dim, then the one before, as in PyTorch."""
+    if mode != "constant":
+        raise NotImplementedError(f"pad: mode {mode!r} is not supported; only 'constant'")
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ValueError(f"pad: {pad} must hold (before, after) pairs for at most {x.ndim} dims (shape {x.shape})")
+    if any(p < 0 for p in pad):
+        raise ValueError(f"pad: negative padding {pad} is not supported")
+    pairs = [(int(pad[i]), int(pad[i + 1])) for i in range(0, len(pad), 2)]
+    widths = [(0, 0)] * (x.ndim - len(pairs)) + pairs[::-1]
+    return Pad(tuple(widths), value)(x)
+
+
+# --- indexing -----------------------------------------------------------------------------------
+def _is_basic(index):
+    """True when the index holds only ints, slices, None and Ellipsis: no element repeats."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (numbers.Integral, slice)) or i is None or i is Ellipsis for i in items)
+
+
+def _raw_index(index):
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
+
+
+class GetItem(Function):
+    def __init__(self, index):
+        self.index = index
+
+    def forward(self, a):
+        return a[self.index]
+
+    def backward(self, gy):
+        return GetItemGrad(self.index, self.inputs[0].shape)(gy)
+
+
+class GetItemGrad(Function):
+    """Scatter a gradient back to where getitem took it, adding where an index repeats."""
+
+    def __init__(self, index, shape):
+        self.index, self.shape = index, shape
+
+    def forward(self, gy):
+        xp = get_array_module(gy)
+        out = xp.zeros(self.shape, dtype=gy.dtype)
+        if _is_basic(self.index):
+            out[self.index] = gy
+        else:
+            xp.add.at(out, self.index, gy)
+        return out
+
+    def backward(self, ggx):
+        return getitem(ggx, self.index)
+
+
+def getitem(x, index):
+    return GetItem(_raw_index(index))(x)
+
+
+def _gather_where(xp, index, dim):
+    """The advanced index that picks, for gather along `dim`, the element each entry of `index` names."""
+    where = list(xp.indices(index.shape, sparse=True))
+    where[dim] = index
+    return tuple(where)
+
+
+class Gather(Function):
+    def __init__(self, dim, index):
+        self.dim, self.index = dim, index
+
+    def forward(self, a):
+        return a[_gather_where(get_array_module(a), self.index, self.dim)]
+
+    def backward(self, gy):
+        return ScatterAdd(self.dim, self.index, self.inputs[0].shape)(gy)
+
+
+class ScatterAdd(Function):
+    """Adjoint of gather: add each value into the place gather read it from."""
+
+    def __init__(self, dim, index, shape):
+        self.dim, self.index, self.shape = dim, index, shape
+
+    def forward(self, src):
+        xp = get_array_module(src)
+        out = xp.zeros(self.shape, dtype=src.dtype)
+        xp.add.at(out, _gather_where(xp, self.index, self.dim), src)
+        return out
+
+    def backward(self, gy):
+        return gather(gy, self.dim, _make(self.index))
+
+
+def gather(x, dim, index):
+    """out[i][j] = x[index[i][j]][j] for dim 0, and so on, as torch.gather."""
+    index = as_tensor(index).data
+    if index.dtype.kind not in "iu":
+        raise TypeError(f"gather: index must be an integer tensor, not {index.dtype}")
+    if index.ndim != x.ndim:
+        raise ValueError(f"gather: index has shape {index.shape} but input has shape {x.shape}; their ndims must match")
+    return Gather(_dim(dim, x.ndim, "gather"), index)(x)
