@@ -9,7 +9,6 @@ with indices) are built from single-output ones.
 
 import functools
 import heapq
-import itertools
 import weakref
 
 import numpy as np
@@ -195,7 +194,7 @@ class Tensor:
                     f"backward(): grad can be implicitly created only for scalar outputs, "
                     f"but this tensor has shape {self.shape}; pass `gradient`"
                 )
-            gradient = Tensor(get_array_module(self.data).ones_like(self.data))
+            gradient = _make(get_array_module(self.data).ones_like(self.data))
         run_backward([self], [gradient], retain_graph or create_graph, create_graph)
 
     def retain_grad(self):
@@ -391,9 +390,12 @@ class Tensor:
         return _ops.gather(self, dim, index)
 
 
+_new = object.__new__
+
+
 def _make(array):
     """Wrap an array in a fresh tensor, skipping the conversions of Tensor(...)."""
-    t = Tensor.__new__(Tensor)
+    t = _new(Tensor)
     t.data = array
     t.grad = None
     t.grad_fn = None
@@ -436,13 +438,20 @@ class Function:
             raise type(e)(f"{self.name}: {e} (input shapes {shapes})") from None
         if isinstance(y, np.generic):  # NumPy turns 0-d results into scalars; keep arrays throughout
             y = np.asarray(y)
-        out = _make(y)
+        out = _new(Tensor)  # what _make does, inlined on the hottest path
+        out.data = y
+        out.grad = out.grad_fn = None
+        out.requires_grad = False
         if _Mode.grad_enabled:
             needs = tuple([x.requires_grad for x in inputs])
             if True in needs:
                 self.inputs = inputs
                 self.needs_input_grad = needs
-                self.generation = 1 + max([x.grad_fn.generation for x in inputs if x.grad_fn is not None], default=0)
+                generation = 0
+                for x in inputs:
+                    if x.grad_fn is not None and x.grad_fn.generation > generation:
+                        generation = x.grad_fn.generation
+                self.generation = generation + 1
                 self._output = weakref.ref(out)
                 out.requires_grad = True
                 out.grad_fn = self
@@ -483,6 +492,22 @@ def _accumulate(old, new):
     return new if old is None else old + new
 
 
+def _store_leaf_grad(leaf, g, create_graph, stored):
+    if create_graph:
+        leaf.grad = _accumulate(leaf.grad, g)
+    elif leaf.grad is not None:
+        leaf.grad = _make(leaf.grad.data + g.data)
+    else:
+        # .grad must be writable, contiguous and its own: optimizers update it in place
+        array = g.data
+        owner = array if array.base is None else array.base
+        if id(owner) in stored or not array.flags.c_contiguous or not getattr(array.flags, "writeable", True):
+            array = array.copy()
+            owner = array
+        stored.add(id(owner))
+        leaf.grad = _make(array)
+
+
 def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, inputs=None):
     """Walk the graph from `outputs` back to the leaves.
 
@@ -491,52 +516,36 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
     gradient. With `inputs` given, their gradients are returned instead of
     being accumulated into `.grad`.
     """
-    captured = None
+    captured = wanted_fns = None
     if inputs is not None:
         captured = {id(t): None for t in inputs}
         wanted_fns = {t.grad_fn: id(t) for t in inputs if t.grad_fn is not None}
-    grads = {}
-    heap = []
-    order = itertools.count()
+    grads = {}  # Function -> the gradient of its output, summed over its consumers so far
+    heap = []  # (-generation, id, Function): latest first; id breaks ties without comparing Functions
     stored = set()  # arrays already placed in some leaf's .grad during this walk
 
-    def to_leaf(leaf, g):
-        if captured is not None:
-            if id(leaf) in captured:
-                captured[id(leaf)] = _accumulate(captured[id(leaf)], g)
-            return
-        if create_graph:
-            leaf.grad = _accumulate(leaf.grad, g)
-        elif leaf.grad is not None:
-            leaf.grad = _make(leaf.grad.data + g.data)
-        else:
-            # .grad must be writable, contiguous and its own: optimizers update it in place
-            array = g.data
-            owner = array if array.base is None else array.base
-            if id(owner) in stored or not array.flags.c_contiguous or not getattr(array.flags, "writeable", True):
-                array = array.copy()
-                owner = array
-            stored.add(id(owner))
-            leaf.grad = _make(array)
-
-    def to_fn(fn, g):
-        if fn not in grads:
-            grads[fn] = g
-            heapq.heappush(heap, (-fn.generation, next(order), fn))
-        else:
+    def send(x, g):
+        fn = x.grad_fn
+        if fn is None:
+            if captured is None:
+                _store_leaf_grad(x, g, create_graph, stored)
+            elif id(x) in captured:
+                captured[id(x)] = _accumulate(captured[id(x)], g)
+        elif fn in grads:
             grads[fn] = grads[fn] + g
+        else:
+            grads[fn] = g
+            heapq.heappush(heap, (-fn.generation, id(fn), fn))
 
     for out, g in zip(outputs, grad_outputs):
         g = as_tensor(g, like=out)
         if g.shape != out.shape:
             raise RuntimeError(f"backward(): gradient has shape {g.shape}, but the output has shape {out.shape}")
-        if out.grad_fn is None:
-            to_leaf(out, g)
-        else:
-            to_fn(out.grad_fn, g)
+        send(out, g)
 
     done = []
-    with set_grad_enabled(create_graph):
+    previous, _Mode.grad_enabled = _Mode.grad_enabled, create_graph
+    try:
         while heap:
             fn = heapq.heappop(heap)[2]
             gy = grads.pop(fn)
@@ -548,7 +557,7 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
             if fn.retained is not None and fn.retained() is not None:
                 kept = fn.retained()
                 kept.grad = _accumulate(kept.grad, gy if create_graph else gy.detach())
-            if captured is not None and fn in wanted_fns:
+            if wanted_fns and fn in wanted_fns:
                 key = wanted_fns[fn]
                 captured[key] = _accumulate(captured[key], gy)
             if _Mode.anomaly:
@@ -558,22 +567,22 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
                     raise RuntimeError(f"{e}, while computing {fn.name} backward") from None
             else:
                 grads_in = fn.backward(gy)
-            if not isinstance(grads_in, tuple):
+            if type(grads_in) is not tuple:
                 grads_in = (grads_in,)
             for x, gx, need in zip(fn.inputs, grads_in, fn.needs_input_grad):
                 if not need or gx is None:
                     continue
-                if gx.data.dtype != x.data.dtype:
-                    gx = _ops.cast(gx, x.data.dtype)
-                if gx.shape != x.shape:
+                x_data, g_data = x.data, gx.data
+                if g_data.dtype != x_data.dtype:
+                    gx = _ops.cast(gx, x_data.dtype)
+                if g_data.shape != x_data.shape:
                     raise RuntimeError(f"{fn.name} backward returned shape {gx.shape} for an input of shape {x.shape}")
                 if _Mode.anomaly:
-                    _check_finite(gx.data, f"{fn.name} backward returned non-finite values in its gradient")
-                if x.grad_fn is None:
-                    to_leaf(x, gx)
-                else:
-                    to_fn(x.grad_fn, gx)
+                    _check_finite(g_data, f"{fn.name} backward returned non-finite values in its gradient")
+                send(x, gx)
             done.append(fn)
+    finally:
+        _Mode.grad_enabled = previous
     if not retain_graph:
         for fn in done:
             fn.release()

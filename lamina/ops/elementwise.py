@@ -155,8 +155,21 @@ class Tanh(Function):
         return np.tanh(a)
 
     def backward(self, gy):
-        y = self.output
-        return gy * (1 - y * y)
+        return TanhGrad()(self.output, gy)
+
+
+class TanhGrad(Function):
+    """gy * (1 - y**2) in one pass over memory; differentiable itself, for second derivatives."""
+
+    def forward(self, y, gy):
+        out = y * y
+        np.subtract(1, out, out=out)
+        out *= gy
+        return out
+
+    def backward(self, g):
+        y, gy = self.inputs
+        return -2 * g * gy * y, g * (1 - y * y)
 
 
 class Sigmoid(Function):

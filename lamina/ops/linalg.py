@@ -1,25 +1,44 @@
 """Matrix products."""
 
 from lamina.autograd import Function, as_tensor
-from lamina.ops.shape import squeeze, sum_to, transpose, unsqueeze
+from lamina.ops.shape import squeeze, sum_to, unsqueeze
+
+
+def _t(array, transposed):
+    return array.swapaxes(-1, -2) if transposed else array
 
 
 class MatMul(Function):
-    """a @ b for operands with at least two dims; leading dims broadcast."""
+    """op(a) @ op(b), where op transposes the last two dims when its flag is set.
+
+    The flags let backward's products (gy @ b^T, a^T @ gy) read their operands
+    transposed in place, as BLAS does, instead of through separate transpose ops.
+    """
+
+    def __init__(self, transpose_a=False, transpose_b=False):
+        self.ta, self.tb = transpose_a, transpose_b
 
     def forward(self, a, b):
-        return a @ b
+        return _t(a, self.ta) @ _t(b, self.tb)
 
     def backward(self, gy):
         a, b = self.inputs
         need_a, need_b = self.needs_input_grad
-        return (sum_to(gy @ transpose(b, -1, -2), a.shape) if need_a else None,
-                sum_to(transpose(a, -1, -2) @ gy, b.shape) if need_b else None)
+        ga = gb = None
+        if need_a:  # d/d op(a) = gy @ op(b)^T, transposed back when op(a) = a^T
+            ga = MatMul(self.tb, True)(b, gy) if self.ta else MatMul(False, not self.tb)(gy, b)
+        if need_b:  # d/d op(b) = op(a)^T @ gy, transposed back when op(b) = b^T
+            gb = MatMul(True, self.ta)(gy, a) if self.tb else MatMul(not self.ta, False)(a, gy)
+        return (sum_to(ga, a.shape) if need_a else None,
+                sum_to(gb, b.shape) if need_b else None)
 
 
 def matmul(a, b):
     """Matrix product with NumPy's (and PyTorch's) rules for 1-D and batched operands."""
     a, b = as_tensor(a), as_tensor(b)
+    a_data, b_data = a.data, b.data
+    if a_data.ndim == 2 and b_data.ndim == 2 and a_data.shape[1] == b_data.shape[0] and a_data.dtype == b_data.dtype:
+        return MatMul()(a, b)  # the common case, checked cheaply
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: both operands need at least one dim, got shapes {a.shape} and {b.shape}")
     inner_a = a.shape[-1]

@@ -1,12 +1,13 @@
 """Reductions over dims, and the softmax family that normalizes along one."""
 
 import builtins
+import math
 from collections import namedtuple
 
 from lamina.autograd import Function, Tensor, _make
 from lamina.backend import get_array_module
 from lamina.ops.elementwise import _floating, exp, maximum, minimum
-from lamina.ops.shape import _dim, broadcast_to, gather, reshape, squeeze
+from lamina.ops.shape import BroadcastTo, _dim, gather, reshape, squeeze
 
 values_indices = namedtuple("values_indices", ["values", "indices"])
 
@@ -25,7 +26,8 @@ def _keepdim_shape(shape, axes):
 
 def _unreduce(gy, shape, axes):
     """Spread a reduced gradient back over the input's shape."""
-    return broadcast_to(reshape(gy, _keepdim_shape(shape, axes)), shape)
+    gy = reshape(gy, _keepdim_shape(shape, axes))
+    return gy if gy.shape == shape else BroadcastTo(shape)(gy)
 
 
 class Sum(Function):
@@ -44,14 +46,11 @@ class Mean(Function):
         self.axes, self.keepdim = axes, keepdim
 
     def forward(self, a):
-        return a.mean(axis=self.axes, keepdims=self.keepdim)
+        self.count = math.prod(a.shape[axis] for axis in self.axes)
+        return a.sum(axis=self.axes, keepdims=self.keepdim) / self.count  # a.mean() costs more in Python
 
     def backward(self, gy):
-        shape = self.inputs[0].shape
-        count = 1
-        for axis in self.axes:
-            count *= shape[axis]
-        return _unreduce(gy, shape, self.axes) / count
+        return _unreduce(gy, self.inputs[0].shape, self.axes) / self.count
 
 
 class Amax(Function):
@@ -131,9 +130,7 @@ def var(x, dim=None, *, correction=1, keepdim=False):
     """Variance with PyTorch's default Bessel correction (divide by n - 1)."""
     x = _floating(x)
     axes = _axes(dim, x.ndim, "var")
-    count = 1
-    for axis in axes:
-        count *= x.shape[axis]
+    count = math.prod(x.shape[axis] for axis in axes)
     centered = x - mean(x, axes, keepdim=True)
     return sum(centered * centered, axes, keepdim) / builtins.max(count - correction, 0)
 

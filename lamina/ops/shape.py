@@ -31,13 +31,17 @@ class SumTo(Function):
 
     def forward(self, a):
         lead = a.ndim - len(self.shape)
+        if a.shape[lead:] == self.shape:
+            # Summing leading dims (a bias gradient) is a vector-matrix product: BLAS does it
+            # several times faster than NumPy's reduction along axis 0.
+            rows = math.prod(a.shape[:lead])
+            ones = get_array_module(a).ones(rows, dtype=a.dtype)
+            return (ones @ a.reshape(rows, -1)).reshape(self.shape)
         stretched = tuple(i + lead for i, n in enumerate(self.shape) if n == 1 and a.shape[i + lead] != 1)
-        axes = tuple(range(lead)) + stretched
-        y = a.sum(axis=axes, keepdims=True) if axes else a
-        return y.reshape(self.shape) if lead else y
+        return a.sum(axis=tuple(range(lead)) + stretched, keepdims=True).reshape(self.shape)
 
     def backward(self, gy):
-        return broadcast_to(gy, self.inputs[0].shape)
+        return BroadcastTo(self.inputs[0].shape)(gy)
 
 
 class BroadcastTo(Function):
