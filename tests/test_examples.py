@@ -1,0 +1,15 @@
+"""The example scripts run and do what they say."""
+
+import runpy
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_first_network_learns(capsys):
+    runpy.run_path(str(EXAMPLES / "first_network.py"), run_name="__main__")
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    losses = [float(line[3]) for line in lines]
+    accuracy = float(lines[-1][5].rstrip("%"))
+    assert losses[-1] < losses[0] / 5
+    assert accuracy >= 95.0
