@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis.extra.numpy import mutually_broadcastable_shapes
 from op_cases import CASES, make_inputs
 
 import lamina
@@ -42,3 +44,17 @@ def test_gradcheck(case):
 def test_gradgradcheck(case):
     tensors = [lamina.tensor(a, requires_grad=True) for a in make_inputs(case)]
     assert lamina.gradgradcheck(lambda *xs: case.fn(lamina, *xs), tensors)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shapes=mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3))
+def test_broadcasting_gradients_for_any_shapes(shapes):
+    a_shape, b_shape = shapes.input_shapes
+    rng = np.random.default_rng(0)
+    a = lamina.tensor(rng.standard_normal(a_shape), requires_grad=True)
+    b = lamina.tensor(rng.uniform(0.5, 2.0, b_shape), requires_grad=True)
+    assert lamina.gradcheck(lambda x, y: (x * y - x / y + y).tanh(), [a, b])
+    out = a * b
+    assert out.shape == shapes.result_shape
+    out.sum().backward()
+    assert a.grad.shape == a_shape and b.grad.shape == b_shape

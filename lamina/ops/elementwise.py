@@ -162,7 +162,7 @@ class TanhGrad(Function):
     """gy * (1 - y**2) in one pass over memory; differentiable itself, for second derivatives."""
 
     def forward(self, y, gy):
-        out = y * y
+        out = np.multiply(y, y, out=get_array_module(y).empty_like(y))  # an array even when 0-d
         np.subtract(1, out, out=out)
         out *= gy
         return out
