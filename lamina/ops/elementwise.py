@@ -3,7 +3,7 @@
 import numpy as np
 
 from lamina.autograd import Function, Tensor, _make, as_tensor
-from lamina.backend import default_float, get_array_module
+from lamina.backend import default_float, get_array_module, is_array
 from lamina.ops.shape import sum_to
 
 
@@ -345,7 +345,9 @@ def minimum(a, b):
 
 def where(condition, input, other):
     """input where condition is true, else other; gradients flow to both."""
-    condition = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    condition = condition.data if isinstance(condition, Tensor) else condition
+    if not is_array(condition):
+        condition = np.asarray(condition)
     if condition.dtype != np.bool_:
         raise TypeError(f"where: condition must be a bool tensor, not {condition.dtype}")
     if isinstance(input, Tensor) or isinstance(other, Tensor):

@@ -302,7 +302,8 @@ def getitem(x, index):
 
 def _gather_where(xp, index, dim):
     """The advanced index that picks, for gather along `dim`, the element each entry of `index` names."""
-    where = list(xp.indices(index.shape, sparse=True))
+    ndim = index.ndim
+    where = [xp.arange(n).reshape((1,) * i + (n,) + (1,) * (ndim - i - 1)) for i, n in enumerate(index.shape)]
     where[dim] = index
     return tuple(where)
 
