@@ -5,6 +5,7 @@ Data flows through layers to predictions; a loss scores them; backpropagation
 the weights. `lamina.Tensor` and the ops below are the backpropagation.
 """
 
+from lamina import nn  # noqa: E402
 from lamina.autograd import (
     Function,
     Tensor,
@@ -20,6 +21,7 @@ from lamina.backend import float32, float64, get_array_module, int64, manual_see
 from lamina.creation import (
     arange,
     as_tensor,
+    empty,
     eye,
     from_numpy,
     full,
@@ -41,7 +43,8 @@ from lamina.ops import __all__ as _ops_all
 __version__ = "0.1.0"
 
 __all__ = [
-    "Function", "GradcheckError", "Tensor", "arange", "as_tensor", "bool", "detect_anomaly", "enable_grad",
+    "Function", "GradcheckError", "Tensor", "arange", "as_tensor", "bool", "detect_anomaly", "empty",
+    "enable_grad",
     "eye", "float32", "float64", "from_numpy", "full", "full_like", "get_array_module", "grad", "gradcheck",
     "gradgradcheck", "int64", "is_grad_enabled", "linspace", "manual_seed", "no_grad", "ones", "ones_like",
     "rand", "randint", "randn", "set_grad_enabled", "tensor", "zeros", "zeros_like", *_ops_all,

@@ -40,6 +40,10 @@ def zeros(*size, dtype=None, requires_grad=False):
     return Tensor(np.zeros(_size(size), _float_dtype(dtype)), requires_grad=requires_grad)
 
 
+def empty(*size, dtype=None, requires_grad=False):
+    return Tensor(np.empty(_size(size), _float_dtype(dtype)), requires_grad=requires_grad)
+
+
 def ones(*size, dtype=None, requires_grad=False):
     return Tensor(np.ones(_size(size), _float_dtype(dtype)), requires_grad=requires_grad)
 

@@ -1,5 +1,7 @@
 """Elementwise ops. Broadcasting gradients are reduced in one place: `sum_to`."""
 
+import math
+
 import numpy as np
 
 from lamina.autograd import Function, Tensor, _make, as_tensor
@@ -182,6 +184,24 @@ class Sigmoid(Function):
         return gy * y * (1 - y)
 
 
+def _erf(a):
+    if a.dtype == np.float64:  # exact, for float64 checks; slower, off the float32 hot path
+        return np.vectorize(math.erf, otypes=[a.dtype])(a)
+    # Abramowitz & Stegun 7.1.26: absolute error below 1.5e-7, float32's own precision
+    t = 1 / (1 + 0.3275911 * np.abs(a))
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return np.sign(a) * (1 - poly * np.exp(-a * a))
+
+
+class Erf(Function):
+    def forward(self, a):
+        return _erf(a)
+
+    def backward(self, gy):
+        a = self.inputs[0]
+        return gy * (2 / math.sqrt(math.pi)) * exp(-a * a)
+
+
 class ReLU(Function):
     def forward(self, a):
         return np.maximum(a, 0)
@@ -318,6 +338,10 @@ def tanh(a):
 
 def sigmoid(a):
     return Sigmoid()(_floating(a))
+
+
+def erf(a):
+    return Erf()(_floating(a))
 
 
 def relu(a):

@@ -1,0 +1,371 @@
+"""Module, Parameter and the containers: how layers hold weights and nest."""
+
+from collections import OrderedDict, namedtuple
+
+import numpy as np
+
+from lamina.autograd import Tensor
+from lamina.backend import as_array
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+# Every Module subclass by "module.QualName": `lamina.load` rebuilds only classes found here,
+# so a file can name a class but never make lamina import or run anything new.
+MODULE_CLASSES = {}
+
+
+class Parameter(Tensor):
+    """A tensor that a Module registers as a weight; requires grad by default."""
+
+    __slots__ = ()
+
+    def __init__(self, data, requires_grad=True):
+        super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class _HookHandle:
+    def __init__(self, hooks, key):
+        self._hooks, self._key = hooks, key
+
+    def remove(self):
+        self._hooks.pop(self._key, None)
+
+
+class Module:
+    """Base class of every layer and model.
+
+    Parameters, buffers and submodules register by attribute assignment, in
+    insertion order. The constructor's arguments are recorded, so that
+    `lamina.save` can store the architecture of any module whose arguments are
+    plain values, custom subclasses included, without extra code.
+    """
+
+    _next_hook = 0
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        MODULE_CLASSES[f"{cls.__module__}.{cls.__qualname__}"] = cls
+
+    def __new__(cls, *args, **kwargs):
+        module = super().__new__(cls)
+        module.__dict__.update(
+            _parameters=OrderedDict(), _buffers=OrderedDict(), _modules=OrderedDict(), _forward_hooks={},
+            _non_persistent=set(), training=True, _init_args=(args, kwargs),
+        )
+        return module
+
+    def __init__(self):
+        pass
+
+    # --- registration -----------------------------------------------------------------------
+    def __setattr__(self, name, value):
+        for table in ("_parameters", "_buffers", "_modules"):
+            self.__dict__[table].pop(name, None)
+        if isinstance(value, Parameter):
+            self.__dict__.pop(name, None)
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self.__dict__.pop(name, None)
+            self._modules[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name):  # only called when normal lookup fails
+        for table in ("_parameters", "_buffers", "_modules"):
+            if name in self.__dict__.get(table, ()):
+                return self.__dict__[table][name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def __delattr__(self, name):
+        for table in ("_parameters", "_buffers", "_modules"):
+            if name in self.__dict__[table]:
+                del self.__dict__[table][name]
+                return
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name, param):
+        if param is None:
+            self._parameters[name] = None
+        else:
+            setattr(self, name, param)
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """State that is saved with the module but is not a weight (BatchNorm's running mean, say)."""
+        self.__dict__.pop(name, None)
+        self._buffers[name] = tensor if tensor is None or isinstance(tensor, Tensor) else Tensor(tensor)
+        if not persistent:
+            self._non_persistent.add(name)
+
+    def add_module(self, name, module):
+        self._modules[name] = module
+
+    register_module = add_module
+
+    # --- traversal ----------------------------------------------------------------------------
+    def named_modules(self, prefix=""):
+        seen, stack = set(), [(prefix, self)]
+        while stack:
+            name, module = stack.pop(0)
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            stack[0:0] = [(f"{name}.{k}" if name else k, m) for k, m in module._modules.items() if m is not None]
+
+    def modules(self):
+        return (m for _, m in self.named_modules())
+
+    def named_children(self):
+        return ((k, m) for k, m in self._modules.items() if m is not None)
+
+    def children(self):
+        return (m for _, m in self.named_children())
+
+    def _named_members(self, table, recurse):
+        seen = set()
+        modules = self.named_modules() if recurse else [("", self)]
+        for prefix, module in modules:
+            for name, value in module.__dict__[table].items():
+                if value is None or id(value) in seen:
+                    continue
+                seen.add(id(value))
+                yield (f"{prefix}.{name}" if prefix else name), value
+
+    def named_parameters(self, prefix="", recurse=True):
+        for name, p in self._named_members("_parameters", recurse):
+            yield (f"{prefix}.{name}" if prefix else name), p
+
+    def parameters(self, recurse=True):
+        return (p for _, p in self.named_parameters(recurse=recurse))
+
+    def named_buffers(self, prefix="", recurse=True):
+        for name, b in self._named_members("_buffers", recurse):
+            yield (f"{prefix}.{name}" if prefix else name), b
+
+    def buffers(self, recurse=True):
+        return (b for _, b in self.named_buffers(recurse=recurse))
+
+    def apply(self, fn):
+        for module in self.children():
+            module.apply(fn)
+        fn(self)
+        return self
+
+    # --- modes and gradients -------------------------------------------------------------------
+    def train(self, mode=True):
+        for module in self.modules():
+            module.__dict__["training"] = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self, set_to_none=True):
+        for p in self.parameters():
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad.data[...] = 0
+
+    def requires_grad_(self, requires_grad=True):
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def to(self, dtype):
+        """Cast every floating parameter and buffer to `dtype` in place; returns self."""
+        dtype = np.dtype(dtype)
+        for t in list(self.parameters()) + list(self.buffers()):
+            if t.data.dtype.kind == "f":
+                t.data = t.data.astype(dtype)
+                t.grad = None
+        return self
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
+
+    # --- state ---------------------------------------------------------------------------------
+    def state_dict(self, prefix=""):
+        """Parameters and persistent buffers by dotted name, as PyTorch names them."""
+        state = OrderedDict()
+        for module_prefix, module in self.named_modules(prefix.rstrip(".")):
+            for name, p in module._parameters.items():
+                if p is not None:
+                    state[f"{module_prefix}.{name}" if module_prefix else name] = p.detach()
+            for name, b in module._buffers.items():
+                if b is not None and name not in module._non_persistent:
+                    state[f"{module_prefix}.{name}" if module_prefix else name] = b.detach()
+        return state
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy arrays or tensors into this module's parameters and buffers, checking names and shapes."""
+        own = self.state_dict()
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            problems = []
+            if missing:
+                problems.append("missing key" + "s" * (len(missing) > 1) + " " + ", ".join(missing))
+            if unexpected:
+                problems.append("unexpected key" + "s" * (len(unexpected) > 1) + " " + ", ".join(unexpected))
+            raise KeyError(f"load_state_dict for {type(self).__name__}: " + "; ".join(problems))
+        targets = {}
+        for module_prefix, module in self.named_modules():
+            for table in ("_parameters", "_buffers"):
+                for name, t in module.__dict__[table].items():
+                    if t is not None:
+                        targets[f"{module_prefix}.{name}" if module_prefix else name] = t
+        for key, value in state_dict.items():
+            if key not in targets:
+                continue
+            array = value.data if isinstance(value, Tensor) else as_array(np.asarray(value))
+            target = targets[key]
+            if tuple(array.shape) != target.shape:
+                raise ValueError(f"load_state_dict: {key} has shape {tuple(array.shape)} in the state dict, "
+                                 f"{target.shape} in the model")
+            target.data[...] = array
+        return IncompatibleKeys(missing, unexpected)
+
+    # --- calling -------------------------------------------------------------------------------
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args, **kwargs):
+        out = self.forward(*args, **kwargs)
+        for hook in list(self._forward_hooks.values()):
+            result = hook(self, args, out)
+            if result is not None:
+                out = result
+        return out
+
+    def register_forward_hook(self, hook):
+        """Call hook(module, inputs, output) after every forward; returns a handle with .remove()."""
+        Module._next_hook += 1
+        self._forward_hooks[Module._next_hook] = hook
+        return _HookHandle(self._forward_hooks, Module._next_hook)
+
+    # --- training (the loop itself lives in lamina.training) ------------------------------------
+    def compile(self, optimizer="adam", loss="cross_entropy", metrics=None):
+        """Choose the optimizer, loss and metrics that fit/evaluate use, as in Keras."""
+        from lamina.training import compile_model  # training sits above nn; imported on use
+
+        compile_model(self, optimizer, loss, metrics)
+        return self
+
+    def fit(self, x, y=None, **kwargs):
+        from lamina.training import fit
+
+        return fit(self, x, y, **kwargs)
+
+    def evaluate(self, x, y=None, **kwargs):
+        from lamina.training import evaluate
+
+        return evaluate(self, x, y, **kwargs)
+
+    def predict(self, x, batch_size=256):
+        from lamina.training import predict
+
+        return predict(self, x, batch_size)
+
+    # --- display -------------------------------------------------------------------------------
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        lines = [f"({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not lines:
+            return head + ")"
+        return head + "\n  " + "\n  ".join(lines) + "\n)"
+
+
+class Sequential(Module):
+    """Modules applied one after another; indexable and iterable like a list."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, module in modules[0].items():
+                self.add_module(name, module)
+        else:
+            for i, module in enumerate(modules):
+                self.add_module(str(i), module)
+
+    def forward(self, x):
+        for module in self._modules.values():
+            x = module(x)
+        return x
+
+    def __getitem__(self, index):
+        modules = list(self._modules.values())
+        if isinstance(index, slice):
+            return Sequential(*modules[index])
+        return modules[index]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class ModuleList(Module):
+    def __init__(self, modules=()):
+        super().__init__()
+        for module in modules:
+            self.append(module)
+
+    def append(self, module):
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+    def extend(self, modules):
+        for module in modules:
+            self.append(module)
+        return self
+
+    def __getitem__(self, index):
+        return list(self._modules.values())[index]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class ModuleDict(Module):
+    def __init__(self, modules=None):
+        super().__init__()
+        for name, module in (modules or {}).items():
+            self.add_module(name, module)
+
+    def __getitem__(self, name):
+        return self._modules[name]
+
+    def __setitem__(self, name, module):
+        self.add_module(name, module)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __contains__(self, name):
+        return name in self._modules
+
+    def keys(self):
+        return self._modules.keys()
+
+    def values(self):
+        return self._modules.values()
+
+    def items(self):
+        return self._modules.items()
