@@ -2,50 +2,29 @@
 
 Data flows through layers to predictions; a loss scores them; backpropagation
 (this package's autograd) turns the score into gradients; an optimizer moves
-the weights. `lamina.Tensor` and the ops below are the backpropagation.
+the weights. `lamina.Tensor` and the ops below are the backpropagation;
+`lamina.nn`, `lamina.optim`, `lamina.data` and `lamina.training` build on them.
 """
 
-from lamina import nn  # noqa: E402
-from lamina.autograd import (
-    Function,
-    Tensor,
-    detect_anomaly,
-    enable_grad,
-    grad,
-    is_grad_enabled,
-    no_grad,
-    set_grad_enabled,
+from lamina.autograd import (  # noqa: I001  (grouped by layer of the package, not alphabetically)
+    Function, Tensor, detect_anomaly, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled,
 )
 from lamina.backend import bool_ as bool
 from lamina.backend import float32, float64, get_array_module, int64, manual_seed
 from lamina.creation import (
-    arange,
-    as_tensor,
-    empty,
-    eye,
-    from_numpy,
-    full,
-    full_like,
-    linspace,
-    ones,
-    ones_like,
-    rand,
-    randint,
-    randn,
-    tensor,
-    zeros,
-    zeros_like,
+    arange, as_tensor, empty, eye, from_numpy, full, full_like, linspace, ones, ones_like, rand, randint, randn,
+    tensor, zeros, zeros_like,
 )
 from lamina.gradient_check import GradcheckError, gradcheck, gradgradcheck
 from lamina.ops import *  # noqa: F403  (the differentiable functions: add, matmul, softmax, ...)
 from lamina.ops import __all__ as _ops_all
+from lamina import nn
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Function", "GradcheckError", "Tensor", "arange", "as_tensor", "bool", "detect_anomaly", "empty",
-    "enable_grad",
-    "eye", "float32", "float64", "from_numpy", "full", "full_like", "get_array_module", "grad", "gradcheck",
-    "gradgradcheck", "int64", "is_grad_enabled", "linspace", "manual_seed", "no_grad", "ones", "ones_like",
-    "rand", "randint", "randn", "set_grad_enabled", "tensor", "zeros", "zeros_like", *_ops_all,
+    "enable_grad", "eye", "float32", "float64", "from_numpy", "full", "full_like", "get_array_module", "grad",
+    "gradcheck", "gradgradcheck", "int64", "is_grad_enabled", "linspace", "manual_seed", "nn", "no_grad", "ones",
+    "ones_like", "rand", "randint", "randn", "set_grad_enabled", "tensor", "zeros", "zeros_like", *_ops_all,
 ]

@@ -80,7 +80,9 @@ def embedding(input, weight, padding_idx=None):
     if indices.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, not {indices.dtype}")
     if indices.size and (indices.min() < 0 or indices.max() >= weight.shape[0]):
-        raise IndexError(f"embedding: indices must lie in [0, {weight.shape[0]}), got [{indices.min()}, {indices.max()}]")
+        raise IndexError(
+            f"embedding: indices must lie in [0, {weight.shape[0]}), got [{indices.min()}, {indices.max()}]"
+        )
     out = weight[indices]
     if padding_idx is not None:  # the padding row's value passes through but receives no gradient
         out = ops.where(_make((indices == padding_idx)[..., None]), out.detach(), out)
