@@ -1,0 +1,299 @@
+"""The `lamina` command: train, evaluate, predict and inspect models.
+
+`lamina train` with no arguments is the essay in one command: a multilayer
+perceptron whose weights start random learns to read handwritten digits that
+ship with lamina, epoch by epoch, and is saved with its history.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import lamina
+from lamina import datasets, io, nn
+from lamina.data import DataLoader, RandomShift, TensorDataset
+from lamina.training import CSVLogger, History, LearningRateScheduler, ModelCheckpoint
+
+IMAGE_SETS = ("digits", "mnist")
+DATASETS = IMAGE_SETS + tuple(datasets.TOY_SETS)
+
+
+class CommandError(Exception):
+    """A problem to report in one line, with exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise CommandError(message)
+
+
+# --- data and models -------------------------------------------------------------------------------
+def load_data(name, data_dir=None, seed=0):
+    """((x_train, y_train), (x_test, y_test)) with float32 inputs and int64 labels."""
+    if name == "digits":
+        (xt, yt), (xv, yv) = datasets.digits()
+    elif name == "mnist":
+        (xt, yt), (xv, yv) = datasets.mnist(root=data_dir)
+    elif name in datasets.TOY_SETS:
+        X, y = datasets.TOY_SETS[name](n=1000, seed=seed)
+        cut = 800
+        return (X[:cut], y[:cut]), (X[cut:], y[cut:])
+    else:
+        raise CommandError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    return (datasets.scale(xt), yt), (datasets.scale(xv), yv)
+
+
+def build_mlp(input_shape, hidden, classes, dropout=0.0):
+    """Flatten, then Linear + ReLU (+ Dropout) per hidden width, then a Linear to the class scores."""
+    layers = [nn.Flatten()] if len(input_shape) > 1 else []
+    width = int(np.prod(input_shape))
+    for size in hidden:
+        layers += [nn.Linear(width, size), nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        width = size
+    layers.append(nn.Linear(width, classes))
+    return nn.Sequential(*layers)
+
+
+def _hidden(text):
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--hidden takes comma-separated layer widths like 256,128, not {text!r}")
+    if any(s <= 0 for s in sizes):
+        raise argparse.ArgumentTypeError(f"--hidden widths must be positive, got {text!r}")
+    return sizes
+
+
+def _positive(kind):
+    def parse(text):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
+
+
+DEFAULTS = {  # per dataset: hidden widths, epochs, dropout, augmentation (pixels of random shift)
+    "digits": dict(hidden=[256, 128], epochs=30, dropout=0.2, augment=1),
+    "mnist": dict(hidden=[256, 128], epochs=10, dropout=0.2, augment=1),
+    "toy": dict(hidden=[16, 16], epochs=100, dropout=0.0, augment=0),
+}
+
+
+# --- train ------------------------------------------------------------------------------------------
+def _latest_run(root=Path("lamina-runs")):
+    runs = sorted(p for p in root.glob("*") if (p / "checkpoint.npz").exists()) if root.exists() else []
+    if not runs:
+        raise CommandError(f"--resume: no run with a checkpoint.npz under {root}/")
+    return runs[-1]
+
+
+def _settings(args):
+    if args.resume:
+        run = _latest_run() if args.resume == "latest" else Path(args.resume)
+        if run.is_file():
+            run = run.parent
+        try:
+            settings = json.loads((run / "settings.json").read_text())
+        except OSError as e:
+            raise CommandError(f"--resume: cannot read the run's settings.json in {run}: {e.strerror}") from None
+        if args.epochs is not None:
+            settings["epochs"] = args.epochs
+        settings["out"] = str(run)
+        return settings
+    defaults = DEFAULTS["toy" if args.dataset in datasets.TOY_SETS else args.dataset]
+    settings = {
+        "dataset": args.dataset, "hidden": args.hidden or defaults["hidden"],
+        "epochs": args.epochs or defaults["epochs"], "batch_size": args.batch_size, "lr": args.lr,
+        "optimizer": args.optimizer, "seed": args.seed, "data_dir": args.data_dir,
+        "dropout": defaults["dropout"] if args.dropout is None else args.dropout,
+        "augment": defaults["augment"] if args.augment is None else args.augment,
+        "out": args.out or str(Path("lamina-runs") / time.strftime("%Y%m%d-%H%M%S")),
+    }
+    return settings
+
+
+def train(args):
+    settings = _settings(args)
+    out = Path(settings["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    lamina.manual_seed(settings["seed"])
+    (x_train, y_train), (x_test, y_test) = load_data(settings["dataset"], settings.get("data_dir"), settings["seed"])
+    classes = int(max(y_train.max(), y_test.max())) + 1
+    model = build_mlp(x_train.shape[1:], settings["hidden"], classes, settings["dropout"])
+    optimizer = lamina.training.loop.OPTIMIZERS[settings["optimizer"]](model.parameters(), lr=settings["lr"])
+    model.compile(optimizer, "cross_entropy", ["accuracy"])
+    augment = RandomShift(settings["augment"]) if settings["augment"] and x_train.ndim >= 3 else None
+    loader = DataLoader(TensorDataset(x_train, y_train), batch_size=settings["batch_size"], shuffle=True,
+                        transform=augment)
+    initial_epoch, history = 0, None
+    if args.resume:
+        state = io.load_checkpoint(out / "checkpoint.npz", model, optimizer)
+        initial_epoch, history = state["epoch"] or 0, History.from_dict(state["history"] or {})
+        if initial_epoch >= settings["epochs"]:
+            raise CommandError(f"--resume: the run in {out} already finished its {settings['epochs']} epochs; "
+                               "pass --epochs N with a larger N to train further")
+        print(f"Resuming {out} at epoch {initial_epoch + 1}/{settings['epochs']}")
+    scheduler = lamina.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings["lr"], epochs=settings["epochs"],
+                                                     steps_per_epoch=len(loader))
+    if args.resume:
+        saved = io.read_metadata(out / "checkpoint.npz").get("scheduler", {}).get("state", {})
+        if saved.get("total_steps") == scheduler.total_steps:
+            scheduler.load_state_dict(saved)  # the same schedule, continued
+        else:  # more epochs than planned: a fresh one-cycle over the epochs that remain
+            scheduler = lamina.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=settings["lr"], epochs=settings["epochs"] - initial_epoch,
+                steps_per_epoch=len(loader))
+    model.scheduler = scheduler
+    if history is not None:
+        model.history = history
+    (out / "settings.json").write_text(json.dumps(settings, indent=2))
+    print(f"Training {settings['hidden']} MLP on {settings['dataset']} ({len(x_train):,} training images, "
+          f"{len(x_test):,} test) for {settings['epochs']} epochs")
+    callbacks = [LearningRateScheduler(scheduler), ModelCheckpoint(out / "checkpoint.npz"),
+                 CSVLogger(out / "history.csv", append=bool(args.resume))]
+    start = time.perf_counter()
+    history = model.fit(loader, epochs=settings["epochs"], validation_data=(x_test, y_test), callbacks=callbacks,
+                        verbose=args.verbose, initial_epoch=initial_epoch)
+    seconds = time.perf_counter() - start
+    results = model.evaluate(x_test, y_test)
+    summary = {"test_loss": results["loss"], "test_accuracy": results["accuracy"], "seconds": round(seconds, 2),
+               "epochs": len(history.epoch), "interrupted": history.interrupted}
+    io.save(model, out / "model.npz", metadata={"settings": settings, "results": summary},
+            history=history.to_dict())
+    (out / "history.json").write_text(json.dumps(history.to_dict(), indent=2))
+    print(f"Test accuracy: {results['accuracy']:.2%} (loss {results['loss']:.4f}) after {seconds:.1f}s")
+    print(f"Saved the model to {out / 'model.npz'} and the history to {out / 'history.json'}")
+    return summary
+
+
+# --- evaluate, predict, info ---------------------------------------------------------------------------
+def _load_model(path):
+    return io.load(path), io.read_metadata(path)
+
+
+def evaluate(args):
+    model, document = _load_model(args.model)
+    settings = document.get("metadata", {}).get("settings", {})
+    name = args.dataset or settings.get("dataset", "digits")
+    _, (x_test, y_test) = load_data(name, args.data_dir or settings.get("data_dir"), settings.get("seed", 0))
+    model.compile(lamina.optim.SGD(model.parameters()), "cross_entropy", ["accuracy"])
+    results = model.evaluate(x_test, y_test)
+    print(f"{name} test set ({len(x_test):,} samples): accuracy {results['accuracy']:.2%}, loss {results['loss']:.4f}")
+    return results
+
+
+def read_digit_image(path):
+    """A photo or scan of one digit as MNIST sees it: grayscale 28x28 in [0, 1], white digit on black."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise CommandError("reading images needs Pillow: pip install 'lamina[image]'") from None
+    try:
+        with Image.open(path) as img:
+            gray = np.asarray(img.convert("L").resize((28, 28), Image.LANCZOS), dtype=np.float32) / 255
+    except OSError as e:
+        raise CommandError(f"cannot read image {path}: {e}") from None
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if border.mean() > 0.5:  # a dark digit on a light background, as written on paper
+        gray = 1 - gray
+    return gray
+
+
+def predict(args):
+    model, _ = _load_model(args.model)
+    for path in args.images:
+        image = read_digit_image(path)
+        with lamina.no_grad():
+            scores = model(lamina.tensor(image[None]))
+        probs = lamina.softmax(scores, 1).numpy()[0]
+        top = np.argsort(probs)[::-1][: args.top]
+        print(f"{path}: " + ", ".join(f"{int(k)} ({probs[k]:.1%})" for k in top))
+
+
+def info(args):
+    model, document = _load_model(args.model)
+    print(f"{args.model}: lamina {document.get('version')} model")
+    total = 0
+    for name, p in model.named_parameters():
+        total += p.data.size
+        print(f"  {name:<24} {str(p.shape):<14} {p.data.size:>10,}")
+    print(f"  {'total':<24} {'':<14} {total:>10,} parameters")
+    print(model)
+    metadata = document.get("metadata", {})
+    if "settings" in metadata:
+        s = metadata["settings"]
+        print(f"trained on {s['dataset']} for {s['epochs']} epochs, {s['optimizer']} lr {s['lr']}, "
+              f"batch {s['batch_size']}, seed {s['seed']}")
+    if "results" in metadata:
+        r = metadata["results"]
+        print(f"test accuracy {r['test_accuracy']:.2%}, test loss {r['test_loss']:.4f}, {r['seconds']}s")
+
+
+# --- the parser ---------------------------------------------------------------------------------------
+def make_parser():
+    parser = _Parser(prog="lamina", description="Train and inspect neural networks with lamina.")
+    parser.add_argument("--version", action="version", version=f"lamina {lamina.__version__}")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    t = commands.add_parser("train", help="train a network (default: an MLP on the bundled digits)")
+    t.add_argument("--dataset", choices=DATASETS, default="digits")
+    t.add_argument("--hidden", type=_hidden, help="hidden layer widths, e.g. 256,128")
+    t.add_argument("--epochs", type=_positive(int))
+    t.add_argument("--batch-size", type=_positive(int), default=128)
+    t.add_argument("--lr", type=_positive(float), default=3e-3, help="peak learning rate of the one-cycle schedule")
+    t.add_argument("--optimizer", choices=sorted(lamina.training.loop.OPTIMIZERS), default="adam")
+    t.add_argument("--dropout", type=float, help="dropout after each hidden layer (digits: 0.2)")
+    t.add_argument("--augment", type=int, help="random shift of training images, in pixels (images: 1)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", help="run folder (default ./lamina-runs/<timestamp>)")
+    t.add_argument("--resume", nargs="?", const="latest", metavar="RUN",
+                   help="continue the latest run (or the run folder RUN) from its checkpoint")
+    t.add_argument("--data-dir", help="folder holding the four MNIST files (for --dataset mnist)")
+    t.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
+    t.set_defaults(run=train)
+
+    e = commands.add_parser("evaluate", help="accuracy and loss of a saved model on a test set")
+    e.add_argument("model")
+    e.add_argument("--dataset", choices=DATASETS)
+    e.add_argument("--data-dir")
+    e.set_defaults(run=evaluate)
+
+    p = commands.add_parser("predict", help="classify images of digits (PNG or JPEG)")
+    p.add_argument("model")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--top", type=_positive(int), default=3)
+    p.set_defaults(run=predict)
+
+    i = commands.add_parser("info", help="layers, parameter counts and training summary of a saved model")
+    i.add_argument("model")
+    i.set_defaults(run=info)
+    return parser
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = make_parser().parse_args(argv or ["train"])
+        if args.command is None:
+            raise CommandError("choose a command: train, evaluate, predict or info (see lamina --help)")
+        args.run(args)
+    except CommandError as e:
+        print(f"lamina: error: {e}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError, KeyError, datasets.DatasetError) as e:  # unreadable files, bad data
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"lamina: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""The training process: fit / evaluate / predict, callbacks, metrics and the progress display."""
+
+from lamina.training import metrics
+from lamina.training.callbacks import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    History,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    ProgressBar,
+    TerminateOnNaN,
+)
+from lamina.training.loop import TrainingError, compile_model, evaluate, fit, predict
+
+__all__ = [
+    "CSVLogger", "Callback", "EarlyStopping", "History", "LearningRateScheduler", "ModelCheckpoint", "ProgressBar",
+    "TerminateOnNaN", "TrainingError", "compile_model", "evaluate", "fit", "metrics", "predict",
+]
