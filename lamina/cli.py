@@ -64,7 +64,7 @@ def _hidden(text):
     try:
         sizes = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--hidden takes comma-separated layer widths like 256,128, not {text!r}")
+        raise argparse.ArgumentTypeError(f"--hidden takes widths like 256,128, not {text!r}") from None
     if any(s <= 0 for s in sizes):
         raise argparse.ArgumentTypeError(f"--hidden widths must be positive, got {text!r}")
     return sizes

@@ -61,13 +61,16 @@ def f1(y_true, y_pred, num_classes=None, threshold=0.0):
     return float(_per_class(confusion_matrix(y_true, y_pred, num_classes, threshold))[2].mean())
 
 
+def _difference(y_true, y_pred):
+    return np.asarray(y_pred, np.float64) - np.asarray(y_true, np.float64).reshape(np.shape(y_pred))
+
+
 def mae(y_true, y_pred):
-    return float(np.abs(np.asarray(y_pred, np.float64) - np.asarray(y_true, np.float64).reshape(np.shape(y_pred))).mean())
+    return float(np.abs(_difference(y_true, y_pred)).mean())
 
 
 def mse(y_true, y_pred):
-    diff = np.asarray(y_pred, np.float64) - np.asarray(y_true, np.float64).reshape(np.shape(y_pred))
-    return float((diff * diff).mean())
+    return float((_difference(y_true, y_pred) ** 2).mean())
 
 
 # --- streaming forms, accumulated batch by batch in fit/evaluate ----------------------------------------

@@ -1,0 +1,211 @@
+"""fit / evaluate / predict, callbacks, metrics, and stopping cleanly."""
+
+import csv
+import math
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import lamina
+import lamina.nn as nn
+from lamina import datasets, optim
+from lamina.data import DataLoader, TensorDataset
+from lamina.training import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    ProgressBar,
+    TerminateOnNaN,
+    metrics,
+)
+
+
+def _classifier():
+    return nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 2))
+
+
+def test_fit_learns_admissions_and_returns_history():
+    X, y = datasets.admissions(n=400, noise=0.0)
+    model = _classifier()
+    model.compile(optim.Adam(model.parameters(), lr=0.01), "cross_entropy", ["accuracy"])
+    history = model.fit(X - 0.5, y, epochs=40, batch_size=16, validation_split=0.25, verbose=0)
+    assert history.epoch == list(range(40)) and model.history is history
+    assert history.history["loss"][-1] < history.history["loss"][0] / 3
+    assert history.history["val_accuracy"][-1] >= 0.9
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
+    results = model.evaluate(X - 0.5, y)
+    assert results["accuracy"] >= 0.9
+    predictions = model.predict(X - 0.5, batch_size=64)
+    assert predictions.shape == (400, 2) and predictions.dtype == np.float32
+
+
+def test_fit_accepts_tensors_and_loaders_and_binary_losses():
+    X, y = datasets.xor(n=200, noise=0.0, seed=1)
+    model = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 1))
+    model.compile(optim.Adam(model.parameters(), lr=0.05), "bce_with_logits", ["accuracy", "precision", "f1"])
+    loader = DataLoader(TensorDataset(X, y.astype(np.float32)), batch_size=20, shuffle=True, seed=0)
+    history = model.fit(loader, epochs=60, verbose=0)
+    assert history.history["accuracy"][-1] > 0.9
+    assert model.evaluate(lamina.tensor(X), lamina.tensor(y))["f1"] > 0.9
+
+
+def test_fit_errors_are_clear():
+    model = _classifier()
+    with pytest.raises(lamina.training.TrainingError, match="compile"):
+        model.fit(np.zeros((4, 2)), np.zeros(4, np.int64))
+    model.compile()
+    with pytest.raises(ValueError, match=r"x has 4 samples \(shape \(4, 2\)\) but y has 3"):
+        model.fit(np.zeros((4, 2)), np.zeros(3, np.int64), verbose=0)
+    with pytest.raises(ValueError, match="unknown loss"):
+        model.compile(loss="hinge")
+
+
+def test_float64_inputs_train_in_float32():
+    X, y = datasets.moons(n=64)
+    model = _classifier().compile()
+    seen = []
+    model.register_forward_hook(lambda m, inputs, out: seen.append((inputs[0].dtype, out.dtype)))
+    model.fit(X.astype(np.float64), y, epochs=1, verbose=0)
+    assert set(seen) == {(lamina.float32, lamina.float32)}
+
+
+def test_progress_output_by_verbosity(capsys):
+    X, y = datasets.circles(n=64)
+    model = _classifier().compile(metrics=["accuracy"])
+    model.fit(X, y, epochs=2, verbose=0)
+    assert capsys.readouterr().out == ""
+    model.fit(X, y, epochs=2, verbose=2)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("Epoch 2/2") and "loss" in lines[1] and "accuracy" in lines[1]
+    model.fit(X, y, epochs=1, verbose=1)  # not a terminal here: plain lines instead of a bar
+    assert capsys.readouterr().out.startswith("Epoch 1/1")
+
+
+def test_progress_bar_on_a_terminal_shows_batches_and_metrics():
+    tqdm = pytest.importorskip("tqdm")  # noqa: F841
+
+    class FakeTerminal:
+        def __init__(self):
+            self.text = ""
+
+        def write(self, s):
+            self.text += s
+
+        def flush(self):
+            pass
+
+        def isatty(self):
+            return True
+
+    stream = FakeTerminal()
+    X, y = datasets.moons(n=128)
+    _classifier().compile(metrics=["accuracy"]).fit(X, y, epochs=1, batch_size=16, verbose=1,
+                                                    callbacks=[ProgressBar(1, stream=stream)])
+    assert "Epoch 1/1" in stream.text and "8/8" in stream.text and "loss=" in stream.text
+    assert "accuracy=" in stream.text
+
+
+def test_early_stopping_restores_best_weights():
+    X, y = datasets.moons(n=200)
+    model = _classifier()
+    model.compile(optim.SGD(model.parameters(), lr=0.5))
+
+    class Worsen(Callback):  # from epoch 3 on, wreck the weights so the monitored loss rises
+        def on_train_batch_end(self, batch, logs=None):
+            if len(self.model.history.epoch) >= 3:
+                for p in self.model.parameters():
+                    p.data += 0.5
+
+    stopper = EarlyStopping(monitor="loss", patience=1, restore_best_weights=True)
+    snapshot = {}
+
+    class Remember(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if logs["loss"] <= min(self.model.history.history["loss"]):
+                snapshot.update({k: v.numpy().copy() for k, v in self.model.state_dict().items()})
+
+    history = model.fit(X, y, epochs=20, verbose=0, callbacks=[Worsen(), stopper, Remember()])
+    assert stopper.stopped_epoch is not None and len(history.epoch) < 20
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value.numpy(), snapshot[key])
+
+
+def test_checkpoint_csv_and_scheduler_callbacks(tmp_path):
+    X, y = datasets.spiral(n=100)
+    model = _classifier().compile(metrics=["accuracy"])
+    schedule = optim.lr_scheduler.StepLR(model.optimizer, step_size=1, gamma=0.5)
+    callbacks = [ModelCheckpoint(tmp_path / "best.npz", monitor="val_loss", save_best_only=True),
+                 ModelCheckpoint(tmp_path / "every-{epoch}.npz", monitor="loss"),
+                 CSVLogger(tmp_path / "log.csv"), LearningRateScheduler(schedule)]
+    model.fit(X, y, epochs=3, validation_data=(X, y), callbacks=callbacks, verbose=0)
+    assert sorted(p.name for p in tmp_path.glob("every-*.npz")) == ["every-1.npz", "every-2.npz", "every-3.npz"]
+    state = lamina.load_checkpoint(tmp_path / "every-2.npz")
+    assert state["epoch"] == 2 and state["history"]["epoch"] == [0, 1]
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert [float(r["lr"]) for r in rows] == pytest.approx([1e-3, 5e-4, 2.5e-4])
+    assert {"epoch", "loss", "accuracy", "val_loss", "val_accuracy"} <= set(rows[0])
+    assert (tmp_path / "best.npz").exists()
+
+
+def test_keras_style_schedule_function():
+    X, y = datasets.moons(n=50)
+    model = _classifier().compile()
+    model.fit(X, y, epochs=3, verbose=0, callbacks=[LearningRateScheduler(lambda epoch, lr: 0.1 / (epoch + 1))])
+    assert model.history.history["lr"] == pytest.approx([0.1, 0.05, 0.1 / 3])
+
+
+def test_terminate_on_nan_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    X, y = datasets.moons(n=64)
+    model = _classifier()
+    model.compile(optim.SGD(model.parameters(), lr=0.1))
+
+    class Poison(Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if len(self.model.history.epoch) == 2 and batch == 1:
+                self.model[0].weight.data[0, 0] = np.nan
+
+    ckpt = tmp_path / "ckpt.npz"
+    nan_stop = TerminateOnNaN()
+    history = model.fit(X, y, epochs=5, batch_size=16, verbose=0,
+                        callbacks=[Poison(), nan_stop, ModelCheckpoint(ckpt, monitor="loss")])
+    assert "epoch 3, batch 2" in nan_stop.message and "epoch 3, batch 2" in capsys.readouterr().err
+    assert history.interrupted and len(history.epoch) == 3 and math.isnan(history.history["loss"][-1])
+    state = lamina.load_checkpoint(ckpt)
+    assert state["epoch"] == 2
+    assert all(np.isfinite(v.numpy()).all() for v in state["model"].state_dict().values())
+
+
+def test_ctrl_c_stops_after_the_current_batch_and_keeps_weights(capsys):
+    X, y = datasets.moons(n=160)
+    model = _classifier().compile()
+    batches = []
+
+    class PressCtrlC(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            batches.append(batch)
+            if len(self.model.history.epoch) == 1 and batch == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    history = model.fit(X, y, epochs=5, batch_size=16, verbose=0, callbacks=[PressCtrlC()])
+    assert history.interrupted and history.epoch == [0, 1]
+    assert len(batches) == 10 + 3  # one full epoch, then batches 0, 1, 2 of the second
+    assert "Interrupted" in capsys.readouterr().out
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_metrics_functions():
+    y_true = np.array([0, 1, 2, 2, 1])
+    scores = np.eye(3)[[0, 2, 2, 2, 1]]
+    assert metrics.accuracy(y_true, scores) == 0.8
+    assert metrics.confusion_matrix(y_true, scores).tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 2]]
+    assert metrics.precision(y_true, scores) == pytest.approx((1 + 1 + 2 / 3) / 3)
+    assert metrics.recall(y_true, scores) == pytest.approx((1 + 0.5 + 1) / 3)
+    p, r = (1 + 1 + 2 / 3) / 3, (1 + 0.5 + 1) / 3
+    assert 0 < metrics.f1(y_true, scores) <= max(p, r)
+    assert metrics.top_k_accuracy(y_true, np.array([[3, 2, 1]] * 5), k=2) == 0.6
+    assert metrics.accuracy(np.array([1, 0]), np.array([[2.0], [-1.0]])) == 1.0  # binary logits
+    assert metrics.mae([1.0, 2.0], [1.5, 1.0]) == 0.75 and metrics.mse([1.0, 2.0], [1.5, 1.0]) == 0.625
