@@ -1,8 +1,11 @@
 """Shared timing helpers: lamina and PyTorch measured in one process, alternating, medians reported."""
 
 import contextlib
+import os
 import statistics
 import time
+
+import numpy as np
 
 
 def try_import_torch():
@@ -56,3 +59,33 @@ def report(title, times, baseline="torch", target=None):
     verdict = "" if target is None else ("  [meets target]" if ratio <= target else f"  [target <= {target}: MISSED]")
     print(f"  ratio lamina/{baseline}: {ratio:.3f}{verdict}")
     return ratio
+
+
+def blas_description():
+    """Which BLAS NumPy uses, with its kernel, and whether OPENBLAS_CORETYPE pins an older one."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "BLAS: unknown (threadpoolctl not installed)"
+    infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    if not infos:
+        return "BLAS: none found"
+    info = infos[0]
+    pinned = os.environ.get("OPENBLAS_CORETYPE")
+    note = f" (pinned by OPENBLAS_CORETYPE={pinned})" if pinned else ""
+    return f"BLAS: {info['internal_api']} {info.get('version')}, kernel {info.get('architecture')}{note}"
+
+
+def matmul_ceiling(n=1024, repeats=5):
+    """Measured float32 matrix-product FLOP/s at the current thread limit: the ceiling for BLAS-bound work."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n**3 / best
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start

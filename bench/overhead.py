@@ -16,7 +16,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import lamina  # noqa: E402
-from bench.common import alternate, report, threads, try_import_torch  # noqa: E402
+from bench.common import alternate, blas_description, report, threads, try_import_torch  # noqa: E402
 
 LR = 0.1
 
@@ -76,6 +76,7 @@ def main(argv=None):
     runs = {"lamina": lambda: train_lamina(x, y, weights, args.steps)}
     if torch:
         runs["torch"] = lambda: train_torch(torch, x, y, weights, args.steps)
+    print(blas_description())
     with threads(1, torch):
         final = {name: fn() for name, fn in runs.items()}  # warm-up, and a check that both learn the same
         print("final loss: " + ", ".join(f"{name} {value:.5f}" for name, value in final.items()))

@@ -67,18 +67,25 @@ class Adam(Optimizer):
         state["step"] += 1
         step = state["step"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        m += (1 - beta1) * (grad - m)  # m <- beta1 m + (1 - beta1) g, as PyTorch's lerp
+        tmp = self._scratch(param)  # every pass below writes in place: no temporaries, no page faults
+        np.subtract(grad, m, out=tmp)  # m <- m + (1 - beta1)(g - m), PyTorch's lerp
+        tmp *= 1 - beta1
+        m += tmp
+        np.multiply(grad, grad, out=tmp)  # v <- beta2 v + (1 - beta2) g^2
+        tmp *= 1 - beta2
         v *= beta2
-        v += (1 - beta2) * grad * grad
+        v += tmp
         if group["amsgrad"]:
             np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
             v = state["max_exp_avg_sq"]
         bias_correction1 = 1 - beta1**step
         bias_correction2_sqrt = math.sqrt(1 - beta2**step)
-        denom = np.sqrt(v)
-        denom /= bias_correction2_sqrt
-        denom += group["eps"]
-        param.data -= (group["lr"] / bias_correction1) * m / denom
+        np.sqrt(v, out=tmp)  # denominator sqrt(v / bc2) + eps, as PyTorch rounds it
+        tmp /= bias_correction2_sqrt
+        tmp += group["eps"]
+        np.divide(m, tmp, out=tmp)
+        tmp *= group["lr"] / bias_correction1
+        param.data -= tmp
 
 
 class AdamW(Adam):

@@ -17,6 +17,7 @@ class Optimizer:
     def __init__(self, params, defaults):
         self.defaults = defaults
         self.state = {}  # Parameter -> dict of arrays and counters
+        self._scratch_buffers = {}  # Parameter -> a work array of its shape, reused every step, never saved
         self.param_groups = []
         params = list(params)
         if not params:
@@ -68,6 +69,12 @@ class Optimizer:
 
     def _update(self, group, param, grad, state):
         raise NotImplementedError
+
+    def _scratch(self, param):
+        buffer = self._scratch_buffers.get(param)
+        if buffer is None or buffer.shape != param.shape or buffer.dtype != param.data.dtype:
+            buffer = self._scratch_buffers[param] = np.empty_like(param.data)
+        return buffer
 
     # --- state dicts: parameters are referred to by their index over all groups -----------------
     def state_dict(self):
