@@ -6,7 +6,8 @@ from pathlib import Path
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def test_readme_python_blocks_run(capsys):
+def test_readme_python_blocks_run(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the saving example writes model.npz
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert blocks
     namespace = {}
@@ -14,3 +15,6 @@ def test_readme_python_blocks_run(capsys):
         exec(compile(block, str(README), "exec"), namespace)
     out = capsys.readouterr().out
     assert "(2, 2) float32" in out and "[3.0, -6.0]" in out and "matmul: shapes (2, 3) and (4, 5)" in out
+    assert "['0.weight', '0.bias', '2.weight', '2.bias']" in out
+    assert "['accuracy', 'loss', 'lr', 'val_accuracy', 'val_loss']" in out and "True" in out
+    assert (tmp_path / "model.npz").exists()
