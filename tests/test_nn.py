@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from layer_check import check_layer
 
 import lamina
 import lamina.nn as nn
@@ -30,26 +31,7 @@ LAYERS = [
 
 @pytest.mark.parametrize("make, shape", LAYERS, ids=lambda v: repr(v()) if callable(v) else str(v))
 def test_layer(make, shape):
-    """One call per layer: weights, gradients (first and second order), state dict, a training step."""
-    layer = make().double()
-    x = lamina.randn(*shape, dtype=lamina.float64, requires_grad=True)
-    params = list(layer.parameters())
-    assert lamina.gradcheck(lambda x, *ps: layer(x), [x, *params])
-    assert lamina.gradgradcheck(lambda x, *ps: layer(x), [x, *params])
-
-    clone = make().double()
-    clone.load_state_dict(layer.state_dict())
-    np.testing.assert_array_equal(clone(x).numpy(), layer(x).numpy())
-
-    if params:
-        target = lamina.randn(*layer(x).shape, dtype=lamina.float64)
-        before = F.mse_loss(layer(x), target).item()
-        for _ in range(3):
-            layer.zero_grad()
-            F.mse_loss(layer(x), target).backward()
-            for p in params:
-                p.data -= 0.05 * p.grad.data
-        assert F.mse_loss(layer(x), target).item() < before
+    check_layer(make, shape)
 
 
 def test_module_registration_order_and_traversal():

@@ -1,6 +1,22 @@
 """Layers, losses and the Module machinery: the networks of the essay, with PyTorch's names."""
 
 from lamina.nn import functional, init, utils
+from lamina.nn.conv import (
+    AdaptiveAvgPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv1d,
+    Conv2d,
+    ConvTranspose2d,
+    Dropout2d,
+    GroupNorm,
+    LayerNorm,
+    MaxPool1d,
+    MaxPool2d,
+    Upsample,
+)
 from lamina.nn.layers import (
     ELU,
     GELU,
@@ -22,7 +38,8 @@ from lamina.nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Huber
 from lamina.nn.module import Module, ModuleDict, ModuleList, Parameter, Sequential
 
 __all__ = [
-    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "ELU", "Embedding", "Flatten", "GELU",
+    "AdaptiveAvgPool2d", "AvgPool1d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d",
+    "ConvTranspose2d", "Dropout2d", "GroupNorm", "LayerNorm", "MaxPool1d", "MaxPool2d", "Upsample", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "ELU", "Embedding", "Flatten", "GELU",
     "HuberLoss", "Identity", "L1Loss", "LeakyReLU", "Linear", "LogSoftmax", "MSELoss", "Module", "ModuleDict",
     "ModuleList", "NLLLoss", "Parameter", "ReLU", "Sequential", "SiLU", "Sigmoid", "Softmax", "Tanh",
     "Unflatten", "functional", "init", "utils",

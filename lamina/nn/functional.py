@@ -5,8 +5,9 @@ import math
 import numpy as np
 
 from lamina import ops
-from lamina.autograd import _make, as_tensor
+from lamina.autograd import _make, as_tensor, no_grad
 from lamina.backend import generator, get_array_module
+from lamina.ops import conv as conv_ops
 from lamina.ops import linear, log_softmax, relu, sigmoid, softmax, tanh  # noqa: F401  (re-exported)
 from lamina.ops.nn import BinaryCrossEntropy, CrossEntropy
 from lamina.ops.nn import binary_cross_entropy_with_logits as _bce_with_logits
@@ -233,8 +234,211 @@ def _soft_cross_entropy(input, target, weight, reduction, label_smoothing):
     return _reduce(loss, reduction, "cross_entropy")
 
 
+
+
+# --- convolution, pooling, normalization ---------------------------------------------------------------
+def _check_input(x, ndim, op):
+    if x.ndim != ndim:
+        raise ValueError(f"{op}: expected a {ndim}-D input ({'N, C, H, W' if ndim == 4 else 'N, C, L'}), "
+                         f"got shape {x.shape}")
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution (cross-correlation, as in PyTorch) of (N, C, H, W) input with (O, C/groups, kh, kw) weight."""
+    _check_input(input, 4, "conv2d")
+    if weight.ndim != 4 or input.shape[1] != weight.shape[1] * groups or weight.shape[0] % groups:
+        raise ValueError(f"conv2d: input of shape {input.shape} does not fit weight of shape {weight.shape} "
+                         f"with groups={groups} (input channels must equal weight.shape[1] * groups)")
+    g = conv_ops.geometry(input.shape[2:], weight.shape[2:], stride, padding, dilation)
+    function = conv_ops.Conv2d(g, groups)
+    return function(input, weight) if bias is None else function(input, weight, bias)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    _check_input(input, 3, "conv1d")
+    if weight.ndim != 3:
+        raise ValueError(f"conv1d: weight must be (O, C/groups, k), got shape {weight.shape}")
+    padding = padding if isinstance(padding, str) else (0, _single(padding))
+    out = conv2d(ops.unsqueeze(input, 2), ops.unsqueeze(weight, 2), bias, (1, _single(stride)), padding,
+                 (1, _single(dilation)), groups)
+    return ops.squeeze(out, 2)
+
+
+def _single(value):
+    return value[0] if isinstance(value, (tuple, list)) else value
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """Transposed convolution: the input gradient of conv2d, with weight of shape (C_in, C_out/groups, kh, kw)."""
+    _check_input(input, 4, "conv_transpose2d")
+    if weight.ndim != 4 or input.shape[1] != weight.shape[0] or weight.shape[0] % groups:
+        raise ValueError(f"conv_transpose2d: input of shape {input.shape} does not fit weight of shape "
+                         f"{weight.shape} (input channels must equal weight.shape[0])")
+    kernel = weight.shape[2:]
+    stride, padding = conv_ops._pair(stride, "stride"), conv_ops._pair(padding, "padding")
+    dilation, extra = conv_ops._pair(dilation, "dilation"), conv_ops._pair(output_padding, "output_padding")
+    out_hw = tuple((n - 1) * s - 2 * p + d * (k - 1) + e + 1
+                   for n, s, p, d, k, e in zip(input.shape[2:], stride, padding, dilation, kernel, extra))
+    if any(e >= max(s, d) for e, s, d in zip(extra, stride, dilation)):
+        raise ValueError(f"conv_transpose2d: output_padding {extra} must be smaller than stride {stride} "
+                         f"or dilation {dilation}")
+    # The convolution this transposes: from the output size back to the input's; output_padding rows that
+    # no window reaches get only the bias.
+    g = conv_ops.geometry(out_hw, kernel, stride, padding, dilation, op="conv_transpose2d")
+    g = g._replace(out_hw=tuple(input.shape[2:]))
+    x_shape = (input.shape[0], weight.shape[1] * groups, *out_hw)
+    out = conv_ops.Conv2dInputGrad(g, groups, x_shape)(input, weight)
+    return out if bias is None else out + ops.reshape(bias, (1, -1, 1, 1))
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    _check_input(input, 4, "max_pool2d")
+    g = conv_ops.geometry(input.shape[2:], kernel_size, kernel_size if stride is None else stride, padding,
+                          dilation, ceil_mode, op="max_pool2d")
+    if any(2 * p > k for p, k in zip((g.pads[0][0], g.pads[1][0]), g.kernel)):
+        raise ValueError(f"max_pool2d: padding {padding} must be at most half the kernel size {g.kernel}")
+    index = conv_ops.max_pool_index(input.data, g)
+    out = conv_ops.WindowGather(g, index)(input)
+    return (out, _make(index)) if return_indices else out
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    _check_input(input, 3, "max_pool1d")
+    out = max_pool2d(ops.unsqueeze(input, 2), (1, _single(kernel_size)),
+                     (1, _single(kernel_size if stride is None else stride)), (0, _single(padding)),
+                     (1, _single(dilation)), ceil_mode)
+    return ops.squeeze(out, 2)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    _check_input(input, 4, "avg_pool2d")
+    g = conv_ops.geometry(input.shape[2:], kernel_size, kernel_size if stride is None else stride, padding, 1,
+                          ceil_mode, op="avg_pool2d")
+    return conv_ops.WindowMean(g, conv_ops.pool_divisor(g, count_include_pad, input.dtype))(input)
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    _check_input(input, 3, "avg_pool1d")
+    out = avg_pool2d(ops.unsqueeze(input, 2), (1, _single(kernel_size)),
+                     (1, _single(kernel_size if stride is None else stride)), (0, _single(padding)), ceil_mode,
+                     count_include_pad)
+    return ops.squeeze(out, 2)
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Average over a grid of output_size cells, cell edges at floor(i H / out) and ceil((i + 1) H / out)."""
+    _check_input(input, 4, "adaptive_avg_pool2d")
+    out_h, out_w = conv_ops._pair(output_size, "output_size") if output_size is not None else input.shape[2:]
+    h, w = input.shape[2:]
+    if h % out_h == 0 and w % out_w == 0:  # equal cells: one pooling op
+        return avg_pool2d(input, (h // out_h, w // out_w))
+    rows = []
+    for i in range(out_h):
+        top, bottom = (i * h) // out_h, -(-((i + 1) * h) // out_h)
+        cells = [input[:, :, top:bottom, (j * w) // out_w:-(-((j + 1) * w) // out_w)].mean((2, 3))
+                 for j in range(out_w)]
+        rows.append(ops.stack(cells, dim=-1))
+    return ops.stack(rows, dim=-2)
+
+
+def dropout2d(input, p=0.5, training=True):
+    """Zero whole channels with probability p (and scale the rest), in training only."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout2d: probability must be in [0, 1], got {p}")
+    if not training or p == 0:
+        return input
+    keep = generator().random(input.shape[:2], dtype=np.float32) >= p
+    scale = (keep.astype(input.dtype) * (1 / (1 - p)) if p < 1 else keep.astype(input.dtype))
+    return input * _make(scale.reshape(*input.shape[:2], *([1] * (input.ndim - 2))))
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest"):
+    """Nearest-neighbour upsampling by whole factors, built from reshape and broadcast (so it differentiates)."""
+    if mode != "nearest":
+        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported; only 'nearest'")
+    spatial = input.shape[2:]
+    if size is not None:
+        size = (size,) * len(spatial) if isinstance(size, int) else tuple(size)
+        if any(s % n for s, n in zip(size, spatial)):
+            raise ValueError(f"interpolate: size {size} must be a whole multiple of the input's {spatial}")
+        factors = tuple(s // n for s, n in zip(size, spatial))
+    elif scale_factor is not None:
+        factors = (scale_factor,) * len(spatial) if isinstance(scale_factor, (int, float)) else tuple(scale_factor)
+        if any(int(f) != f or f < 1 for f in factors):
+            raise ValueError(f"interpolate: scale_factor must be whole numbers >= 1, got {scale_factor}")
+        factors = tuple(int(f) for f in factors)
+    else:
+        raise ValueError("interpolate: give size or scale_factor")
+    shape, expanded = list(input.shape[:2]), list(input.shape[:2])
+    for n, f in zip(spatial, factors):
+        shape += [n, 1]
+        expanded += [n, f]
+    out = ops.broadcast_to(ops.reshape(input, tuple(shape)), tuple(expanded))
+    return ops.reshape(out, (*input.shape[:2], *(n * f for n, f in zip(spatial, factors))))
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """Normalize each channel (dim 1) by batch statistics in training, by running statistics in eval."""
+    axes = (0, *range(2, input.ndim))
+    shape = (1, -1, *([1] * (input.ndim - 2)))
+    if training:
+        count = input.data.size // input.shape[1]
+        if count <= 1:
+            raise ValueError(f"batch_norm: expected more than 1 value per channel in training, got input of shape "
+                             f"{input.shape}")
+        mean = input.mean(axes)
+        centered = input - ops.reshape(mean, shape)
+        var = (centered * centered).mean(axes)
+        if running_mean is not None:
+            with no_grad():  # running statistics use the unbiased variance, as PyTorch
+                running_mean.data *= 1 - momentum
+                running_mean.data += momentum * mean.data
+                running_var.data *= 1 - momentum
+                running_var.data += momentum * var.data * (count / (count - 1))
+    else:
+        mean, var = running_mean, running_var
+        centered = input - ops.reshape(mean, shape)
+    out = centered * ops.reshape((var + eps) ** -0.5, shape)
+    if weight is not None:
+        out = out * ops.reshape(weight, shape)
+    if bias is not None:
+        out = out + ops.reshape(bias, shape)
+    return out
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if input.shape[input.ndim - len(normalized_shape):] != normalized_shape:
+        raise ValueError(f"layer_norm: input of shape {input.shape} does not end in {normalized_shape}")
+    axes = tuple(range(input.ndim - len(normalized_shape), input.ndim))
+    centered = input - input.mean(axes, keepdim=True)
+    out = centered * ((centered * centered).mean(axes, keepdim=True) + eps) ** -0.5
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    n, c = input.shape[:2]
+    if c % num_groups:
+        raise ValueError(f"group_norm: {c} channels do not split into {num_groups} groups")
+    grouped = ops.reshape(input, (n, num_groups, -1))
+    centered = grouped - grouped.mean(2, keepdim=True)
+    out = ops.reshape(centered * ((centered * centered).mean(2, keepdim=True) + eps) ** -0.5, input.shape)
+    shape = (1, -1, *([1] * (input.ndim - 2)))
+    if weight is not None:
+        out = out * ops.reshape(weight, shape)
+    if bias is not None:
+        out = out + ops.reshape(bias, shape)
+    return out
+
+
 __all__ = [
-    "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "dropout", "elu", "embedding",
-    "gelu", "huber_loss", "l1_loss", "leaky_relu", "linear", "log_softmax", "mse_loss", "nll_loss", "one_hot",
-    "pad", "relu", "sigmoid", "silu", "softmax", "tanh",
+    "adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d", "batch_norm", "binary_cross_entropy",
+    "binary_cross_entropy_with_logits", "conv1d", "conv2d", "conv_transpose2d", "cross_entropy", "dropout",
+    "dropout2d", "elu", "embedding", "gelu", "group_norm", "huber_loss", "interpolate", "l1_loss", "layer_norm",
+    "leaky_relu", "linear", "log_softmax", "max_pool1d", "max_pool2d", "mse_loss", "nll_loss", "one_hot", "pad",
+    "relu", "sigmoid", "silu", "softmax", "tanh",
 ]
