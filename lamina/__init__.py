@@ -10,6 +10,7 @@ from lamina.autograd import (  # noqa: I001  (grouped by layer of the package, n
     Function, Tensor, detect_anomaly, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled,
 )
 from lamina.backend import bool_ as bool
+from lamina import backend
 from lamina.backend import float32, float64, get_array_module, int64, manual_seed
 from lamina.creation import (
     arange, as_tensor, empty, eye, from_numpy, full, full_like, linspace, ones, ones_like, rand, randint, randn,
@@ -22,6 +23,8 @@ from lamina import data, datasets, nn, optim, training
 from lamina.io import load, load_checkpoint, save
 
 __version__ = "0.1.0"
+
+backend.cache_freed_memory()  # large NumPy temporaries are reused instead of page-faulted in every step
 
 __all__ = [
     "Function", "GradcheckError", "Tensor", "arange", "as_tensor", "bool", "detect_anomaly", "empty",

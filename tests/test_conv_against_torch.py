@@ -130,3 +130,10 @@ def test_cnn_state_dict_interchanges_with_torch():
     ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
     x = rng.standard_normal((3, 1, 12, 12))
     np.testing.assert_allclose(ours(lamina.tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-8)
+
+
+def test_max_pool_return_indices():
+    x = rng.standard_normal((2, 3, 7, 6))
+    _, ours = F.max_pool2d(lamina.tensor(x), 3, 2, 1, return_indices=True)
+    _, theirs = TF.max_pool2d(torch.tensor(x), 3, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())

@@ -297,9 +297,15 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                           dilation, ceil_mode, op="max_pool2d")
     if any(2 * p > k for p, k in zip((g.pads[0][0], g.pads[1][0]), g.kernel)):
         raise ValueError(f"max_pool2d: padding {padding} must be at most half the kernel size {g.kernel}")
-    index = conv_ops.max_pool_index(input.data, g)
-    out = conv_ops.WindowGather(g, index)(input)
-    return (out, _make(index)) if return_indices else out
+    pool = conv_ops.MaxPool(g)
+    out = pool(input)
+    if not return_indices:
+        return out
+    # PyTorch's indices: the flat position h * W + w of each window's maximum in its input plane
+    ki, kj = np.divmod(pool.index.astype(np.int64), g.kernel[1])
+    rows = np.arange(g.out_hw[0])[:, None, None] * g.stride[0] - g.pads[0][0] + ki * g.dilation[0]
+    cols = np.arange(g.out_hw[1])[None, :, None] * g.stride[1] - g.pads[1][0] + kj * g.dilation[1]
+    return out, _make(conv_ops._nchw(rows * input.shape[3] + cols))
 
 
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):

@@ -16,6 +16,7 @@ import numpy as np
 
 from lamina.autograd import Function
 from lamina.backend import get_array_module
+from lamina.ops.shape import broadcast_to, reshape
 
 
 class Geometry(NamedTuple):
@@ -68,58 +69,78 @@ def geometry(in_hw, kernel, stride=1, padding=0, dilation=1, ceil_mode=False, op
     return Geometry(tuple(in_hw), tuple(out), kernel, stride, dilation, pads)
 
 
-def _windows(x, g, fill=0.0):
-    """A strided view (N, C, Ho, Wo, kh, kw) of every window of x (padded with `fill`)."""
-    xp = get_array_module(x)
-    (pt, pb), (pl, pr) = g.pads
-    extra_h = max(0, (g.out_hw[0] - 1) * g.stride[0] + g.dilation[0] * (g.kernel[0] - 1) + 1 - (x.shape[2] + pt + pb))
-    extra_w = max(0, (g.out_hw[1] - 1) * g.stride[1] + g.dilation[1] * (g.kernel[1] - 1) + 1 - (x.shape[3] + pl + pr))
-    if pt or pb or pl or pr or extra_h or extra_w:  # extra: ceil_mode windows that hang over the edge
-        x = xp.pad(x, ((0, 0), (0, 0), (pt, pb + extra_h), (pl, pr + extra_w)), constant_values=fill)
-    sn, sc, sh, sw = x.strides
-    shape = (x.shape[0], x.shape[1], *g.out_hw, *g.kernel)
-    strides = (sn, sc, sh * g.stride[0], sw * g.stride[1], sh * g.dilation[0], sw * g.dilation[1])
-    return xp.lib.stride_tricks.as_strided(x, shape, strides, writeable=False)
+def _nhwc(x):
+    """The (N, H, W, C) view of an (N, C, H, W) array: free, and contiguous when x came from a conv."""
+    return x.transpose(0, 2, 3, 1)
 
 
-def _fold(window_grads, g, shape):
-    """Adjoint of _windows: add each window's values back where they came from. Returns (N, C, H, W)."""
-    xp = get_array_module(window_grads)
+def _nchw(v):
+    return v.transpose(0, 3, 1, 2)
+
+
+def _padded(v, g, fill=0.0):
+    """v (N, H, W, C) padded by g's pads, plus any overhang of ceil_mode windows."""
     (pt, pb), (pl, pr) = g.pads
-    n, c = shape[:2]
-    ph = max(g.padded_hw[0], (g.out_hw[0] - 1) * g.stride[0] + g.dilation[0] * (g.kernel[0] - 1) + 1)
-    pw = max(g.padded_hw[1], (g.out_hw[1] - 1) * g.stride[1] + g.dilation[1] * (g.kernel[1] - 1) + 1)
-    out = xp.zeros((n, c, ph, pw), dtype=window_grads.dtype)
-    ho, wo = g.out_hw
+    need = [(o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(g.out_hw, g.stride, g.dilation, g.kernel)]
+    extra_h, extra_w = max(0, need[0] - (v.shape[1] + pt + pb)), max(0, need[1] - (v.shape[2] + pl + pr))
+    if not (pt or pb or pl or pr or extra_h or extra_w):
+        return v
+    widths = ((0, 0), (pt, pb + extra_h), (pl, pr + extra_w), (0, 0))
+    return get_array_module(v).pad(v, widths, constant_values=fill)
+
+
+def _offsets(g):
+    """(i, j, rows, cols): for each kernel position, the slices of the padded input it sees, one per output."""
+    (ho, wo), (sh, sw), (dh, dw) = g.out_hw, g.stride, g.dilation
     for i in range(g.kernel[0]):
-        top = i * g.dilation[0]
         for j in range(g.kernel[1]):
-            left = j * g.dilation[1]
-            out[:, :, top:top + g.stride[0] * (ho - 1) + 1:g.stride[0],
-                left:left + g.stride[1] * (wo - 1) + 1:g.stride[1]] += window_grads[:, :, :, :, i, j]
-    return out[:, :, pt:pt + g.in_hw[0], pl:pl + g.in_hw[1]]
+            yield i, j, slice(i * dh, i * dh + sh * (ho - 1) + 1, sh), slice(j * dw, j * dw + sw * (wo - 1) + 1, sw)
+
+
+def _fold(window_values, g, x_shape):
+    """Adjoint of reading windows: add window_values (N, Ho, Wo, kh, kw, C) back where each was read.
+
+    Returns the (N, C, H, W) result as a view of channels-last memory.
+    """
+    xp = get_array_module(window_values)
+    n, c = x_shape[:2]
+    (pt, pb), (pl, pr) = g.pads
+    need = [(o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(g.out_hw, g.stride, g.dilation, g.kernel)]
+    height, width = max(g.padded_hw[0], need[0]), max(g.padded_hw[1], need[1])
+    out = xp.zeros((n, height, width, c), dtype=window_values.dtype)
+    for i, j, rows, cols in _offsets(g):
+        out[:, rows, cols] += window_values[:, :, :, i, j]
+    return _nchw(out[:, pt:pt + g.in_hw[0], pl:pl + g.in_hw[1]])
 
 
 def _im2col(x, g):
-    """(N * Ho * Wo, C * kh * kw): one row per output position, the (c, ki, kj) order of a conv weight."""
-    windows = _windows(x, g).transpose(0, 2, 3, 1, 4, 5)
-    return windows.reshape(-1, x.shape[1] * g.kernel[0] * g.kernel[1])
+    """(N * Ho * Wo, kh * kw * C): one row per output position, the receptive field laid out channels-last."""
+    v = _padded(_nhwc(x), g)
+    n, c = x.shape[0], x.shape[1]
+    cols = get_array_module(x).empty((n, *g.out_hw, *g.kernel, c), dtype=x.dtype)
+    for i, j, rows, columns in _offsets(g):
+        cols[:, :, :, i, j] = v[:, rows, columns]
+    return cols.reshape(n * g.out_hw[0] * g.out_hw[1], -1)
 
 
-def _col2im(cols, g, shape):
-    n, c = shape[:2]
-    windows = cols.reshape(n, *g.out_hw, c, *g.kernel).transpose(0, 3, 1, 2, 4, 5)
-    return _fold(windows, g, shape)
+def _weight_rows(w):
+    """A (O, C, kh, kw) weight as (O, kh * kw * C), the column order of _im2col."""
+    return w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+
+
+def _weight_from_rows(rows, shape):
+    o, c, kh, kw = shape
+    return get_array_module(rows).ascontiguousarray(rows.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
 
 
 def _rows(y):
     """An (N, O, H, W) array as (N * H * W, O) rows: free when y is a channels-last view."""
     n, o = y.shape[:2]
-    return y.transpose(0, 2, 3, 1).reshape(-1, o)
+    return _nhwc(y).reshape(-1, o)
 
 
 def _channels_first(rows, n, hw):
-    return rows.reshape(n, *hw, rows.shape[1]).transpose(0, 3, 1, 2)
+    return _nchw(rows.reshape(n, *hw, rows.shape[1]))
 
 
 def _groups(total, groups):
@@ -138,13 +159,13 @@ class Conv2d(Function):
         n, o = x.shape[0], w.shape[0]
         if self.groups == 1:
             cols = _im2col(x, self.g)
-            out = cols @ w.reshape(o, -1).T
+            out = cols @ _weight_rows(w).T
         else:
             out = xp.empty((n * math.prod(self.g.out_hw), o), dtype=x.dtype)
             cols = []
             for cs, os_ in zip(_groups(x.shape[1], self.groups), _groups(o, self.groups)):
                 cols.append(_im2col(x[:, cs], self.g))
-                out[:, os_] = cols[-1] @ w[os_].reshape(os_.stop - os_.start, -1).T
+                out[:, os_] = cols[-1] @ _weight_rows(w[os_]).T
         if b is not None:
             out += b
         self.cols = cols  # the weight gradient reuses them instead of laying x out again
@@ -157,7 +178,7 @@ class Conv2d(Function):
         gw = Conv2dWeightGrad(self.g, self.groups, w.shape, self.cols)(x, gy) if need[1] else None
         if len(self.inputs) == 2:
             return gx, gw
-        return gx, gw, gy.sum((0, 2, 3)) if need[2] else None
+        return gx, gw, ChannelSum()(gy) if need[2] else None
 
     def release(self):
         super().release()
@@ -174,11 +195,10 @@ class Conv2dInputGrad(Function):
         xp = get_array_module(gy)
         rows = _rows(gy)
         if self.groups == 1:
-            return _col2im(rows @ w.reshape(w.shape[0], -1), self.g, self.x_shape)
-        out = xp.empty(self.x_shape, dtype=gy.dtype)
+            return _input_grad(rows, w, self.g, self.x_shape)
+        out = _nchw(xp.empty((self.x_shape[0], *self.x_shape[2:], self.x_shape[1]), dtype=gy.dtype))
         for cs, os_ in zip(_groups(self.x_shape[1], self.groups), _groups(w.shape[0], self.groups)):
-            cols = rows[:, os_] @ w[os_].reshape(os_.stop - os_.start, -1)
-            out[:, cs] = _col2im(cols, self.g, (self.x_shape[0], cs.stop - cs.start))
+            out[:, cs] = _input_grad(rows[:, os_], w[os_], self.g, (self.x_shape[0], cs.stop - cs.start))
         return out
 
     def backward(self, ggx):
@@ -186,6 +206,20 @@ class Conv2dInputGrad(Function):
         need = self.needs_input_grad
         return (Conv2d(self.g, self.groups)(ggx, w) if need[0] else None,
                 Conv2dWeightGrad(self.g, self.groups, w.shape)(ggx, gy) if need[1] else None)
+
+
+def _input_grad(rows, w, g, x_shape):
+    """col2im(rows @ w) one kernel position at a time: nine small products instead of one
+    (N*Ho*Wo, C*kh*kw) intermediate, each added straight into the input positions it reached."""
+    xp = get_array_module(rows)
+    n, c = x_shape[:2]
+    (pt, pb), (pl, pr) = g.pads
+    need = [(o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(g.out_hw, g.stride, g.dilation, g.kernel)]
+    out = xp.zeros((n, max(g.padded_hw[0], need[0]), max(g.padded_hw[1], need[1]), c), dtype=rows.dtype)
+    per_position = w.transpose(0, 2, 3, 1)  # (O, kh, kw, C)
+    for i, j, rows_at, cols_at in _offsets(g):
+        out[:, rows_at, cols_at] += (rows @ per_position[:, i, j]).reshape(n, *g.out_hw, c)
+    return _nchw(out[:, pt:pt + g.in_hw[0], pl:pl + g.in_hw[1]])
 
 
 class Conv2dWeightGrad(Function):
@@ -199,11 +233,11 @@ class Conv2dWeightGrad(Function):
         rows = _rows(gy)
         if self.groups == 1:
             cols = self.cols if self.cols is not None else _im2col(x, self.g)
-            return (rows.T @ cols).reshape(self.w_shape)
+            return _weight_from_rows(rows.T @ cols, self.w_shape)
         out = xp.empty(self.w_shape, dtype=x.dtype)
         for k, (cs, os_) in enumerate(zip(_groups(x.shape[1], self.groups), _groups(self.w_shape[0], self.groups))):
             cols = self.cols[k] if self.cols is not None else _im2col(x[:, cs], self.g)
-            out[os_] = (rows[:, os_].T @ cols).reshape(out[os_].shape)
+            out[os_] = _weight_from_rows(rows[:, os_].T @ cols, out[os_].shape)
         return out
 
     def backward(self, ggw):
@@ -218,35 +252,94 @@ class Conv2dWeightGrad(Function):
 
 
 # --- pooling ---------------------------------------------------------------------------------------
-class WindowGather(Function):
-    """y[n, c, i, j] = x at window (i, j), position index[n, c, i, j] of that window (max pooling)."""
+def _overlapping(g):
+    return any(st < d * (k - 1) + 1 for st, d, k in zip(g.stride, g.dilation, g.kernel))
 
-    def __init__(self, g, index):
-        self.g, self.index = g, index
+
+class MaxPool(Function):
+    """Max over each window; the gradient goes to the first maximum of a window, as in PyTorch."""
+
+    def __init__(self, g):
+        self.g = g
 
     def forward(self, x):
-        windows = _windows(x, self.g)
-        flat = windows.reshape(*windows.shape[:4], -1)
-        return get_array_module(x).take_along_axis(flat, self.index[..., None], axis=-1)[..., 0]
+        xp = get_array_module(x)
+        v = _padded(_nhwc(x), self.g, fill=-xp.inf)
+        index_type = xp.int8 if math.prod(self.g.kernel) < 128 else xp.int32
+        best = index = None
+        # Arithmetic only: NumPy's masked writes (a[mask] = k, np.where) are several times slower
+        # than multiplying by a mask whose pattern the branch predictor cannot guess.
+        for k, (_, _, rows, cols) in enumerate(_offsets(self.g)):
+            candidate = v[:, rows, cols]
+            if best is None:
+                best, index = candidate.copy(), xp.zeros(candidate.shape, dtype=index_type)
+                continue
+            better = candidate > best  # strictly: on ties the earlier position keeps the maximum
+            index *= ~better
+            index += better * index_type(k)
+            xp.maximum(best, candidate, out=best)
+        self.index = index  # (N, Ho, Wo, C): which kernel position holds each window's maximum
+        return _nchw(best)
 
     def backward(self, gy):
-        return WindowScatter(self.g, self.index, self.inputs[0].shape)(gy)
+        return MaxPoolScatter(self.g, self.index, self.inputs[0].shape)(gy)
 
 
-class WindowScatter(Function):
-    """Adjoint of WindowGather: each value goes back to the input element it was taken from."""
+class MaxPoolScatter(Function):
+    """Route each output's gradient to the input element that was its window's maximum."""
 
     def __init__(self, g, index, x_shape):
         self.g, self.index, self.x_shape = g, index, tuple(x_shape)
 
     def forward(self, gy):
         xp = get_array_module(gy)
-        window_grads = xp.zeros((*gy.shape, math.prod(self.g.kernel)), dtype=gy.dtype)
-        xp.put_along_axis(window_grads, self.index[..., None], gy[..., None], axis=-1)
-        return _fold(window_grads.reshape(*gy.shape, *self.g.kernel), self.g, self.x_shape)
+        grads = _nhwc(gy)
+        n, c = self.x_shape[:2]
+        (pt, pb), (pl, pr) = self.g.pads
+        covered = [(o - 1) * s + d * (k - 1) + 1
+                   for o, s, d, k in zip(self.g.out_hw, self.g.stride, self.g.dilation, self.g.kernel)]
+        height, width = max(self.g.padded_hw[0], covered[0]), max(self.g.padded_hw[1], covered[1])
+        tiles = not _overlapping(self.g) and [height, width] == covered  # every element in exactly one window
+        out = (xp.empty if tiles else xp.zeros)((n, height, width, c), dtype=gy.dtype)
+        for k, (_, _, rows, cols) in enumerate(_offsets(self.g)):
+            if _overlapping(self.g):
+                out[:, rows, cols] += grads * (self.index == k)
+            else:
+                xp.multiply(grads, self.index == k, out=out[:, rows, cols])
+        return _nchw(out[:, pt:pt + self.g.in_hw[0], pl:pl + self.g.in_hw[1]])
 
     def backward(self, ggx):
-        return WindowGather(self.g, self.index)(ggx)
+        return MaxPoolGather(self.g, self.index)(ggx)
+
+
+class MaxPoolGather(Function):
+    """Adjoint of MaxPoolScatter: read each window's maximum position (for second derivatives)."""
+
+    def __init__(self, g, index):
+        self.g, self.index = g, index
+
+    def forward(self, values):
+        xp = get_array_module(values)
+        source = _padded(_nhwc(values), self.g)
+        out = xp.zeros(self.index.shape, dtype=values.dtype)
+        for k, (_, _, rows, cols) in enumerate(_offsets(self.g)):
+            out += source[:, rows, cols] * (self.index == k)
+        return _nchw(out)
+
+    def backward(self, gy):
+        return MaxPoolScatter(self.g, self.index, self.inputs[0].shape)(gy)
+
+
+class ChannelSum(Function):
+    """Sum over all but the channel dim of (N, C, H, W): a bias gradient, as one BLAS vector product."""
+
+    def forward(self, y):
+        rows = _rows(y)
+        return get_array_module(y).ones(rows.shape[0], dtype=y.dtype) @ rows
+
+    def backward(self, gc):
+        shape = self.inputs[0].shape
+        return broadcast_to(reshape(gc, (1, shape[1], 1, 1)), shape)
 
 
 class WindowMean(Function):
@@ -256,7 +349,11 @@ class WindowMean(Function):
         self.g, self.divisor = g, divisor
 
     def forward(self, x):
-        return (_windows(x, self.g).sum(axis=(4, 5)) / self.divisor).astype(x.dtype, copy=False)
+        v = _padded(_nhwc(x), self.g)
+        total = None
+        for _, _, rows, cols in _offsets(self.g):
+            total = v[:, rows, cols].copy() if total is None else total.__iadd__(v[:, rows, cols])
+        return _nchw(total / _divisor_nhwc(self.divisor, x.dtype))
 
     def backward(self, gy):
         return WindowMeanAdjoint(self.g, self.divisor, self.inputs[0].shape)(gy)
@@ -267,27 +364,31 @@ class WindowMeanAdjoint(Function):
         self.g, self.divisor, self.x_shape = g, divisor, tuple(x_shape)
 
     def forward(self, gy):
-        share = (gy / self.divisor).astype(gy.dtype, copy=False)
+        share = _nhwc(gy) / _divisor_nhwc(self.divisor, gy.dtype)
         xp = get_array_module(gy)
-        window_grads = xp.broadcast_to(share[..., None, None], (*gy.shape, *self.g.kernel))
-        return _fold(window_grads, self.g, self.x_shape)
+        window_values = xp.broadcast_to(share[:, :, :, None, None, :], (*share.shape[:3], *self.g.kernel,
+                                                                        share.shape[3]))
+        return _fold(window_values, self.g, self.x_shape)
 
     def backward(self, ggx):
         return WindowMean(self.g, self.divisor)(ggx)
 
 
-def max_pool_index(x, g):
-    """Position of each window's maximum; the first one on ties, as PyTorch picks."""
-    windows = _windows(x, g, fill=-np.inf)
-    return windows.reshape(*windows.shape[:4], -1).argmax(axis=-1)
+def _divisor_nhwc(divisor, dtype):
+    if isinstance(divisor, (int, float)):
+        return dtype.type(divisor)
+    return divisor.astype(dtype)[None, :, :, None]
 
 
 def pool_divisor(g, count_include_pad, dtype):
     """What each average-pooling window divides by: its size, or the (Ho, Wo) counts where they differ."""
+    ones = np.ones((1, *g.in_hw, 1), dtype)
     if count_include_pad:  # padding counts, but not the overhang of a ceil_mode window
-        area = np.pad(np.ones(g.in_hw, dtype), g.pads, constant_values=1)[None, None]
-        counts = _windows(area, g._replace(in_hw=area.shape[2:], pads=((0, 0), (0, 0)))).sum((4, 5))[0, 0]
+        area = np.pad(ones, ((0, 0), *g.pads, (0, 0)), constant_values=1)
+        flat = g._replace(in_hw=area.shape[1:3], pads=((0, 0), (0, 0)))
+        v = _padded(area, flat)
     else:
-        counts = _windows(np.ones((1, 1, *g.in_hw), dtype), g).sum((4, 5))[0, 0]
+        v = _padded(ones, g)
+    counts = sum(v[0, rows, cols, 0] for _, _, rows, cols in _offsets(g))
     full = math.prod(g.kernel)
     return full if (counts == full).all() else counts
