@@ -60,6 +60,15 @@ def build_mlp(input_shape, hidden, classes, dropout=0.0):
     return nn.Sequential(*layers)
 
 
+def build_cnn(in_channels, classes, dropout=0.0):
+    """Conv 32 3x3, ReLU, MaxPool 2, Conv 64 3x3, ReLU, MaxPool 2, Flatten, Linear 128, ReLU, Linear, for 28x28."""
+    layers = [nn.Conv2d(in_channels, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(),
+              nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * 5 * 5, 128), nn.ReLU()]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers, nn.Linear(128, classes))
+
+
 def _hidden(text):
     try:
         sizes = [int(s) for s in text.split(",") if s.strip()]
@@ -80,10 +89,12 @@ def _positive(kind):
     return parse
 
 
-DEFAULTS = {  # per dataset: hidden widths, epochs, dropout, augmentation (pixels of random shift)
-    "digits": dict(hidden=[256, 128], epochs=30, dropout=0.2, augment=1),
-    "mnist": dict(hidden=[256, 128], epochs=10, dropout=0.2, augment=1),
-    "toy": dict(hidden=[16, 16], epochs=100, dropout=0.0, augment=0),
+DEFAULTS = {  # per model and dataset: hidden widths, epochs, dropout, augmentation (pixels of random shift)
+    ("mlp", "digits"): dict(hidden=[256, 128], epochs=30, dropout=0.2, augment=1),
+    ("mlp", "mnist"): dict(hidden=[256, 128], epochs=10, dropout=0.2, augment=1),
+    ("mlp", "toy"): dict(hidden=[16, 16], epochs=100, dropout=0.0, augment=0),
+    ("cnn", "digits"): dict(hidden=[], epochs=12, dropout=0.25, augment=1),
+    ("cnn", "mnist"): dict(hidden=[], epochs=5, dropout=0.25, augment=1),
 }
 
 
@@ -108,9 +119,12 @@ def _settings(args):
             settings["epochs"] = args.epochs
         settings["out"] = str(run)
         return settings
-    defaults = DEFAULTS["toy" if args.dataset in datasets.TOY_SETS else args.dataset]
+    kind = "toy" if args.dataset in datasets.TOY_SETS else args.dataset
+    if (args.model, kind) not in DEFAULTS:
+        raise CommandError(f"--model {args.model} needs an image dataset (digits or mnist), not {args.dataset}")
+    defaults = DEFAULTS[args.model, kind]
     settings = {
-        "dataset": args.dataset, "hidden": args.hidden or defaults["hidden"],
+        "dataset": args.dataset, "model": args.model, "hidden": args.hidden or defaults["hidden"],
         "epochs": args.epochs or defaults["epochs"], "batch_size": args.batch_size, "lr": args.lr,
         "optimizer": args.optimizer, "seed": args.seed, "data_dir": args.data_dir,
         "dropout": defaults["dropout"] if args.dropout is None else args.dropout,
@@ -127,7 +141,11 @@ def train(args):
     lamina.manual_seed(settings["seed"])
     (x_train, y_train), (x_test, y_test) = load_data(settings["dataset"], settings.get("data_dir"), settings["seed"])
     classes = int(max(y_train.max(), y_test.max())) + 1
-    model = build_mlp(x_train.shape[1:], settings["hidden"], classes, settings["dropout"])
+    if settings.get("model", "mlp") == "cnn":
+        x_train, x_test = x_train[:, None], x_test[:, None]  # one channel: (N, 1, 28, 28)
+        model = build_cnn(1, classes, settings["dropout"])
+    else:
+        model = build_mlp(x_train.shape[1:], settings["hidden"], classes, settings["dropout"])
     optimizer = lamina.training.loop.OPTIMIZERS[settings["optimizer"]](model.parameters(), lr=settings["lr"])
     model.compile(optimizer, "cross_entropy", ["accuracy"])
     augment = RandomShift(settings["augment"]) if settings["augment"] and x_train.ndim >= 3 else None
@@ -155,7 +173,8 @@ def train(args):
     if history is not None:
         model.history = history
     (out / "settings.json").write_text(json.dumps(settings, indent=2))
-    print(f"Training {settings['hidden']} MLP on {settings['dataset']} ({len(x_train):,} training images, "
+    what = "a CNN" if settings.get("model") == "cnn" else f"a {settings['hidden']} MLP"
+    print(f"Training {what} on {settings['dataset']} ({len(x_train):,} training samples, "
           f"{len(x_test):,} test) for {settings['epochs']} epochs")
     callbacks = [LearningRateScheduler(scheduler), ModelCheckpoint(out / "checkpoint.npz"),
                  CSVLogger(out / "history.csv", append=bool(args.resume))]
@@ -184,6 +203,8 @@ def evaluate(args):
     settings = document.get("metadata", {}).get("settings", {})
     name = args.dataset or settings.get("dataset", "digits")
     _, (x_test, y_test) = load_data(name, args.data_dir or settings.get("data_dir"), settings.get("seed", 0))
+    if settings.get("model") == "cnn":
+        x_test = x_test[:, None]
     model.compile(lamina.optim.SGD(model.parameters()), "cross_entropy", ["accuracy"])
     results = model.evaluate(x_test, y_test)
     print(f"{name} test set ({len(x_test):,} samples): accuracy {results['accuracy']:.2%}, loss {results['loss']:.4f}")
@@ -210,9 +231,11 @@ def read_digit_image(path):
 def predict(args):
     model, _ = _load_model(args.model)
     for path in args.images:
-        image = read_digit_image(path)
+        image = read_digit_image(path)[None]
+        if isinstance(model[0], nn.Conv2d):
+            image = image[:, None]
         with lamina.no_grad():
-            scores = model(lamina.tensor(image[None]))
+            scores = model(lamina.tensor(image))
         probs = lamina.softmax(scores, 1).numpy()[0]
         top = np.argsort(probs)[::-1][: args.top]
         print(f"{path}: " + ", ".join(f"{int(k)} ({probs[k]:.1%})" for k in top))
@@ -230,8 +253,8 @@ def info(args):
     metadata = document.get("metadata", {})
     if "settings" in metadata:
         s = metadata["settings"]
-        print(f"trained on {s['dataset']} for {s['epochs']} epochs, {s['optimizer']} lr {s['lr']}, "
-              f"batch {s['batch_size']}, seed {s['seed']}")
+        print(f"a {s.get('model', 'mlp')} trained on {s['dataset']} for {s['epochs']} epochs, "
+              f"{s['optimizer']} lr {s['lr']}, batch {s['batch_size']}, seed {s['seed']}")
     if "results" in metadata:
         r = metadata["results"]
         print(f"test accuracy {r['test_accuracy']:.2%}, test loss {r['test_loss']:.4f}, {r['seconds']}s")
@@ -245,6 +268,7 @@ def make_parser():
 
     t = commands.add_parser("train", help="train a network (default: an MLP on the bundled digits)")
     t.add_argument("--dataset", choices=DATASETS, default="digits")
+    t.add_argument("--model", choices=("mlp", "cnn"), default="mlp")
     t.add_argument("--hidden", type=_hidden, help="hidden layer widths, e.g. 256,128")
     t.add_argument("--epochs", type=_positive(int))
     t.add_argument("--batch-size", type=_positive(int), default=128)

@@ -85,3 +85,26 @@ def test_full_mnist_mlp_reaches_98_percent(tmp_path, capsys):
                      "--out", str(tmp_path), "--verbose", "0"]) == 0
     accuracy = float(capsys.readouterr().out.split("Test accuracy: ")[1].split("%")[0])
     assert accuracy >= 98.0
+
+
+@pytest.mark.slow
+def test_cnn_on_bundled_digits_reaches_98_5_percent(tmp_path, capsys):
+    assert cli.main(["train", "--model", "cnn", "--out", str(tmp_path), "--verbose", "0"]) == 0
+    accuracy = float(capsys.readouterr().out.split("Test accuracy: ")[1].split("%")[0])
+    assert accuracy >= 98.5
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_MNIST.exists(), reason="needs ../shared/data/mnist")
+def test_cnn_example_on_full_mnist_reaches_99_percent(capsys):
+    import runpy
+
+    sys.argv = ["mnist_cnn.py", str(SHARED_MNIST)]
+    runpy.run_path(str(Path(__file__).resolve().parent.parent / "examples" / "mnist_cnn.py"), run_name="__main__")
+    accuracy = float(capsys.readouterr().out.split("test accuracy ")[1].split("%")[0])
+    assert accuracy >= 99.0
+
+
+def test_cnn_model_needs_images(capsys):
+    assert cli.main(["train", "--model", "cnn", "--dataset", "moons"]) == 2
+    assert "needs an image dataset" in capsys.readouterr().err
