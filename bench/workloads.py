@@ -12,7 +12,9 @@ import numpy as np
 import lamina
 import lamina.nn as nn
 import lamina.nn.functional as F
-from bench.overhead import make_problem, train_lamina as w3_lamina, train_torch as w3_torch
+from bench.overhead import make_problem
+from bench.overhead import train_lamina as w3_lamina
+from bench.overhead import train_torch as w3_torch
 
 MLP_MACS = 784 * 256 + 256 * 128 + 128 * 10
 # A convolution of C in, O out, k x k, on an H x W output does H W O C k^2 multiply-adds.

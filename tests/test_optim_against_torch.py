@@ -26,15 +26,18 @@ CONFIGS = [
 ]
 
 
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-4), (np.float32, 1e-3)])
 @pytest.mark.parametrize("name, kwargs", CONFIGS, ids=lambda v: v if isinstance(v, str) else "")
-def test_loss_curve_matches_torch(name, kwargs):
+def test_loss_curve_matches_torch(name, kwargs, dtype, rtol):
+    """In float64 the curves agree to 1e-4. In float32 Adam-like updates g / sqrt(v) turn the last-bit
+    rounding differences of near-zero gradients into whole steps of size lr, so agreement is looser."""
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((400, 20)).astype(np.float32)
+    x = rng.standard_normal((400, 20)).astype(dtype)
     y = rng.integers(0, 5, 400)
     ours = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 5))
     theirs = torch.nn.Sequential(torch.nn.Linear(20, 32), torch.nn.ReLU(), torch.nn.Linear(32, 32), torch.nn.Tanh(),
-                                 torch.nn.Linear(32, 5))
-    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+                                 torch.nn.Linear(32, 5)).to(torch.float64 if dtype == np.float64 else torch.float32)
+    ours.to(dtype).load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
     opt = getattr(optim, name)(ours.parameters(), **kwargs)
     topt = getattr(torch.optim, name)(theirs.parameters(), **kwargs)
     losses, tlosses = [], []
@@ -51,7 +54,7 @@ def test_loss_curve_matches_torch(name, kwargs):
         topt.step()
         losses.append(loss.item())
         tlosses.append(tloss.item())
-    np.testing.assert_allclose(losses, tlosses, rtol=1e-4)
+    np.testing.assert_allclose(losses, tlosses, rtol=rtol)
     assert np.mean(losses[-25:]) < np.mean(losses[:25])  # and both actually learn
 
 
