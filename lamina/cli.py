@@ -18,8 +18,7 @@ from lamina import datasets, io, nn
 from lamina.data import DataLoader, RandomShift, TensorDataset
 from lamina.training import CSVLogger, History, LearningRateScheduler, ModelCheckpoint
 
-IMAGE_SETS = ("digits", "mnist")
-DATASETS = IMAGE_SETS + tuple(datasets.TOY_SETS)
+DATASETS = datasets.IMAGE_SETS + tuple(datasets.TOY_SETS)
 
 
 class CommandError(Exception):
@@ -34,17 +33,9 @@ class _Parser(argparse.ArgumentParser):
 # --- data and models -------------------------------------------------------------------------------
 def load_data(name, data_dir=None, seed=0):
     """((x_train, y_train), (x_test, y_test)) with float32 inputs and int64 labels."""
-    if name == "digits":
-        (xt, yt), (xv, yv) = datasets.digits()
-    elif name == "mnist":
-        (xt, yt), (xv, yv) = datasets.mnist(root=data_dir)
-    elif name in datasets.TOY_SETS:
-        X, y = datasets.TOY_SETS[name](n=1000, seed=seed)
-        cut = 800
-        return (X[:cut], y[:cut]), (X[cut:], y[cut:])
-    else:
+    if name not in DATASETS:
         raise CommandError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
-    return (datasets.scale(xt), yt), (datasets.scale(xv), yv)
+    return datasets.load(name, data_dir, seed)
 
 
 def build_mlp(input_shape, hidden, classes, dropout=0.0):
@@ -178,6 +169,15 @@ def train(args):
           f"{len(x_test):,} test) for {settings['epochs']} epochs")
     callbacks = [LearningRateScheduler(scheduler), ModelCheckpoint(out / "checkpoint.npz"),
                  CSVLogger(out / "history.csv", append=bool(args.resume))]
+    viz = _viz()
+    recorder = None
+    if viz and settings["dataset"] in datasets.TOY_SETS:
+        recorder = viz.BoundaryRecorder(x_train, y_train)
+        frames = out / "boundary_frames.npz"
+        if args.resume and frames.exists():
+            with np.load(frames, allow_pickle=False) as saved:
+                recorder.frames, recorder.epochs = list(saved["frames"]), list(saved["epochs"])
+        callbacks.append(recorder)
     start = time.perf_counter()
     history = model.fit(loader, epochs=settings["epochs"], validation_data=(x_test, y_test), callbacks=callbacks,
                         verbose=args.verbose, initial_epoch=initial_epoch)
@@ -190,7 +190,47 @@ def train(args):
     (out / "history.json").write_text(json.dumps(history.to_dict(), indent=2))
     print(f"Test accuracy: {results['accuracy']:.2%} (loss {results['loss']:.4f}) after {seconds:.1f}s")
     print(f"Saved the model to {out / 'model.npz'} and the history to {out / 'history.json'}")
+    if viz:
+        if recorder is not None:
+            from lamina.viz.report import save_boundary_frames
+
+            save_boundary_frames(recorder, out)
+        print(f"Report: {viz.write_report(out)}")
+    else:
+        print("For report.html with pictures of what the network learned: pip install 'lamina[viz]'")
     return summary
+
+
+def _viz():
+    """lamina.viz, or None when its extra (matplotlib, Pillow) is not installed."""
+    try:
+        import lamina.viz
+    except ImportError:
+        return None
+    return lamina.viz
+
+
+def report(args):
+    viz = _viz()
+    if viz is None:
+        raise CommandError("lamina report needs the viz extra: pip install 'lamina[viz]'")
+    run = Path(args.run_dir)
+    if not (run / "model.npz").exists():
+        raise CommandError(f"{run} is not a run folder of lamina train (no model.npz)")
+    print(f"Report: {viz.write_report(run)}")
+
+
+def show(args):
+    viz = _viz()
+    if viz is None:
+        raise CommandError("lamina show needs the viz extra: pip install 'lamina[viz]'")
+    model, _ = _load_model(args.model)
+    image = read_digit_image(args.image)
+    if isinstance(model[0], nn.Conv2d):
+        image = image[None]
+    out = args.out or f"{Path(args.image).stem}-representations.png"
+    viz.representations(model, image, out)
+    print(f"Wrote {out}")
 
 
 # --- evaluate, predict, info ---------------------------------------------------------------------------
@@ -296,6 +336,16 @@ def make_parser():
     p.add_argument("--top", type=_positive(int), default=3)
     p.set_defaults(run=predict)
 
+    r = commands.add_parser("report", help="rebuild report.html of a training run")
+    r.add_argument("run_dir")
+    r.set_defaults(run=report)
+
+    s = commands.add_parser("show", help="draw how a model's layers represent your own image of a digit")
+    s.add_argument("model")
+    s.add_argument("--image", required=True, help="a PNG or JPEG of one digit")
+    s.add_argument("--out", help="where to write the picture (default: <image>-representations.png)")
+    s.set_defaults(run=show)
+
     i = commands.add_parser("info", help="layers, parameter counts and training summary of a saved model")
     i.add_argument("model")
     i.set_defaults(run=info)
@@ -307,7 +357,7 @@ def main(argv=None):
     try:
         args = make_parser().parse_args(argv or ["train"])
         if args.command is None:
-            raise CommandError("choose a command: train, evaluate, predict or info (see lamina --help)")
+            raise CommandError("choose a command: train, evaluate, predict, report, show or info (lamina --help)")
         args.run(args)
     except CommandError as e:
         print(f"lamina: error: {e}", file=sys.stderr)

@@ -202,8 +202,26 @@ def xor(n=400, noise=0.05, seed=0):
 
 
 TOY_SETS = {"admissions": admissions, "moons": moons, "circles": circles, "spiral": spiral, "xor": xor}
+IMAGE_SETS = ("digits", "mnist")
+
+
+def load(name, data_dir=None, seed=0):
+    """A dataset by name, ready to train on: ((x_train, y_train), (x_test, y_test)), float32 inputs.
+
+    Images are scaled to [0, 1]; a 2-D set is drawn with 1,000 points, the last 200 held out for testing.
+    """
+    if name == "digits":
+        (xt, yt), (xv, yv) = digits()
+    elif name == "mnist":
+        (xt, yt), (xv, yv) = mnist(root=data_dir)
+    elif name in TOY_SETS:
+        X, y = TOY_SETS[name](n=1000, seed=seed)
+        return (X[:800], y[:800]), (X[800:], y[800:])
+    else:
+        raise DatasetError(f"unknown dataset {name!r}; choose from {', '.join(IMAGE_SETS + tuple(TOY_SETS))}")
+    return (scale(xt), yt), (scale(xv), yv)
 
 __all__ = [
-    "DatasetError", "IDXError", "MNIST_FILES", "admissions", "circles", "digits", "mnist", "moons", "read_idx",
+    "DatasetError", "IDXError", "MNIST_FILES", "admissions", "circles", "digits", "load", "mnist", "moons", "read_idx",
     "scale", "spiral", "verify_file", "xor",
 ]

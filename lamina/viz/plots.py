@@ -1,0 +1,362 @@
+"""Pictures of what a network learned, written as PNG or SVG (GIF for animations).
+
+representations: one input's journey through every layer, the essay's figure.
+decision_boundary / hidden_units / boundary_animation: what a 2-D classifier
+computes over its input plane. plot_history, confusion_matrix, misclassified,
+weights: the training process and its result.
+"""
+
+import io as _io
+import math
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+import lamina  # noqa: E402
+from lamina.training import Callback  # noqa: E402
+from lamina.training import metrics as _metrics  # noqa: E402
+
+DPI = 100
+
+
+def _save(fig, path):
+    """Write the figure (PNG or SVG, by the file's extension; PNG to a binary stream) and close it."""
+    fig.savefig(path, dpi=DPI, format=None if isinstance(path, (str, bytes)) or hasattr(path, "suffix") else "png")
+    plt.close(fig)
+    return path
+
+
+def _predict(model, x):
+    was_training = model.training
+    model.eval()
+    try:
+        with lamina.no_grad():
+            return model(lamina.tensor(np.asarray(x, dtype=np.float32))).numpy()
+    finally:
+        model.train(was_training)
+
+
+def _probabilities(scores):
+    """Class probabilities from raw model outputs: softmax for several classes, sigmoid for one."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim == 2 and scores.shape[1] > 1:
+        if np.all(scores >= 0) and np.allclose(scores.sum(1), 1, atol=1e-3):
+            return scores  # already probabilities (a Softmax layer at the end)
+        e = np.exp(scores - scores.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+    p = scores.reshape(len(scores))
+    if np.any(p < 0) or np.any(p > 1):
+        p = 1 / (1 + np.exp(-p))
+    return np.stack([1 - p, p], axis=1)
+
+
+# --- representations -------------------------------------------------------------------------------
+def _layers(model):
+    """The layers to show, in the order data flows: a Sequential's children, else every leaf module."""
+    if isinstance(model, lamina.nn.Sequential):
+        return [(name, m) for name, m in model.named_children()]
+    return [(name, m) for name, m in model.named_modules() if name and not list(m.children())]
+
+
+def layer_outputs(model, x):
+    """[(name, module, output array)] for one forward pass of x, captured with forward hooks."""
+    captured, handles = [], []
+    for name, module in _layers(model):
+        handles.append(module.register_forward_hook(
+            lambda m, inputs, out, name=name: captured.append((name, m, out.numpy().copy()))))
+    try:
+        _predict(model, x)
+    finally:
+        for h in handles:
+            h.remove()
+    return captured
+
+
+def _mosaic(maps, columns=None, pad=1):
+    """(K, H, W) maps tiled into one image, each normalized to its own range, NaN between tiles."""
+    k, h, w = maps.shape
+    columns = columns or math.ceil(math.sqrt(k))
+    rows = math.ceil(k / columns)
+    out = np.full((rows * (h + pad) - pad, columns * (w + pad) - pad), np.nan)
+    for i, m in enumerate(maps):
+        low, high = np.nanmin(m), np.nanmax(m)
+        scaled = (m - low) / (high - low) if high > low else np.zeros_like(m)
+        r, c = divmod(i, columns)
+        out[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = scaled
+    return out
+
+
+def _show_image(ax, image, title):
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim == 3 and image.shape[0] in (1, 3):
+        image = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+    ax.imshow(image, cmap="gray_r" if image.ndim == 2 else None, interpolation="nearest")
+    ax.set_title(title, fontsize=9, loc="left")
+    ax.axis("off")
+
+
+def representations(model, x, path, class_names=None, max_maps=32):
+    """For one input, every layer's output in the order data flows: the essay's picture, for your model.
+
+    Convolutional feature maps are drawn as a grid of small images, dense
+    activations as a heat strip, and the last layer as class probabilities.
+    """
+    x = np.asarray(x.numpy() if isinstance(x, lamina.Tensor) else x, dtype=np.float32)
+    single = x[None] if x.ndim in (1, 3) or (x.ndim == 2 and x.shape != (1, x.shape[1])) else x[:1]
+    outputs = layer_outputs(model, single)
+    if not outputs:
+        raise ValueError("representations: the model has no layers to show")
+    heights = [2.2] + [2.2 if out.ndim == 4 else 0.9 for _, _, out in outputs[:-1]] + [2.0]
+    fig = plt.figure(figsize=(8, sum(heights)), layout="constrained")
+    grid = fig.add_gridspec(len(heights), 1, height_ratios=heights)
+    image = single[0]
+    ax = fig.add_subplot(grid[0])
+    if image.ndim >= 2:
+        _show_image(ax, image, f"input {tuple(image.shape)}")
+    else:
+        ax.imshow(image[None], aspect="auto", cmap="viridis")
+        ax.set_title(f"input {tuple(image.shape)}", fontsize=9, loc="left")
+        ax.set_yticks([])
+    for row, (name, module, out) in enumerate(outputs[:-1], start=1):
+        ax = fig.add_subplot(grid[row])
+        label = f"{name}: {type(module).__name__} {tuple(out.shape[1:])}"
+        if out.ndim == 4:
+            maps = out[0][:max_maps]
+            ax.imshow(_mosaic(maps, columns=min(16, len(maps))), cmap="magma", interpolation="nearest")
+            ax.set_title(label + (f", first {max_maps} maps" if out.shape[1] > max_maps else ""), fontsize=9,
+                         loc="left")
+            ax.axis("off")
+        else:
+            strip = out[0].reshape(1, -1)
+            ax.imshow(strip, aspect="auto", cmap="magma", interpolation="nearest")
+            ax.set_title(label, fontsize=9, loc="left")
+            ax.set_yticks([])
+    name, module, last = outputs[-1]
+    probs = _probabilities(last.reshape(1, -1))[0]
+    names = class_names or [str(i) for i in range(len(probs))]
+    ax = fig.add_subplot(grid[-1])
+    bars = ax.bar(range(len(probs)), probs, color="#bbbbbb")
+    bars[int(np.argmax(probs))].set_color("#d62728")
+    ax.set_xticks(range(len(probs)), names)
+    ax.set_ylim(0, 1)
+    ax.set_title(f"{name}: {type(module).__name__}, as class probabilities (prediction: "
+                 f"{names[int(np.argmax(probs))]}, {probs.max():.1%})", fontsize=9, loc="left")
+    return _save(fig, path)
+
+
+# --- 2-D classifiers -------------------------------------------------------------------------------
+def _grid(X, resolution, margin=0.1):
+    X = np.asarray(X, dtype=np.float32)
+    low, high = X.min(0), X.max(0)
+    span = np.where(high > low, high - low, 1.0)
+    xs = np.linspace(low[0] - margin * span[0], high[0] + margin * span[0], resolution, dtype=np.float32)
+    ys = np.linspace(low[1] - margin * span[1], high[1] + margin * span[1], resolution, dtype=np.float32)
+    gx, gy = np.meshgrid(xs, ys)
+    return gx, gy, np.stack([gx.ravel(), gy.ravel()], axis=1)
+
+
+def boundary_image(model, X, resolution=150):
+    """(gx, gy, probabilities over the grid) for a 2-D classifier."""
+    gx, gy, points = _grid(X, resolution)
+    return gx, gy, _probabilities(_predict(model, points)).reshape(*gx.shape, -1)
+
+
+def _draw_boundary(ax, gx, gy, probs, X, y, title):
+    classes = probs.shape[-1]
+    if classes == 2:
+        ax.contourf(gx, gy, probs[..., 1], levels=np.linspace(0, 1, 21), cmap="RdBu_r", alpha=0.75)
+        ax.contour(gx, gy, probs[..., 1], levels=[0.5], colors="k", linewidths=1)
+    else:
+        ax.contourf(gx, gy, probs.argmax(-1), levels=np.arange(classes + 1) - 0.5, cmap="tab10", alpha=0.45)
+    if X is not None:
+        ax.scatter(X[:, 0], X[:, 1], c=y, cmap="RdBu_r" if classes == 2 else "tab10", edgecolors="k",
+                   linewidths=0.4, s=14, vmin=0, vmax=max(classes - 1, 1))
+    ax.set_title(title, fontsize=10)
+    ax.set_xlim(gx.min(), gx.max())
+    ax.set_ylim(gy.min(), gy.max())
+
+
+def decision_boundary(model, X, y, path, resolution=200, title="decision boundary"):
+    """The predicted class over the input plane, with the data points on top."""
+    X, y = np.asarray(X), np.asarray(y)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(f"decision_boundary: needs 2-D points of shape (n, 2), got {X.shape}")
+    gx, gy, probs = boundary_image(model, X, resolution)
+    fig, ax = plt.subplots(figsize=(5, 5), layout="constrained")
+    _draw_boundary(ax, gx, gy, probs, X, y, title)
+    return _save(fig, path)
+
+
+def hidden_units(model, X, path, resolution=80, max_units=16):
+    """Each hidden unit's response over the input plane as a small heat map, one row per layer."""
+    X = np.asarray(X)
+    gx, gy, points = _grid(X, resolution)
+    outputs = [(n, m, out) for n, m, out in layer_outputs(model, points)[:-1] if out.ndim == 2]
+    if not outputs:
+        raise ValueError("hidden_units: the model has no hidden layers with unit outputs")
+    columns = min(max_units, max(out.shape[1] for _, _, out in outputs))
+    fig, axes = plt.subplots(len(outputs), columns, figsize=(1.1 * columns + 0.6, 1.25 * len(outputs) + 0.3),
+                             squeeze=False, layout="constrained")
+    for row, (name, module, out) in enumerate(outputs):
+        for unit in range(columns):
+            ax = axes[row, unit]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if unit >= out.shape[1]:
+                ax.axis("off")
+                continue
+            ax.imshow(out[:, unit].reshape(gx.shape), origin="lower", cmap="RdBu_r", interpolation="bilinear")
+            if unit == 0:
+                ax.set_ylabel(f"{name}\n{type(module).__name__}", fontsize=7)
+    fig.suptitle("what each hidden unit computes over the input plane", fontsize=10)
+    return _save(fig, path)
+
+
+class BoundaryRecorder(Callback):
+    """Record a 2-D classifier's predictions over the input plane at the end of every `every` epochs."""
+
+    def __init__(self, X, y, every=1, resolution=100):
+        super().__init__()
+        self.X, self.y, self.every, self.resolution = np.asarray(X), np.asarray(y), every, resolution
+        self.frames, self.epochs = [], []
+
+    def on_train_begin(self, logs=None):
+        if not self.frames:
+            self._record(-1)
+
+    def _record(self, epoch):
+        gx, gy, probs = boundary_image(self.model, self.X, self.resolution)
+        self.grid = (gx, gy)
+        self.frames.append(probs.astype(np.float32))
+        self.epochs.append(epoch + 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            self._record(epoch)
+
+
+def boundary_animation(recorder, path, fps=6, max_frames=60):
+    """The recorded boundaries as an animated GIF: learning as a search for a change of coordinates."""
+    from PIL import Image
+
+    if not recorder.frames:
+        raise ValueError("boundary_animation: the recorder holds no frames; pass it to fit(callbacks=[...])")
+    step = max(1, math.ceil(len(recorder.frames) / max_frames))
+    chosen = list(range(0, len(recorder.frames), step))
+    if chosen[-1] != len(recorder.frames) - 1:
+        chosen.append(len(recorder.frames) - 1)
+    gx, gy = recorder.grid
+    images = []
+    for i in chosen:
+        fig, ax = plt.subplots(figsize=(4.5, 4.5), layout="constrained")
+        _draw_boundary(ax, gx, gy, recorder.frames[i], recorder.X, recorder.y, f"epoch {recorder.epochs[i]}")
+        buffer = _io.BytesIO()
+        fig.savefig(buffer, dpi=80, format="png")
+        plt.close(fig)
+        images.append(Image.open(buffer).convert("P", palette=Image.ADAPTIVE))
+    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    return path
+
+
+# --- the training process and its result --------------------------------------------------------------
+def plot_history(history, path):
+    """Loss and each metric per epoch, training against validation."""
+    data = history.history if hasattr(history, "history") else history.get("history", history)
+    names = [k for k in data if not k.startswith("val_") and k != "lr"]
+    if not names:
+        raise ValueError("plot_history: the history holds no values")
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.2), squeeze=False, layout="constrained")
+    for ax, name in zip(axes[0], names):
+        epochs = np.arange(1, len(data[name]) + 1)
+        ax.plot(epochs, data[name], marker="o", markersize=3, label="training")
+        if f"val_{name}" in data:
+            ax.plot(np.arange(1, len(data[f"val_{name}"]) + 1), data[f"val_{name}"], marker="o", markersize=3,
+                    label="validation")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def confusion_matrix(y_true, y_pred, path, class_names=None):
+    """Counts of true class (rows) against predicted class (columns); y_pred may be scores."""
+    y_pred = np.asarray(y_pred)
+    classes = (y_pred.shape[1] if y_pred.ndim == 2 and y_pred.shape[1] > 1 else None)
+    counts = _metrics.confusion_matrix(y_true, y_pred, num_classes=classes)
+    k = counts.shape[0]
+    names = class_names or [str(i) for i in range(k)]
+    fig, ax = plt.subplots(figsize=(1 + 0.5 * k, 0.8 + 0.5 * k), layout="constrained")
+    ax.imshow(counts, cmap="Blues")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if counts[i, j] > counts.max() / 2 else "black")
+    ax.set_xticks(range(k), names)
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"confusion matrix (accuracy {np.trace(counts) / max(counts.sum(), 1):.2%})", fontsize=10)
+    return _save(fig, path)
+
+
+def misclassified(model, x, y, path, count=16, class_names=None):
+    """A grid of the model's most confident mistakes, with true and predicted labels."""
+    x, y = np.asarray(x), np.asarray(y)
+    probs = _probabilities(np.concatenate([_predict(model, x[i:i + 1000]) for i in range(0, len(x), 1000)]))
+    predicted = probs.argmax(1)
+    wrong = np.flatnonzero(predicted != y)
+    order = wrong[np.argsort(-probs[wrong, predicted[wrong]])][:count]
+    names = class_names or [str(i) for i in range(probs.shape[1])]
+    columns = min(8, max(len(order), 1))
+    rows = max(1, math.ceil(len(order) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.55 * rows), squeeze=False,
+                             layout="constrained")
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), order):
+        _show_image(ax, x[i].reshape(28, 28) if x[i].size == 784 else x[i], "")
+        ax.set_title(f"true {names[y[i]]}\npred {names[predicted[i]]} {probs[i, predicted[i]]:.0%}", fontsize=7)
+    if len(order) == 0:
+        axes[0, 0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
+    fig.suptitle(f"most confident mistakes ({len(wrong)} of {len(y)} wrong)", fontsize=9)
+    return _save(fig, path)
+
+
+def weights(model, path, max_filters=32):
+    """First-layer weights as images (for image models), and a histogram of every parameter and gradient."""
+    params = list(model.named_parameters())
+    if not params:
+        raise ValueError("weights: the model has no parameters")
+    first_name, first = next((n, p) for n, p in params if p.ndim >= 2)
+    w = first.numpy()
+    images = None
+    if w.ndim == 4:
+        images = w[:max_filters, 0] if w.shape[1] == 1 else w[:max_filters].mean(1)
+    elif w.ndim == 2 and int(math.isqrt(w.shape[1])) ** 2 == w.shape[1]:
+        side = math.isqrt(w.shape[1])
+        images = w[:max_filters].reshape(-1, side, side)
+    rows = len(params) + (1 if images is not None else 0)
+    fig = plt.figure(figsize=(8, 1.9 * rows), layout="constrained")
+    grid = fig.add_gridspec(rows, 1)
+    row = 0
+    if images is not None:
+        ax = fig.add_subplot(grid[0])
+        ax.imshow(_mosaic(images, columns=min(16, len(images))), cmap="RdBu_r", interpolation="nearest")
+        ax.set_title(f"{first_name}: what the first layer's units look for", fontsize=9, loc="left")
+        ax.axis("off")
+        row = 1
+    for name, p in params:
+        ax = fig.add_subplot(grid[row])
+        ax.hist(p.numpy().ravel(), bins=60, alpha=0.7, label="weights")
+        if p.grad is not None:
+            ax.hist(p.grad.numpy().ravel(), bins=60, alpha=0.6, label="gradients")
+            ax.legend(fontsize=7)
+        ax.set_title(f"{name} {tuple(p.shape)}", fontsize=9, loc="left")
+        row += 1
+    return _save(fig, path)
