@@ -492,6 +492,14 @@ def _accumulate(old, new):
     return new if old is None else old + new
 
 
+_after_backward = []  # callables run once when the next backward() finishes (data-parallel gradient sync)
+
+
+def call_after_backward(fn):
+    """Run fn() once, right after the next `backward()` has filled every `.grad`."""
+    _after_backward.append(fn)
+
+
 def _store_leaf_grad(leaf, g, create_graph, stored):
     if create_graph:
         leaf.grad = _accumulate(leaf.grad, g)
@@ -586,6 +594,9 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
     if not retain_graph:
         for fn in done:
             fn.release()
+    if captured is None:
+        while _after_backward:
+            _after_backward.pop(0)()
     return captured
 
 

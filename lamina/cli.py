@@ -125,10 +125,28 @@ def _settings(args):
     return settings
 
 
+def _start_distributed(args):
+    """lamina.distributed, joined, when --distributed asks for it (None otherwise)."""
+    if not getattr(args, "distributed", False):
+        return None
+    from lamina import distributed
+
+    if not distributed.available():
+        raise CommandError("--distributed needs mpi4py and an MPI library: pip install 'lamina[mpi]', "
+                           "then run it as: mpiexec -n 2 lamina train --distributed")
+    distributed.init()
+    return distributed
+
+
 def train(args):
-    settings = _settings(args)
+    dist = _start_distributed(args)
+    main = dist is None or dist.is_main()
+    settings = _settings(args) if main else None
+    if dist is not None:
+        settings = dist.broadcast_object(settings)  # every rank uses rank 0's run folder and settings
     out = Path(settings["out"])
-    out.mkdir(parents=True, exist_ok=True)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
     lamina.manual_seed(settings["seed"])
     (x_train, y_train), (x_test, y_test) = load_data(settings["dataset"], settings.get("data_dir"), settings["seed"])
     classes = int(max(y_train.max(), y_test.max())) + 1
@@ -140,8 +158,12 @@ def train(args):
     optimizer = lamina.training.loop.OPTIMIZERS[settings["optimizer"]](model.parameters(), lr=settings["lr"])
     model.compile(optimizer, "cross_entropy", ["accuracy"])
     augment = RandomShift(settings["augment"]) if settings["augment"] and x_train.ndim >= 3 else None
+    sampler = dist.DistributedSampler(len(x_train), seed=settings["seed"]) if dist else None
     loader = DataLoader(TensorDataset(x_train, y_train), batch_size=settings["batch_size"], shuffle=True,
-                        transform=augment)
+                        transform=augment, sampler=sampler)
+    if dist is not None:  # after the optimizer: it holds the same parameter objects
+        model = dist.DistributedDataParallel(model)
+        model.compile(optimizer, "cross_entropy", ["accuracy"])
     initial_epoch, history = 0, None
     if args.resume:
         state = io.load_checkpoint(out / "checkpoint.npz", model, optimizer)
@@ -149,7 +171,8 @@ def train(args):
         if initial_epoch >= settings["epochs"]:
             raise CommandError(f"--resume: the run in {out} already finished its {settings['epochs']} epochs; "
                                "pass --epochs N with a larger N to train further")
-        print(f"Resuming {out} at epoch {initial_epoch + 1}/{settings['epochs']}")
+        if main:
+            print(f"Resuming {out} at epoch {initial_epoch + 1}/{settings['epochs']}")
     scheduler = lamina.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings["lr"], epochs=settings["epochs"],
                                                      steps_per_epoch=len(loader))
     if args.resume:
@@ -163,13 +186,15 @@ def train(args):
     model.scheduler = scheduler
     if history is not None:
         model.history = history
-    (out / "settings.json").write_text(json.dumps(settings, indent=2))
     what = "a CNN" if settings.get("model") == "cnn" else f"a {settings['hidden']} MLP"
-    print(f"Training {what} on {settings['dataset']} ({len(x_train):,} training samples, "
-          f"{len(x_test):,} test) for {settings['epochs']} epochs")
+    if main:
+        (out / "settings.json").write_text(json.dumps(settings, indent=2))
+        ranks = f" on {dist.world_size()} ranks" if dist else ""
+        print(f"Training {what} on {settings['dataset']} ({len(x_train):,} training samples, "
+              f"{len(x_test):,} test) for {settings['epochs']} epochs{ranks}")
     callbacks = [LearningRateScheduler(scheduler), ModelCheckpoint(out / "checkpoint.npz"),
                  CSVLogger(out / "history.csv", append=bool(args.resume))]
-    viz = _viz()
+    viz = _viz() if main else None
     recorder = None
     if viz and settings["dataset"] in datasets.TOY_SETS:
         recorder = viz.BoundaryRecorder(x_train, y_train)
@@ -183,6 +208,8 @@ def train(args):
                         verbose=args.verbose, initial_epoch=initial_epoch)
     seconds = time.perf_counter() - start
     results = model.evaluate(x_test, y_test)
+    if not main:
+        return None
     summary = {"test_loss": results["loss"], "test_accuracy": results["accuracy"], "seconds": round(seconds, 2),
                "epochs": len(history.epoch), "interrupted": history.interrupted}
     io.save(model, out / "model.npz", metadata={"settings": settings, "results": summary},
@@ -322,6 +349,8 @@ def make_parser():
                    help="continue the latest run (or the run folder RUN) from its checkpoint")
     t.add_argument("--data-dir", help="folder holding the four MNIST files (for --dataset mnist)")
     t.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI ranks: run as mpiexec -n N lamina train --distributed")
     t.set_defaults(run=train)
 
     e = commands.add_parser("evaluate", help="accuracy and loss of a saved model on a test set")

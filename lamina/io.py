@@ -152,6 +152,8 @@ def save(obj, path, optimizer=None, scheduler=None, epoch=None, history=None, me
 
     arrays = {}
     document = {"format": FORMAT, "version": __version__, "metadata": metadata or {}}
+    while getattr(obj, "wraps_module", False):  # a data-parallel wrapper saves the model it wraps
+        obj = obj.module
     if isinstance(obj, Module):
         config = architecture(obj)
         state = obj.state_dict()

@@ -1,4 +1,4 @@
-"""The README's Python examples run as written."""
+"""The README's Python examples (fenced ```python; ```py marks a sketch) run as written."""
 
 import re
 from pathlib import Path

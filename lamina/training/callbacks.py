@@ -15,6 +15,8 @@ from lamina import io
 
 
 class Callback:
+    main_process_only = False  # in distributed training, run only on rank 0 (output, files)
+
     def __init__(self):
         self.model = None
         self.params = {}
@@ -119,6 +121,8 @@ class ProgressBar(Callback):
     installed, verbose=1 prints one plain line per epoch as well.
     """
 
+    main_process_only = True
+
     def __init__(self, verbose=1, stream=None):
         super().__init__()
         self.verbose, self.stream = verbose, stream
@@ -211,6 +215,8 @@ class ModelCheckpoint(Callback):
     With save_best_only, only epochs that improve `monitor` are written.
     """
 
+    main_process_only = True
+
     def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto", verbose=0):
         super().__init__()
         self.path, self.monitor, self.save_best_only, self.verbose = os.fspath(path), monitor, save_best_only, verbose
@@ -274,6 +280,8 @@ class LearningRateScheduler(Callback):
 
 class CSVLogger(Callback):
     """Append each epoch's logs as a row of a CSV file."""
+
+    main_process_only = True
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()

@@ -130,7 +130,16 @@ class _Interrupt:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def _run_epoch(model, loader, callbacks, stop):
+def _distributed(model):
+    """lamina.distributed when the model is wrapped for data-parallel training over several ranks."""
+    if not getattr(model, "wraps_module", False):
+        return None
+    from lamina import distributed  # sits above training; imported only for wrapped models
+
+    return distributed if distributed.world_size() > 1 else None
+
+
+def _run_epoch(model, loader, callbacks, stop, dist=None):
     """One pass over the training batches; returns (logs, completed)."""
     loss_sum, count = 0.0, 0
     streaming = [metric_lib.get(m, model.metric_threshold) for m in model.metric_names]
@@ -151,7 +160,11 @@ def _run_epoch(model, loader, callbacks, stop):
             m.update(yb.data, output.data)
             logs[m.name] = m.result()
         callbacks.on_train_batch_end(batch, logs)
-        if model.stop_training or stop.requested:
+        stopping = model.stop_training or stop.requested
+        if dist is not None:  # every rank stops together, or the others would wait for it forever
+            stopping = dist.all_reduce(np.array([float(stopping)]), "max")[0] > 0
+        if stopping:
+            model.stop_training = True
             return logs, False
     return logs, True
 
@@ -166,7 +179,13 @@ def fit(model, x, y=None, epochs=1, batch_size=32, validation_data=None, validat
         x_all, y_all = _as_array(x, "x"), _as_array(y, "y")
         cut = int(len(x_all) * (1 - validation_split))
         x, y, validation_data = x_all[:cut], y_all[:cut], (x_all[cut:], y_all[cut:])
-    loader = _loader(x, y, batch_size, shuffle, "fit")
+    dist = _distributed(model)
+    if dist is not None and not isinstance(x, DataLoader):  # each rank trains on its own shard
+        x, y = _as_array(x, "x"), _as_array(y, "y")
+        loader = DataLoader(TensorDataset(x, y), batch_size=batch_size,
+                            sampler=dist.DistributedSampler(len(x), shuffle=shuffle))
+    else:
+        loader = _loader(x, y, batch_size, shuffle, "fit")
     history = History()
     previous = getattr(model, "history", None)
     if initial_epoch and previous is not None:  # resuming: keep what was already learned
@@ -175,6 +194,8 @@ def fit(model, x, y=None, epochs=1, batch_size=32, validation_data=None, validat
     callbacks = list(callbacks or [])
     if verbose and not any(isinstance(cb, ProgressBar) for cb in callbacks):
         callbacks.insert(0, ProgressBar(verbose))
+    if dist is not None and not dist.is_main():  # output, logs and checkpoints come from rank 0 only
+        callbacks = [cb for cb in callbacks if not cb.main_process_only]
     # History first: a checkpoint written at the end of an epoch then includes that epoch.
     callback_list = CallbackList([history, *callbacks], model,
                                  {"epochs": epochs, "steps": len(loader), "verbose": verbose})
@@ -182,15 +203,20 @@ def fit(model, x, y=None, epochs=1, batch_size=32, validation_data=None, validat
     callback_list.on_train_begin()
     with _Interrupt() as stop:
         for epoch in range(initial_epoch, epochs):
+            if hasattr(getattr(loader, "sampler", None), "set_epoch"):
+                loader.sampler.set_epoch(epoch)
             callback_list.on_epoch_begin(epoch)
-            logs, completed = _run_epoch(model, loader, callback_list, stop)
+            logs, completed = _run_epoch(model, loader, callback_list, stop, dist)
+            if dist is not None and logs:  # the epoch's loss and metrics, averaged over the ranks' shards
+                averaged = dist.all_reduce(np.array([logs[k] for k in sorted(logs)], dtype=np.float64), "mean")
+                logs = dict(zip(sorted(logs), averaged.tolist()))
             if not completed:
                 # A partial epoch is recorded, but epoch-end callbacks (checkpoints) never see it.
                 history.interrupted = True
                 history.epoch.append(epoch)
                 for key, value in logs.items():
                     history.history.setdefault(key, []).append(value)
-                if stop.requested:
+                if stop.requested and (dist is None or dist.is_main()):
                     print(f"\nInterrupted: stopped after batch of epoch {epoch + 1}; weights kept.")
                 break
             if validation_data is not None:

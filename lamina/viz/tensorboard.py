@@ -15,6 +15,8 @@ class TensorBoard(Callback):
     """Log every epoch's loss, metrics and learning rate; every `histogram_freq` epochs, a histogram of
     each parameter and its gradient; and, given `sample` (one input), the picture of its representations."""
 
+    main_process_only = True
+
     def __init__(self, log_dir, histogram_freq=1, sample=None):
         super().__init__()
         try:
