@@ -11,3 +11,6 @@ import lamina  # noqa: E402
 @pytest.fixture(autouse=True)
 def _seed():
     lamina.manual_seed(0)
+
+# Scripts that tests start under mpiexec; importing them (as --doctest-modules would) runs them.
+collect_ignore_glob = ["mpi_jobs/*"]

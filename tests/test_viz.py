@@ -146,3 +146,11 @@ def test_show_writes_the_representations_of_an_image(tmp_path, capsys):
     assert cli.main(["show", str(tmp_path / "run" / "model.npz"), "--image", str(tmp_path / "digit.png"),
                      "--out", str(out)]) == 0
     _check_picture(out)
+
+
+def test_training_without_the_viz_extra_says_how_to_get_the_report(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "_viz", lambda: None)
+    assert cli.main(["train", "--dataset", "xor", "--epochs", "2", "--out", str(tmp_path), "--verbose", "0"]) == 0
+    assert "pip install 'lamina[viz]'" in capsys.readouterr().out
+    assert (tmp_path / "model.npz").exists() and not (tmp_path / "report.html").exists()
+    assert cli.main(["report", str(tmp_path)]) == 2

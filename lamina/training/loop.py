@@ -5,7 +5,6 @@ targets, backpropagation of the loss, and the optimizer's update. Repeat over
 the batches of an epoch, and over epochs.
 """
 
-import math
 import signal
 import threading
 
@@ -253,8 +252,6 @@ def evaluate(model, x, y=None, batch_size=256, verbose=0):
     results.update({m.name: m.result() for m in streaming})
     if verbose:
         print("  ".join(f"{k} {v:.4f}" for k, v in results.items()))
-    if not math.isfinite(results["loss"]):
-        results["loss"] = float(results["loss"])
     return results
 
 
