@@ -44,6 +44,25 @@ def _bce(z, t):
     return np.mean(np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z))))
 
 
+def _conv2d(x, w, stride=1, padding=0):
+    """Direct-loop reference convolution (cross-correlation), NCHW."""
+    x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    n, _, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    ho, wo = (h - kh) // stride + 1, (wd - kw) // stride + 1
+    out = np.zeros((n, o, ho, wo))
+    for i in range(ho):
+        for j in range(wo):
+            patch = x[:, :, i * stride:i * stride + kh, j * stride:j * stride + kw]
+            out[:, :, i, j] = np.tensordot(patch, w, axes=([1, 2, 3], [1, 2, 3]))
+    return out
+
+
+def _pool2d(x, k, reduce):
+    n, c, h, w = x.shape
+    return reduce(x[:, :, :h // k * k, :w // k * k].reshape(n, c, h // k, k, w // k, k), axis=(3, 5))
+
+
 def _torch_pad(L, x):
     return L.nn.functional.pad(x, (1, 2, 0, 1), value=0.5)
 
@@ -136,6 +155,11 @@ CASES = [
     Case("matmul_dot", lambda L, a, b: a @ b, np.matmul, [(4,), (4,)]),
     Case("matmul_batched", lambda L, a, b: a @ b, np.matmul, [(2, 3, 4), (4, 5)]),
     Case("matmul_broadcast", lambda L, a, b: a @ b, np.matmul, [(2, 1, 3, 4), (3, 4, 2)]),
+    # convolution and pooling
+    Case("conv2d", lambda L, x, w: L.nn.functional.conv2d(x, w, stride=2, padding=1),
+         lambda x, w: _conv2d(x, w, 2, 1), [(2, 3, 6, 5), (4, 3, 3, 3)]),
+    Case("max_pool2d", lambda L, x: L.nn.functional.max_pool2d(x, 2), lambda x: _pool2d(x, 2, np.max), [(2, 3, 5, 4)]),
+    Case("avg_pool2d", lambda L, x: L.nn.functional.avg_pool2d(x, 2), lambda x: _pool2d(x, 2, np.mean), [(2, 3, 4, 6)]),
     # fused kernels
     Case("bce_with_logits", lambda L, z, t: L.binary_cross_entropy_with_logits(z, t), _bce, [(5, 3), (5, 3)],
          torch_fn=lambda L, z, t: L.nn.functional.binary_cross_entropy_with_logits(z, t)),
