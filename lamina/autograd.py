@@ -509,7 +509,8 @@ def _store_leaf_grad(leaf, g, create_graph, stored):
         # .grad must be writable, contiguous and its own: optimizers update it in place
         array = g.data
         owner = array if array.base is None else array.base
-        if id(owner) in stored or not array.flags.c_contiguous or not getattr(array.flags, "writeable", True):
+        flags = array.flags
+        if id(owner) in stored or not flags.c_contiguous or not getattr(flags, "writeable", True):
             array = array.copy()
             owner = array
         stored.add(id(owner))

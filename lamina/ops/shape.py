@@ -1,5 +1,6 @@
 """Ops that move or select elements without computing new values."""
 
+import functools
 import math
 import numbers
 
@@ -23,6 +24,15 @@ def _dim(dim, ndim, op):
 
 
 # --- broadcasting and its adjoint --------------------------------------------------------------
+@functools.lru_cache(maxsize=32)
+def _ones(xp, n, dtype):
+    """A read-only vector of ones, kept: bias gradients need the same one every step."""
+    ones = xp.ones(n, dtype=dtype)
+    if xp is np:
+        ones.flags.writeable = False
+    return ones
+
+
 class SumTo(Function):
     """Sum a broadcast gradient back down to `shape`: the one place broadcasting is undone."""
 
@@ -35,8 +45,7 @@ class SumTo(Function):
             # Summing leading dims (a bias gradient) is a vector-matrix product: BLAS does it
             # several times faster than NumPy's reduction along axis 0.
             rows = math.prod(a.shape[:lead])
-            ones = get_array_module(a).ones(rows, dtype=a.dtype)
-            return (ones @ a.reshape(rows, -1)).reshape(self.shape)
+            return (_ones(get_array_module(a), rows, a.dtype) @ a.reshape(rows, -1)).reshape(self.shape)
         stretched = tuple(i + lead for i, n in enumerate(self.shape) if n == 1 and a.shape[i + lead] != 1)
         return a.sum(axis=tuple(range(lead)) + stretched, keepdims=True).reshape(self.shape)
 
