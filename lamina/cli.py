@@ -138,6 +138,37 @@ def _start_distributed(args):
     return distributed
 
 
+def _model_for(settings, x_train, classes):
+    """The network the settings ask for."""
+    if settings.get("model", "mlp") == "cnn":
+        return build_cnn(1, classes, settings["dropout"])
+    return build_mlp(x_train.shape[1:], settings["hidden"], classes, settings["dropout"])
+
+
+def _schedule(optimizer, settings, loader, out, resume):
+    """A one-cycle schedule; on resume, from the checkpoint (or fresh over the epochs added to the plan).
+
+    Returns (schedule, initial epoch, history so far)."""
+    def one_cycle(epochs):
+        return lamina.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings["lr"], epochs=epochs,
+                                                    steps_per_epoch=len(loader))
+
+    if not resume:
+        return one_cycle(settings["epochs"]), 0, None
+    document = io.read_metadata(out / "checkpoint.npz")
+    done = document.get("epoch") or 0
+    if done >= settings["epochs"]:
+        raise CommandError(f"--resume: the run in {out} already finished its {settings['epochs']} epochs; "
+                           "pass --epochs N with a larger N to train further")
+    schedule = one_cycle(settings["epochs"])
+    saved = document.get("scheduler", {}).get("state", {})
+    if saved.get("total_steps") == schedule.total_steps:
+        schedule.load_state_dict(saved)  # the same schedule, continued
+    else:
+        schedule = one_cycle(settings["epochs"] - done)
+    return schedule, done, History.from_dict(document.get("history") or {})
+
+
 def train(args):
     dist = _start_distributed(args)
     main = dist is None or dist.is_main()
@@ -149,60 +180,37 @@ def train(args):
         out.mkdir(parents=True, exist_ok=True)
     lamina.manual_seed(settings["seed"])
     (x_train, y_train), (x_test, y_test) = load_data(settings["dataset"], settings.get("data_dir"), settings["seed"])
-    classes = int(max(y_train.max(), y_test.max())) + 1
-    if settings.get("model", "mlp") == "cnn":
+    if settings.get("model") == "cnn":
         x_train, x_test = x_train[:, None], x_test[:, None]  # one channel: (N, 1, 28, 28)
-        model = build_cnn(1, classes, settings["dropout"])
-    else:
-        model = build_mlp(x_train.shape[1:], settings["hidden"], classes, settings["dropout"])
+    model = _model_for(settings, x_train, int(max(y_train.max(), y_test.max())) + 1)
     optimizer = lamina.training.loop.OPTIMIZERS[settings["optimizer"]](model.parameters(), lr=settings["lr"])
+    if args.resume:
+        io.load_checkpoint(out / "checkpoint.npz", model, optimizer)
+    if dist is not None:  # the optimizer holds the same parameter objects as the wrapped model
+        model = dist.DistributedDataParallel(model)
     model.compile(optimizer, "cross_entropy", ["accuracy"])
     augment = RandomShift(settings["augment"]) if settings["augment"] and x_train.ndim >= 3 else None
     sampler = dist.DistributedSampler(len(x_train), seed=settings["seed"]) if dist else None
     loader = DataLoader(TensorDataset(x_train, y_train), batch_size=settings["batch_size"], shuffle=True,
                         transform=augment, sampler=sampler)
-    if dist is not None:  # after the optimizer: it holds the same parameter objects
-        model = dist.DistributedDataParallel(model)
-        model.compile(optimizer, "cross_entropy", ["accuracy"])
-    initial_epoch, history = 0, None
-    if args.resume:
-        state = io.load_checkpoint(out / "checkpoint.npz", model, optimizer)
-        initial_epoch, history = state["epoch"] or 0, History.from_dict(state["history"] or {})
-        if initial_epoch >= settings["epochs"]:
-            raise CommandError(f"--resume: the run in {out} already finished its {settings['epochs']} epochs; "
-                               "pass --epochs N with a larger N to train further")
-        if main:
-            print(f"Resuming {out} at epoch {initial_epoch + 1}/{settings['epochs']}")
-    scheduler = lamina.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings["lr"], epochs=settings["epochs"],
-                                                     steps_per_epoch=len(loader))
-    if args.resume:
-        saved = io.read_metadata(out / "checkpoint.npz").get("scheduler", {}).get("state", {})
-        if saved.get("total_steps") == scheduler.total_steps:
-            scheduler.load_state_dict(saved)  # the same schedule, continued
-        else:  # more epochs than planned: a fresh one-cycle over the epochs that remain
-            scheduler = lamina.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=settings["lr"], epochs=settings["epochs"] - initial_epoch,
-                steps_per_epoch=len(loader))
-    model.scheduler = scheduler
+    model.scheduler, initial_epoch, history = _schedule(optimizer, settings, loader, out, args.resume)
     if history is not None:
         model.history = history
-    what = "a CNN" if settings.get("model") == "cnn" else f"a {settings['hidden']} MLP"
+
+    callbacks = [LearningRateScheduler(model.scheduler), ModelCheckpoint(out / "checkpoint.npz"),
+                 CSVLogger(out / "history.csv", append=bool(args.resume))]
+    viz = _viz() if main else None
+    recorder = _boundary_recorder(viz, settings, x_train, y_train, out, args.resume)
+    if recorder is not None:
+        callbacks.append(recorder)
     if main:
         (out / "settings.json").write_text(json.dumps(settings, indent=2))
+        if args.resume:
+            print(f"Resuming {out} at epoch {initial_epoch + 1}/{settings['epochs']}")
+        what = "a CNN" if settings.get("model") == "cnn" else f"a {settings['hidden']} MLP"
         ranks = f" on {dist.world_size()} ranks" if dist else ""
         print(f"Training {what} on {settings['dataset']} ({len(x_train):,} training samples, "
               f"{len(x_test):,} test) for {settings['epochs']} epochs{ranks}")
-    callbacks = [LearningRateScheduler(scheduler), ModelCheckpoint(out / "checkpoint.npz"),
-                 CSVLogger(out / "history.csv", append=bool(args.resume))]
-    viz = _viz() if main else None
-    recorder = None
-    if viz and settings["dataset"] in datasets.TOY_SETS:
-        recorder = viz.BoundaryRecorder(x_train, y_train)
-        frames = out / "boundary_frames.npz"
-        if args.resume and frames.exists():
-            with np.load(frames, allow_pickle=False) as saved:
-                recorder.frames, recorder.epochs = list(saved["frames"]), list(saved["epochs"])
-        callbacks.append(recorder)
     start = time.perf_counter()
     history = model.fit(loader, epochs=settings["epochs"], validation_data=(x_test, y_test), callbacks=callbacks,
                         verbose=args.verbose, initial_epoch=initial_epoch)
@@ -226,6 +234,18 @@ def train(args):
     else:
         print("For report.html with pictures of what the network learned: pip install 'lamina[viz]'")
     return summary
+
+
+def _boundary_recorder(viz, settings, x_train, y_train, out, resume):
+    """For 2-D datasets, a recorder of the boundary at each epoch (continuing a resumed run's frames)."""
+    if not viz or settings["dataset"] not in datasets.TOY_SETS:
+        return None
+    recorder = viz.BoundaryRecorder(x_train, y_train)
+    frames = out / "boundary_frames.npz"
+    if resume and frames.exists():
+        with np.load(frames, allow_pickle=False) as saved:
+            recorder.frames, recorder.epochs = list(saved["frames"]), list(saved["epochs"])
+    return recorder
 
 
 def _viz():
