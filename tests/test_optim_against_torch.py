@@ -26,7 +26,7 @@ CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-4), (np.float32, 1e-3)])
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-4), (np.float32, 5e-3)])
 @pytest.mark.parametrize("name, kwargs", CONFIGS, ids=lambda v: v if isinstance(v, str) else "")
 def test_loss_curve_matches_torch(name, kwargs, dtype, rtol):
     """In float64 the curves agree to 1e-4. In float32 Adam-like updates g / sqrt(v) turn the last-bit
