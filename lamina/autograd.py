@@ -27,6 +27,11 @@ class _ModeSwitch:
     attr = None
     value = None
 
+    def __new__(cls, *args):
+        if len(args) == 1 and callable(args[0]):  # used bare, as @no_grad rather than @no_grad()
+            return cls()(args[0])
+        return super().__new__(cls)
+
     def __enter__(self):
         self._previous = getattr(_Mode, self.attr)
         setattr(_Mode, self.attr, self.value)

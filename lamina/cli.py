@@ -273,7 +273,7 @@ def show(args):
         raise CommandError("lamina show needs the viz extra: pip install 'lamina[viz]'")
     model, _ = _load_model(args.model)
     image = read_digit_image(args.image)
-    if isinstance(model[0], nn.Conv2d):
+    if nn.utils.starts_with_convolution(model):
         image = image[None]
     out = args.out or f"{Path(args.image).stem}-representations.png"
     viz.representations(model, image, out)
@@ -290,7 +290,7 @@ def evaluate(args):
     settings = document.get("metadata", {}).get("settings", {})
     name = args.dataset or settings.get("dataset", "digits")
     _, (x_test, y_test) = load_data(name, args.data_dir or settings.get("data_dir"), settings.get("seed", 0))
-    if settings.get("model") == "cnn":
+    if nn.utils.starts_with_convolution(model):
         x_test = x_test[:, None]
     model.compile(lamina.optim.SGD(model.parameters()), "cross_entropy", ["accuracy"])
     results = model.evaluate(x_test, y_test)
@@ -319,7 +319,7 @@ def predict(args):
     model, _ = _load_model(args.model)
     for path in args.images:
         image = read_digit_image(path)[None]
-        if isinstance(model[0], nn.Conv2d):
+        if nn.utils.starts_with_convolution(model):
             image = image[:, None]
         with lamina.no_grad():
             scores = model(lamina.tensor(image))

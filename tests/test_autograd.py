@@ -78,6 +78,12 @@ def test_no_grad_records_nothing_and_works_as_decorator():
         return t * 2
 
     assert double(x).grad_fn is None
+
+    @lamina.no_grad
+    def triple(t):
+        return t * 3
+
+    assert triple(x).grad_fn is None and triple.__name__ == "triple"
     assert lamina.is_grad_enabled()
 
 

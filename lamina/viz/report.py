@@ -29,14 +29,6 @@ def _figure(title, uri, caption=""):
             f'<img src="{uri}" alt="{html.escape(title)}"></figure>')
 
 
-def _needs_channels(model):
-    """Whether the model starts with a convolution, so images need their channel axis."""
-    for module in model.modules():
-        if isinstance(module, (lamina.nn.Conv2d, lamina.nn.Linear)):
-            return isinstance(module, lamina.nn.Conv2d)
-    return False
-
-
 def write_report(run_dir, samples=3):
     """Build run_dir/report.html from the run's model, settings, history (and boundary frames)."""
     run = Path(run_dir)
@@ -47,7 +39,7 @@ def write_report(run_dir, samples=3):
     results = document.get("metadata", {}).get("results", {})
     name = settings["dataset"]
     (x_train, y_train), (x_test, y_test) = datasets.load(name, settings.get("data_dir"), settings.get("seed", 0))
-    if _needs_channels(model):
+    if lamina.nn.utils.starts_with_convolution(model):
         x_train, x_test = x_train[:, None], x_test[:, None]
     scores = np.concatenate([plots._predict(model, x_test[i:i + 1000]) for i in range(0, len(x_test), 1000)])
 
