@@ -33,6 +33,17 @@ class Geometry(NamedTuple):
     def padded_hw(self):
         return tuple(n + a + b for n, (a, b) in zip(self.in_hw, self.pads))
 
+    @property
+    def covered_hw(self):
+        """How far the windows reach from the padded input's top-left corner."""
+        return tuple((o - 1) * s + d * (k - 1) + 1
+                     for o, s, d, k in zip(self.out_hw, self.stride, self.dilation, self.kernel))
+
+    @property
+    def work_hw(self):
+        """The padded input, enlarged where ceil_mode windows hang over its edge."""
+        return tuple(max(p, c) for p, c in zip(self.padded_hw, self.covered_hw))
+
 
 def _pair(value, name):
     value = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
@@ -81,8 +92,7 @@ def _nchw(v):
 def _padded(v, g, fill=0.0):
     """v (N, H, W, C) padded by g's pads, plus any overhang of ceil_mode windows."""
     (pt, pb), (pl, pr) = g.pads
-    need = [(o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(g.out_hw, g.stride, g.dilation, g.kernel)]
-    extra_h, extra_w = max(0, need[0] - (v.shape[1] + pt + pb)), max(0, need[1] - (v.shape[2] + pl + pr))
+    extra_h, extra_w = (w - p for w, p in zip(g.work_hw, g.padded_hw))
     if not (pt or pb or pl or pr or extra_h or extra_w):
         return v
     widths = ((0, 0), (pt, pb + extra_h), (pl, pr + extra_w), (0, 0))
@@ -97,6 +107,12 @@ def _offsets(g):
             yield i, j, slice(i * dh, i * dh + sh * (ho - 1) + 1, sh), slice(j * dw, j * dw + sw * (wo - 1) + 1, sw)
 
 
+def _cropped(out, g):
+    """A work-sized (N, H', W', C) result cut back to the input's (N, C, H, W), as a view."""
+    (pt, _), (pl, _) = g.pads
+    return _nchw(out[:, pt:pt + g.in_hw[0], pl:pl + g.in_hw[1]])
+
+
 def _fold(window_values, g, x_shape):
     """Adjoint of reading windows: add window_values (N, Ho, Wo, kh, kw, C) back where each was read.
 
@@ -104,13 +120,10 @@ def _fold(window_values, g, x_shape):
     """
     xp = get_array_module(window_values)
     n, c = x_shape[:2]
-    (pt, pb), (pl, pr) = g.pads
-    need = [(o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(g.out_hw, g.stride, g.dilation, g.kernel)]
-    height, width = max(g.padded_hw[0], need[0]), max(g.padded_hw[1], need[1])
-    out = xp.zeros((n, height, width, c), dtype=window_values.dtype)
+    out = xp.zeros((n, *g.work_hw, c), dtype=window_values.dtype)
     for i, j, rows, cols in _offsets(g):
         out[:, rows, cols] += window_values[:, :, :, i, j]
-    return _nchw(out[:, pt:pt + g.in_hw[0], pl:pl + g.in_hw[1]])
+    return _cropped(out, g)
 
 
 def _im2col(x, g):
@@ -220,13 +233,11 @@ def _input_grad(rows, w, g, x_shape):
     (N*Ho*Wo, C*kh*kw) intermediate, each added straight into the input positions it reached."""
     xp = get_array_module(rows)
     n, c = x_shape[:2]
-    (pt, pb), (pl, pr) = g.pads
-    need = [(o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(g.out_hw, g.stride, g.dilation, g.kernel)]
-    out = xp.zeros((n, max(g.padded_hw[0], need[0]), max(g.padded_hw[1], need[1]), c), dtype=rows.dtype)
+    out = xp.zeros((n, *g.work_hw, c), dtype=rows.dtype)
     per_position = w.transpose(0, 2, 3, 1)  # (O, kh, kw, C)
     for i, j, rows_at, cols_at in _offsets(g):
         out[:, rows_at, cols_at] += (rows @ per_position[:, i, j]).reshape(n, *g.out_hw, c)
-    return _nchw(out[:, pt:pt + g.in_hw[0], pl:pl + g.in_hw[1]])
+    return _cropped(out, g)
 
 
 class Conv2dWeightGrad(Function):
@@ -302,18 +313,14 @@ class MaxPoolScatter(Function):
         xp = get_array_module(gy)
         grads = _nhwc(gy)
         n, c = self.x_shape[:2]
-        (pt, pb), (pl, pr) = self.g.pads
-        covered = [(o - 1) * s + d * (k - 1) + 1
-                   for o, s, d, k in zip(self.g.out_hw, self.g.stride, self.g.dilation, self.g.kernel)]
-        height, width = max(self.g.padded_hw[0], covered[0]), max(self.g.padded_hw[1], covered[1])
-        tiles = not _overlapping(self.g) and [height, width] == covered  # every element in exactly one window
-        out = (xp.empty if tiles else xp.zeros)((n, height, width, c), dtype=gy.dtype)
+        tiles = not _overlapping(self.g) and self.g.work_hw == self.g.covered_hw  # each element in one window
+        out = (xp.empty if tiles else xp.zeros)((n, *self.g.work_hw, c), dtype=gy.dtype)
         for k, (_, _, rows, cols) in enumerate(_offsets(self.g)):
             if _overlapping(self.g):
                 out[:, rows, cols] += grads * (self.index == k)
             else:
                 xp.multiply(grads, self.index == k, out=out[:, rows, cols])
-        return _nchw(out[:, pt:pt + self.g.in_hw[0], pl:pl + self.g.in_hw[1]])
+        return _cropped(out, self.g)
 
     def backward(self, ggx):
         return MaxPoolGather(self.g, self.index)(ggx)
