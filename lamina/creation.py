@@ -4,13 +4,7 @@ import numpy as np
 
 from lamina.autograd import Tensor
 from lamina.backend import as_array, default_float, generator, int64
-
-
-def _size(size):
-    """Accept f(2, 3) and f((2, 3)) alike."""
-    if len(size) == 1 and isinstance(size[0], (tuple, list)):
-        size = size[0]
-    return tuple(int(s) for s in size)
+from lamina.ops.shape import _shape_arg as _size  # f(2, 3) and f((2, 3)) alike
 
 
 def _float_dtype(dtype):
