@@ -11,7 +11,6 @@ file can never make lamina import or run code.
 
 import json
 import os
-import tempfile
 import zipfile
 import zlib
 from collections import OrderedDict
@@ -20,6 +19,7 @@ import numpy as np
 
 from lamina import backend
 from lamina.autograd import Tensor
+from lamina.files import write_atomically
 from lamina.nn.module import MODULE_CLASSES, Module
 
 FORMAT = "lamina"
@@ -114,27 +114,7 @@ def _preserving_rng(fn):
 
 # --- writing ----------------------------------------------------------------------------------------
 def _write_atomically(path, arrays):
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the file should get the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # a crash before this line leaves any earlier file untouched
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    write_atomically(path, lambda f: np.savez(f, **arrays))
 
 
 def _json_array(document):

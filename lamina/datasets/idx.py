@@ -2,10 +2,11 @@
 
 import gzip
 import os
-import tempfile
 import zlib
 
 import numpy as np
+
+from lamina.files import write_atomically
 
 _TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09}
@@ -50,14 +51,4 @@ def write_idx(path, array, compress=True):
     payload = header + array.tobytes()
     if compress:
         payload = gzip.compress(payload, compresslevel=9, mtime=0)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomically(path, lambda f: f.write(payload))

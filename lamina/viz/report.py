@@ -10,6 +10,7 @@ import numpy as np
 
 import lamina
 from lamina import datasets
+from lamina.files import write_atomically
 from lamina.viz import plots
 
 
@@ -90,9 +91,7 @@ figcaption p {{ margin-top: 0; color: #555; }}
 </body></html>
 """
     path = run / "report.html"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(page)
-    tmp.replace(path)
+    write_atomically(path, lambda f: f.write(page.encode()))
     return path
 
 
