@@ -230,23 +230,21 @@ class Clamp(Function):
 class Maximum(Function):
     """Elementwise max; where the two are equal each gets half the gradient, as in PyTorch."""
 
+    pick, beats = np.maximum, np.greater  # ufuncs: Minimum swaps them
+
     def forward(self, a, b):
-        return np.maximum(a, b)
+        return self.pick(a, b)
 
     def backward(self, gy):
         a, b = self.inputs
-        share = _make((a.data > b.data) + 0.5 * (a.data == b.data)).to(gy.dtype)
+        share = self.beats(a.data, b.data).astype(gy.dtype)
+        share += (a.data == b.data) * gy.dtype.type(0.5)  # in the gradient's dtype: no float64 temporary
+        share = _make(share)
         return sum_to(gy * share, a.shape), sum_to(gy * (1 - share), b.shape)
 
 
-class Minimum(Function):
-    def forward(self, a, b):
-        return np.minimum(a, b)
-
-    def backward(self, gy):
-        a, b = self.inputs
-        share = _make((a.data < b.data) + 0.5 * (a.data == b.data)).to(gy.dtype)
-        return sum_to(gy * share, a.shape), sum_to(gy * (1 - share), b.shape)
+class Minimum(Maximum):
+    pick, beats = np.minimum, np.less
 
 
 class Where(Function):

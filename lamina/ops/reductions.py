@@ -66,8 +66,9 @@ class Amax(Function):
     def backward(self, gy):
         x = self.inputs[0]
         y = self.output.data.reshape(_keepdim_shape(x.shape, self.axes))
-        hit = x.data == y
-        share = _make((hit / hit.sum(axis=self.axes, keepdims=True)).astype(gy.dtype))
+        share = (x.data == y).astype(gy.dtype)
+        share /= share.sum(axis=self.axes, keepdims=True)  # tied maxima split the gradient
+        share = _make(share)
         return _unreduce(gy, x.shape, self.axes) * share
 
 
