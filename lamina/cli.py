@@ -31,13 +31,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 # --- data and models -------------------------------------------------------------------------------
-def load_data(name, data_dir=None, seed=0):
-    """((x_train, y_train), (x_test, y_test)) with float32 inputs and int64 labels."""
-    if name not in DATASETS:
-        raise CommandError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
-    return datasets.load(name, data_dir, seed)
-
-
 def build_mlp(input_shape, hidden, classes, dropout=0.0):
     """Flatten, then Linear + ReLU (+ Dropout) per hidden width, then a Linear to the class scores."""
     layers = [nn.Flatten()] if len(input_shape) > 1 else []
@@ -179,7 +172,8 @@ def train(args):
     if main:
         out.mkdir(parents=True, exist_ok=True)
     lamina.manual_seed(settings["seed"])
-    (x_train, y_train), (x_test, y_test) = load_data(settings["dataset"], settings.get("data_dir"), settings["seed"])
+    (x_train, y_train), (x_test, y_test) = datasets.load(settings["dataset"], settings.get("data_dir"),
+                                                         settings["seed"])
     if settings.get("model") == "cnn":
         x_train, x_test = x_train[:, None], x_test[:, None]  # one channel: (N, 1, 28, 28)
     model = _model_for(settings, x_train, int(max(y_train.max(), y_test.max())) + 1)
@@ -289,7 +283,7 @@ def evaluate(args):
     model, document = _load_model(args.model)
     settings = document.get("metadata", {}).get("settings", {})
     name = args.dataset or settings.get("dataset", "digits")
-    _, (x_test, y_test) = load_data(name, args.data_dir or settings.get("data_dir"), settings.get("seed", 0))
+    _, (x_test, y_test) = datasets.load(name, args.data_dir or settings.get("data_dir"), settings.get("seed", 0))
     if nn.utils.starts_with_convolution(model):
         x_test = x_test[:, None]
     model.compile(lamina.optim.SGD(model.parameters()), "cross_entropy", ["accuracy"])
