@@ -63,7 +63,7 @@ def dropout(input, p=0.5, training=True):
         return input * 0
     keep = generator().random(input.shape, dtype=np.float32) >= p
     xp = get_array_module(input.data)
-    scale = xp.asarray(keep, dtype=input.dtype) * (1 / (1 - p))
+    scale = xp.asarray(keep) * input.dtype.type(1 / (1 - p))  # one pass, straight to the input's dtype
     return input * _make(scale)
 
 
@@ -354,7 +354,7 @@ def dropout2d(input, p=0.5, training=True):
     if not training or p == 0:
         return input
     keep = generator().random(input.shape[:2], dtype=np.float32) >= p
-    scale = (keep.astype(input.dtype) * (1 / (1 - p)) if p < 1 else keep.astype(input.dtype))
+    scale = keep * input.dtype.type(1 / (1 - p)) if p < 1 else keep.astype(input.dtype)
     return input * _make(scale.reshape(*input.shape[:2], *([1] * (input.ndim - 2))))
 
 
