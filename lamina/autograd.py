@@ -19,6 +19,7 @@ from lamina.backend import as_array, default_float, get_array_module
 class _Mode:
     grad_enabled = True
     anomaly = False
+    recorders = []  # callables handed (function, inputs, output) for every op that runs (ONNX export traces this way)
 
 
 class _ModeSwitch:
@@ -398,14 +399,39 @@ class Tensor:
 _new = object.__new__
 
 
-def _make(array):
-    """Wrap an array in a fresh tensor, skipping the conversions of Tensor(...)."""
+def wrap(array):
+    """A tensor around `array` as it is: no copy, no dtype conversion (what ops use for their results)."""
     t = _new(Tensor)
     t.data = array
     t.grad = None
     t.grad_fn = None
     t.requires_grad = False
     return t
+
+
+_make = wrap  # the old private name, until every module calls wrap
+
+
+class record_ops:
+    """Context manager: call `recorder(function, inputs, output)` for every op that runs inside, grad mode or not.
+
+    >>> import lamina
+    >>> seen = []
+    >>> with lamina.autograd.record_ops(lambda fn, inputs, out: seen.append(fn.name)):
+    ...     _ = lamina.ones(2) * 3 + 1
+    >>> seen
+    ['mul', 'add']
+    """
+
+    def __init__(self, recorder):
+        self.recorder = recorder
+
+    def __enter__(self):
+        _Mode.recorders = [*_Mode.recorders, self.recorder]
+        return self
+
+    def __exit__(self, *exc):
+        _Mode.recorders = [r for r in _Mode.recorders if r is not self.recorder]
 
 
 def as_tensor(value, like=None):
@@ -462,6 +488,9 @@ class Function:
                 out.grad_fn = self
         if _Mode.anomaly:
             _check_finite(y, f"{self.name} returned non-finite values in its forward output")
+        if _Mode.recorders:
+            for recorder in _Mode.recorders:
+                recorder(self, inputs, out)
         return out
 
     @property
