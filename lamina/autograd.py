@@ -200,7 +200,7 @@ class Tensor:
                     f"backward(): grad can be implicitly created only for scalar outputs, "
                     f"but this tensor has shape {self.shape}; pass `gradient`"
                 )
-            gradient = _make(get_array_module(self.data).ones_like(self.data))
+            gradient = wrap(get_array_module(self.data).ones_like(self.data))
         run_backward([self], [gradient], retain_graph or create_graph, create_graph)
 
     def retain_grad(self):
@@ -409,9 +409,6 @@ def wrap(array):
     return t
 
 
-_make = wrap  # the old private name, until every module calls wrap
-
-
 class record_ops:
     """Context manager: call `recorder(function, inputs, output)` for every op that runs inside, grad mode or not.
 
@@ -442,7 +439,7 @@ def as_tensor(value, like=None):
         dtype = like.data.dtype
         if isinstance(value, float) and dtype.kind not in "fc":
             dtype = default_float
-        return _make(get_array_module(like.data).asarray(value, dtype=dtype))
+        return wrap(get_array_module(like.data).asarray(value, dtype=dtype))
     return Tensor(value)
 
 
@@ -450,12 +447,15 @@ class Function:
     """One differentiable op: `forward` on arrays, `backward` in lamina ops.
 
     Calling an instance on tensors runs forward and, when grad mode is on and an
-    input requires grad, records the op in the output's `grad_fn`. Inside
-    `backward`, `self.inputs` are the input tensors and `self.output` the output.
-    `needs_input_grad[i]` says whether input i wants a gradient; backward returns
-    None where it does not.
+    input requires grad, records the op in the output's `grad_fn`. An op keeps for
+    backward only what its class lists in `saved` (as `save_for_backward` does in
+    PyTorch): "inputs" keeps the input tensors as `self.inputs`, "output" keeps the
+    result array so that `self.output` can hand it back as a tensor. Ops that need
+    neither read `self.input_shapes`. `needs_input_grad[i]` says whether input i
+    wants a gradient; backward returns None where it does not.
     """
 
+    saved = ("inputs",)
     inputs = None
     generation = 0
     retained = None
@@ -469,23 +469,30 @@ class Function:
             raise type(e)(f"{self.name}: {e} (input shapes {shapes})") from None
         if isinstance(y, np.generic):  # NumPy turns 0-d results into scalars; keep arrays throughout
             y = np.asarray(y)
-        out = _new(Tensor)  # what _make does, inlined on the hottest path
+        out = _new(Tensor)  # what wrap does, inlined on the hottest path
         out.data = y
         out.grad = out.grad_fn = None
         out.requires_grad = False
-        if _Mode.grad_enabled:
-            needs = tuple([x.requires_grad for x in inputs])
-            if True in needs:
+        if _Mode.grad_enabled and True in [x.requires_grad for x in inputs]:
+            # Where each input's gradient goes: the op that made it, the leaf itself, or nowhere.
+            # Holding these rather than the input tensors lets intermediate results be freed.
+            self.edges = edges = tuple([x.grad_fn or (x if x.requires_grad else None) for x in inputs])
+            self.needs_input_grad = tuple([e is not None for e in edges])
+            generation = 0
+            for x in inputs:
+                if x.grad_fn is not None and x.grad_fn.generation > generation:
+                    generation = x.grad_fn.generation
+            self.generation = generation + 1
+            self.out_shape, self.out_dtype = y.shape, y.dtype
+            saved = self.saved
+            if "inputs" in saved:
                 self.inputs = inputs
-                self.needs_input_grad = needs
-                generation = 0
-                for x in inputs:
-                    if x.grad_fn is not None and x.grad_fn.generation > generation:
-                        generation = x.grad_fn.generation
-                self.generation = generation + 1
-                self._output = weakref.ref(out)
-                out.requires_grad = True
-                out.grad_fn = self
+            else:
+                self.input_shapes = tuple([x.data.shape for x in inputs])
+            if "output" in saved:
+                self._output_data = y
+            out.requires_grad = True
+            out.grad_fn = self
         if _Mode.anomaly:
             _check_finite(y, f"{self.name} returned non-finite values in its forward output")
         if _Mode.recorders:
@@ -499,7 +506,10 @@ class Function:
 
     @property
     def output(self):
-        return self._output()
+        """The output as a tensor whose grad_fn is this op (so second derivatives flow through it)."""
+        out = wrap(self._output_data)
+        out.requires_grad, out.grad_fn = True, self
+        return out
 
     def forward(self, *arrays):
         raise NotImplementedError
@@ -509,7 +519,7 @@ class Function:
 
     def release(self):
         """Drop what backward needed, so the graph's memory goes back now."""
-        self.inputs = None
+        self.inputs = self._output_data = None
         self.released = True
 
     def __repr__(self):
@@ -538,7 +548,7 @@ def _store_leaf_grad(leaf, g, create_graph, stored):
     if create_graph:
         leaf.grad = _accumulate(leaf.grad, g)
     elif leaf.grad is not None:
-        leaf.grad = _make(leaf.grad.data + g.data)
+        leaf.grad = wrap(leaf.grad.data + g.data)
     else:
         # .grad must be writable, contiguous and its own: optimizers update it in place
         array = g.data
@@ -548,7 +558,7 @@ def _store_leaf_grad(leaf, g, create_graph, stored):
             array = array.copy()
             owner = array
         stored.add(id(owner))
-        leaf.grad = _make(array)
+        leaf.grad = wrap(array)
 
 
 def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, inputs=None):
@@ -567,24 +577,23 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
     heap = []  # (-generation, id, Function): latest first; id breaks ties without comparing Functions
     stored = set()  # arrays already placed in some leaf's .grad during this walk
 
-    def send(x, g):
-        fn = x.grad_fn
-        if fn is None:
+    def send(edge, g):  # edge: the Function that made a tensor, or a leaf tensor
+        if not isinstance(edge, Function):
             if captured is None:
-                _store_leaf_grad(x, g, create_graph, stored)
-            elif id(x) in captured:
-                captured[id(x)] = _accumulate(captured[id(x)], g)
-        elif fn in grads:
-            grads[fn] = grads[fn] + g
+                _store_leaf_grad(edge, g, create_graph, stored)
+            elif id(edge) in captured:
+                captured[id(edge)] = _accumulate(captured[id(edge)], g)
+        elif edge in grads:
+            grads[edge] = grads[edge] + g
         else:
-            grads[fn] = g
-            heapq.heappush(heap, (-fn.generation, id(fn), fn))
+            grads[edge] = g
+            heapq.heappush(heap, (-edge.generation, id(edge), edge))
 
     for out, g in zip(outputs, grad_outputs):
         g = as_tensor(g, like=out)
         if g.shape != out.shape:
             raise RuntimeError(f"backward(): gradient has shape {g.shape}, but the output has shape {out.shape}")
-        send(out, g)
+        send(out.grad_fn or out, g)
 
     done = []
     previous, _Mode.grad_enabled = _Mode.grad_enabled, create_graph
@@ -612,17 +621,21 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
                 grads_in = fn.backward(gy)
             if type(grads_in) is not tuple:
                 grads_in = (grads_in,)
-            for x, gx, need in zip(fn.inputs, grads_in, fn.needs_input_grad):
-                if not need or gx is None:
+            for edge, gx in zip(fn.edges, grads_in):
+                if edge is None or gx is None:
                     continue
-                x_data, g_data = x.data, gx.data
-                if g_data.dtype != x_data.dtype:
-                    gx = _ops.cast(gx, x_data.dtype)
-                if g_data.shape != x_data.shape:
-                    raise RuntimeError(f"{fn.name} backward returned shape {gx.shape} for an input of shape {x.shape}")
+                if isinstance(edge, Function):
+                    shape, dtype = edge.out_shape, edge.out_dtype
+                else:
+                    shape, dtype = edge.data.shape, edge.data.dtype
+                g_data = gx.data
+                if g_data.dtype != dtype:
+                    gx = _ops.cast(gx, dtype)
+                if g_data.shape != shape:
+                    raise RuntimeError(f"{fn.name} backward returned shape {gx.shape} for an input of shape {shape}")
                 if _Mode.anomaly:
                     _check_finite(g_data, f"{fn.name} backward returned non-finite values in its gradient")
-                send(x, gx)
+                send(edge, gx)
             done.append(fn)
     finally:
         _Mode.grad_enabled = previous

@@ -7,7 +7,7 @@ the same scalar. A wrong Jacobian changes that product for almost every v.
 
 import numpy as np
 
-from lamina.autograd import Tensor, _make, grad
+from lamina.autograd import Tensor, grad, wrap
 from lamina.backend import float64
 
 
@@ -60,7 +60,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
         raise ValueError("gradcheck: no input has requires_grad=True")
     rng = np.random.default_rng(seed)
     outputs = _as_tuple(fn(*inputs))
-    cotangents = [_make(rng.standard_normal(out.shape)) for out in outputs]
+    cotangents = [wrap(rng.standard_normal(out.shape)) for out in outputs]
 
     projection = _projection(fn, inputs, cotangents)
     analytic = [None] * len(checked)
@@ -108,8 +108,8 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
         xs, vs = args[:n], args[n:]
         projection = _projection(fn, xs, vs)
         if projection is None or not projection.requires_grad:
-            return tuple(_make(np.zeros(xs[i].shape)) for i in checked)
+            return tuple(wrap(np.zeros(xs[i].shape)) for i in checked)
         grads = grad(projection, [xs[i] for i in checked], create_graph=True, allow_unused=True)
-        return tuple(_make(np.zeros(xs[i].shape)) if g is None else g for i, g in zip(checked, grads))
+        return tuple(wrap(np.zeros(xs[i].shape)) if g is None else g for i, g in zip(checked, grads))
 
     return gradcheck(first_derivative, list(inputs) + list(grad_outputs), eps=eps, atol=atol, rtol=rtol, seed=seed)

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from lamina.autograd import Tensor, _make
+from lamina.autograd import Tensor, wrap
 from lamina.backend import generator
 
 
@@ -119,7 +119,7 @@ class DataLoader:
         for batch in self._batches():
             if self.transform is not None:
                 batch = (self.transform(batch[0]), *batch[1:])
-            yield tuple(_make(a) for a in batch)
+            yield tuple(wrap(a) for a in batch)
 
     def _batches(self):
         n, size = self._count(), self.batch_size

@@ -181,7 +181,7 @@ class DistributedDataParallel(Module):
         offset = 0
         for p, n in zip(params, sizes):
             grad = flat[offset:offset + n].reshape(p.shape)
-            p.grad = autograd._make(grad)  # a view into the flat buffer: no copy back
+            p.grad = autograd.wrap(grad)  # a view into the flat buffer: no copy back
             offset += n
 
     def state_dict(self, prefix=""):

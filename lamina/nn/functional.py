@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from lamina import ops
-from lamina.autograd import _make, as_tensor, no_grad
+from lamina.autograd import as_tensor, no_grad, wrap
 from lamina.backend import generator, get_array_module
 from lamina.ops import conv as conv_ops
 from lamina.ops import linear, log_softmax, relu, sigmoid, softmax, tanh  # noqa: F401  (re-exported)
@@ -64,7 +64,7 @@ def dropout(input, p=0.5, training=True):
     keep = generator().random(input.shape, dtype=np.float32) >= p
     xp = get_array_module(input.data)
     scale = xp.asarray(keep) * input.dtype.type(1 / (1 - p))  # one pass, straight to the input's dtype
-    return input * _make(scale)
+    return input * wrap(scale)
 
 
 def one_hot(tensor, num_classes=-1):
@@ -73,7 +73,7 @@ def one_hot(tensor, num_classes=-1):
         raise TypeError(f"one_hot: labels must be integers, not {labels.dtype}")
     if num_classes < 0:
         num_classes = int(labels.max()) + 1
-    return _make(np.eye(num_classes, dtype=np.int64)[labels])
+    return wrap(np.eye(num_classes, dtype=np.int64)[labels])
 
 
 def embedding(input, weight, padding_idx=None):
@@ -86,7 +86,7 @@ def embedding(input, weight, padding_idx=None):
         )
     out = weight[indices]
     if padding_idx is not None:  # the padding row's value passes through but receives no gradient
-        out = ops.where(_make((indices == padding_idx)[..., None]), out.detach(), out)
+        out = ops.where(wrap((indices == padding_idx)[..., None]), out.detach(), out)
     return out
 
 
@@ -168,7 +168,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     w = np.ones(classes, dtype=input.dtype) if weight is None else as_tensor(weight).data.astype(input.dtype)
     sample_w = w[safe] * valid
     picked = ops.gather(logp, 1, safe[:, None]).reshape(-1)
-    loss = -picked * _make(sample_w)
+    loss = -picked * wrap(sample_w)
     if reduction == "mean":
         return loss.sum() / float(sample_w.sum())
     if reduction == "none":
@@ -206,7 +206,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     flat = _class_last(logp if logp.ndim > 1 else ops.unsqueeze(logp, 0))
     valid = (labels.reshape(-1) != ignore_index)
     smooth = -(flat * w).sum(1) if w is not None else -flat.sum(1)
-    smooth = smooth * _make(valid.astype(input.dtype))
+    smooth = smooth * wrap(valid.astype(input.dtype))
     if reduction == "mean":
         denominator = float((w.data[np.where(valid, labels.reshape(-1), 0)] * valid).sum()) if w is not None \
             else float(valid.sum())
@@ -305,7 +305,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     ki, kj = np.divmod(pool.index.astype(np.int64), g.kernel[1])
     rows = np.arange(g.out_hw[0])[:, None, None] * g.stride[0] - g.pads[0][0] + ki * g.dilation[0]
     cols = np.arange(g.out_hw[1])[None, :, None] * g.stride[1] - g.pads[1][0] + kj * g.dilation[1]
-    return out, _make(conv_ops._nchw(rows * input.shape[3] + cols))
+    return out, wrap(conv_ops._nchw(rows * input.shape[3] + cols))
 
 
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
@@ -355,7 +355,7 @@ def dropout2d(input, p=0.5, training=True):
         return input
     keep = generator().random(input.shape[:2], dtype=np.float32) >= p
     scale = keep * input.dtype.type(1 / (1 - p)) if p < 1 else keep.astype(input.dtype)
-    return input * _make(scale.reshape(*input.shape[:2], *([1] * (input.ndim - 2))))
+    return input * wrap(scale.reshape(*input.shape[:2], *([1] * (input.ndim - 2))))
 
 
 def interpolate(input, size=None, scale_factor=None, mode="nearest"):

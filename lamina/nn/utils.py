@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from lamina.autograd import Tensor, _make, no_grad
+from lamina.autograd import Tensor, no_grad, wrap
 
 
 def _with_grads(parameters):
@@ -15,7 +15,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     """Scale all gradients together so their joint norm is at most max_norm; return the norm before."""
     grads = [p.grad.data for p in _with_grads(parameters)]
     if not grads:
-        return _make(np.asarray(0.0, dtype=np.float32))
+        return wrap(np.asarray(0.0, dtype=np.float32))
     if norm_type == float("inf"):
         total = max(float(np.abs(g).max()) for g in grads)
     else:
@@ -26,7 +26,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     if scale < 1:
         for g in grads:
             g *= scale
-    return _make(np.asarray(total, dtype=grads[0].dtype))
+    return wrap(np.asarray(total, dtype=grads[0].dtype))
 
 
 @no_grad()
@@ -36,7 +36,7 @@ def clip_grad_value_(parameters, clip_value):
 
 
 def parameters_to_vector(parameters):
-    return _make(np.concatenate([p.data.reshape(-1) for p in parameters]))
+    return wrap(np.concatenate([p.data.reshape(-1) for p in parameters]))
 
 
 @no_grad()

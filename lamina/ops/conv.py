@@ -277,6 +277,8 @@ def _overlapping(g):
 class MaxPool(Function):
     """Max over each window; the gradient goes to the first maximum of a window, as in PyTorch."""
 
+    saved = ()
+
     def __init__(self, g):
         self.g = g
 
@@ -300,11 +302,13 @@ class MaxPool(Function):
         return _nchw(best)
 
     def backward(self, gy):
-        return MaxPoolScatter(self.g, self.index, self.inputs[0].shape)(gy)
+        return MaxPoolScatter(self.g, self.index, self.input_shapes[0])(gy)
 
 
 class MaxPoolScatter(Function):
     """Route each output's gradient to the input element that was its window's maximum."""
+
+    saved = ()
 
     def __init__(self, g, index, x_shape):
         self.g, self.index, self.x_shape = g, index, tuple(x_shape)
@@ -329,6 +333,8 @@ class MaxPoolScatter(Function):
 class MaxPoolGather(Function):
     """Adjoint of MaxPoolScatter: read each window's maximum position (for second derivatives)."""
 
+    saved = ()
+
     def __init__(self, g, index):
         self.g, self.index = g, index
 
@@ -341,23 +347,27 @@ class MaxPoolGather(Function):
         return _nchw(out)
 
     def backward(self, gy):
-        return MaxPoolScatter(self.g, self.index, self.inputs[0].shape)(gy)
+        return MaxPoolScatter(self.g, self.index, self.input_shapes[0])(gy)
 
 
 class ChannelSum(Function):
     """Sum over all but the channel dim of (N, C, H, W): a bias gradient, as one BLAS vector product."""
+
+    saved = ()
 
     def forward(self, y):
         rows = _rows(y)
         return get_array_module(y).ones(rows.shape[0], dtype=y.dtype) @ rows
 
     def backward(self, gc):
-        shape = self.inputs[0].shape
+        shape = self.input_shapes[0]
         return broadcast_to(reshape(gc, (1, shape[1], 1, 1)), shape)
 
 
 class WindowMean(Function):
     """Average of each window (average pooling), divided by `divisor` (a number or an (Ho, Wo) array)."""
+
+    saved = ()
 
     def __init__(self, g, divisor):
         self.g, self.divisor = g, divisor
@@ -370,10 +380,12 @@ class WindowMean(Function):
         return _nchw(total / _divisor_nhwc(self.divisor, x.dtype))
 
     def backward(self, gy):
-        return WindowMeanAdjoint(self.g, self.divisor, self.inputs[0].shape)(gy)
+        return WindowMeanAdjoint(self.g, self.divisor, self.input_shapes[0])(gy)
 
 
 class WindowMeanAdjoint(Function):
+    saved = ()
+
     def __init__(self, g, divisor, x_shape):
         self.g, self.divisor, self.x_shape = g, divisor, tuple(x_shape)
 

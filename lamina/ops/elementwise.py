@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from lamina.autograd import Function, Tensor, _make, as_tensor
+from lamina.autograd import Function, Tensor, as_tensor, wrap
 from lamina.backend import default_float, get_array_module, is_array
 from lamina.ops.shape import sum_to
 
@@ -15,34 +15,38 @@ def _pair(a, b):
     a_float, b_float = a.data.dtype.kind == "f", b.data.dtype.kind == "f"
     if a_float != b_float:  # integer with float: the float's dtype wins (NumPy would widen to float64)
         if a_float:
-            b = _make(b.data.astype(a.data.dtype))
+            b = wrap(b.data.astype(a.data.dtype))
         else:
-            a = _make(a.data.astype(b.data.dtype))
+            a = wrap(a.data.astype(b.data.dtype))
     return a, b
 
 
 def _floating(x):
     """Integer input to a float-valued op becomes float32, as in PyTorch, never float64."""
     x = as_tensor(x)
-    return x if x.data.dtype.kind in "fc" else _make(x.data.astype(default_float))
+    return x if x.data.dtype.kind in "fc" else wrap(x.data.astype(default_float))
 
 
 class Add(Function):
+    saved = ()
+
     def forward(self, a, b):
         return a + b
 
     def backward(self, gy):
-        a, b = self.inputs
-        return sum_to(gy, a.shape), sum_to(gy, b.shape)
+        a_shape, b_shape = self.input_shapes
+        return sum_to(gy, a_shape), sum_to(gy, b_shape)
 
 
 class Sub(Function):
+    saved = ()
+
     def forward(self, a, b):
         return a - b
 
     def backward(self, gy):
-        a, b = self.inputs
-        return sum_to(gy, a.shape), sum_to(-gy, b.shape) if self.needs_input_grad[1] else None
+        a_shape, b_shape = self.input_shapes
+        return sum_to(gy, a_shape), sum_to(-gy, b_shape) if self.needs_input_grad[1] else None
 
 
 class Mul(Function):
@@ -68,6 +72,8 @@ class Div(Function):
 
 
 class Neg(Function):
+    saved = ()
+
     def forward(self, a):
         return -a
 
@@ -93,6 +99,8 @@ class PowConstant(Function):
 class Pow(Function):
     """a ** b for two tensors."""
 
+    saved = ("inputs", "output")
+
     def forward(self, a, b):
         return a**b
 
@@ -105,6 +113,8 @@ class Pow(Function):
 
 
 class Exp(Function):
+    saved = ("output",)
+
     def forward(self, a):
         return np.exp(a)
 
@@ -121,6 +131,8 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    saved = ("output",)
+
     def forward(self, a):
         return np.sqrt(a)
 
@@ -133,7 +145,7 @@ class Abs(Function):
         return np.abs(a)
 
     def backward(self, gy):
-        return gy * _make(np.sign(self.inputs[0].data))
+        return gy * wrap(np.sign(self.inputs[0].data))
 
 
 class Sin(Function):
@@ -153,6 +165,8 @@ class Cos(Function):
 
 
 class Tanh(Function):
+    saved = ("output",)
+
     def forward(self, a):
         return np.tanh(a)
 
@@ -175,6 +189,8 @@ class TanhGrad(Function):
 
 
 class Sigmoid(Function):
+    saved = ("output",)
+
     def forward(self, a):
         z = np.exp(-np.abs(a))  # never exp of a large positive number
         return np.where(a >= 0, 1, z) / (1 + z)
@@ -207,7 +223,7 @@ class ReLU(Function):
         return np.maximum(a, 0)
 
     def backward(self, gy):
-        return gy * _make(self.inputs[0].data > 0)
+        return gy * wrap(self.inputs[0].data > 0)
 
 
 class Clamp(Function):
@@ -224,7 +240,7 @@ class Clamp(Function):
             inside = inside & (a >= self.low)
         if self.high is not None:
             inside = inside & (a <= self.high)
-        return gy * _make(inside)
+        return gy * wrap(inside)
 
 
 class Maximum(Function):
@@ -239,7 +255,7 @@ class Maximum(Function):
         a, b = self.inputs
         share = self.beats(a.data, b.data).astype(gy.dtype)
         share += (a.data == b.data) * gy.dtype.type(0.5)  # in the gradient's dtype: no float64 temporary
-        share = _make(share)
+        share = wrap(share)
         return sum_to(gy * share, a.shape), sum_to(gy * (1 - share), b.shape)
 
 
@@ -248,6 +264,8 @@ class Minimum(Maximum):
 
 
 class Where(Function):
+    saved = ()
+
     def __init__(self, condition):
         self.condition = condition
 
@@ -255,23 +273,26 @@ class Where(Function):
         return get_array_module(a).where(self.condition, a, b)
 
     def backward(self, gy):
-        a, b = self.inputs
-        zero = _make(get_array_module(gy.data).zeros((), dtype=gy.dtype))
+        a_shape, b_shape = self.input_shapes
+        zero = wrap(get_array_module(gy.data).zeros((), dtype=gy.dtype))
         cond = self.condition
         need_a, need_b = self.needs_input_grad
-        return (sum_to(where(cond, gy, zero), a.shape) if need_a else None,
-                sum_to(where(cond, zero, gy), b.shape) if need_b else None)
+        return (sum_to(where(cond, gy, zero), a_shape) if need_a else None,
+                sum_to(where(cond, zero, gy), b_shape) if need_b else None)
 
 
 class Cast(Function):
+    saved = ()
+
     def __init__(self, dtype):
         self.dtype = dtype
 
     def forward(self, a):
+        self.input_dtype = a.dtype
         return a.astype(self.dtype)
 
     def backward(self, gy):
-        return cast(gy, self.inputs[0].dtype)
+        return cast(gy, self.input_dtype)
 
 
 # --- the functions ------------------------------------------------------------------------------
@@ -390,7 +411,7 @@ def _compare(ufunc):
     def compare(a, b):
         a, b = _pair(a, b)
         try:
-            return _make(ufunc(a.data, b.data))
+            return wrap(ufunc(a.data, b.data))
         except ValueError:
             raise ValueError(f"{ufunc.__name__}: shapes {a.shape} and {b.shape} do not broadcast") from None
 

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from lamina.autograd import Function, _make, as_tensor
+from lamina.autograd import Function, as_tensor, wrap
 from lamina.backend import get_array_module
 from lamina.ops.elementwise import clamp, log, sigmoid
 from lamina.ops.linalg import MatMul
@@ -131,7 +131,7 @@ class CrossEntropy(Function):
             gy = gy / len(z.data)
         elif self.reduction == "none":
             gy = reshape(gy, (len(z.data), 1))
-        return (softmax(z, 1) - _make(onehot)) * gy
+        return (softmax(z, 1) - wrap(onehot)) * gy
 
 
 class BinaryCrossEntropy(Function):

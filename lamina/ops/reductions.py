@@ -4,7 +4,7 @@ import builtins
 import math
 from collections import namedtuple
 
-from lamina.autograd import Function, Tensor, _make
+from lamina.autograd import Function, Tensor, wrap
 from lamina.backend import get_array_module
 from lamina.ops.elementwise import _floating, exp, maximum, minimum
 from lamina.ops.shape import BroadcastTo, _dim, gather, reshape, squeeze
@@ -31,6 +31,8 @@ def _unreduce(gy, shape, axes):
 
 
 class Sum(Function):
+    saved = ()
+
     def __init__(self, axes, keepdim):
         self.axes, self.keepdim = axes, keepdim
 
@@ -38,10 +40,12 @@ class Sum(Function):
         return a.sum(axis=self.axes, keepdims=self.keepdim)
 
     def backward(self, gy):
-        return _unreduce(gy, self.inputs[0].shape, self.axes)
+        return _unreduce(gy, self.input_shapes[0], self.axes)
 
 
 class Mean(Function):
+    saved = ()
+
     def __init__(self, axes, keepdim):
         self.axes, self.keepdim = axes, keepdim
 
@@ -50,11 +54,13 @@ class Mean(Function):
         return a.sum(axis=self.axes, keepdims=self.keepdim) / self.count  # a.mean() costs more in Python
 
     def backward(self, gy):
-        return _unreduce(gy, self.inputs[0].shape, self.axes) / self.count
+        return _unreduce(gy, self.input_shapes[0], self.axes) / self.count
 
 
 class Amax(Function):
     """Max over dims; tied maxima share the gradient evenly, as in PyTorch's amax."""
+
+    saved = ("inputs", "output")
 
     def __init__(self, axes, keepdim, take_min=False):
         self.axes, self.keepdim, self.take_min = axes, keepdim, take_min
@@ -68,11 +74,13 @@ class Amax(Function):
         y = self.output.data.reshape(_keepdim_shape(x.shape, self.axes))
         share = (x.data == y).astype(gy.dtype)
         share /= share.sum(axis=self.axes, keepdims=True)  # tied maxima split the gradient
-        share = _make(share)
+        share = wrap(share)
         return _unreduce(gy, x.shape, self.axes) * share
 
 
 class LogSumExp(Function):
+    saved = ("inputs", "output")
+
     def __init__(self, axes, keepdim):
         self.axes, self.keepdim = axes, keepdim
 
@@ -90,6 +98,8 @@ class LogSumExp(Function):
 
 
 class Softmax(Function):
+    saved = ("output",)
+
     def __init__(self, axis):
         self.axis = axis
 
@@ -105,6 +115,8 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
+    saved = ("output",)
+
     def __init__(self, axis):
         self.axis = axis
 
@@ -151,7 +163,7 @@ def _select(x, dim, keepdim, take_min):
     values = gather(x, d, index)
     if not keepdim:
         values, index = squeeze(values, d), index.squeeze(d)
-    return values_indices(values, _make(index))
+    return values_indices(values, wrap(index))
 
 
 def max(x, dim=None, keepdim=False):
@@ -181,11 +193,11 @@ def log_softmax(x, dim):
 
 def argmax(x, dim=None, keepdim=False):
     if dim is None:
-        return _make(x.data.argmax().astype("int64"))
-    return _make(x.data.argmax(axis=_dim(dim, x.ndim, "argmax"), keepdims=keepdim).astype("int64"))
+        return wrap(x.data.argmax().astype("int64"))
+    return wrap(x.data.argmax(axis=_dim(dim, x.ndim, "argmax"), keepdims=keepdim).astype("int64"))
 
 
 def argmin(x, dim=None, keepdim=False):
     if dim is None:
-        return _make(x.data.argmin().astype("int64"))
-    return _make(x.data.argmin(axis=_dim(dim, x.ndim, "argmin"), keepdims=keepdim).astype("int64"))
+        return wrap(x.data.argmin().astype("int64"))
+    return wrap(x.data.argmin(axis=_dim(dim, x.ndim, "argmin"), keepdims=keepdim).astype("int64"))

@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from lamina.autograd import Function, Tensor, _make, as_tensor
+from lamina.autograd import Function, Tensor, as_tensor, wrap
 from lamina.backend import get_array_module
 
 
@@ -36,6 +36,8 @@ def _ones(xp, n, dtype):
 class SumTo(Function):
     """Sum a broadcast gradient back down to `shape`: the one place broadcasting is undone."""
 
+    saved = ()
+
     def __init__(self, shape):
         self.shape = shape
 
@@ -50,10 +52,12 @@ class SumTo(Function):
         return a.sum(axis=tuple(range(lead)) + stretched, keepdims=True).reshape(self.shape)
 
     def backward(self, gy):
-        return BroadcastTo(self.inputs[0].shape)(gy)
+        return BroadcastTo(self.input_shapes[0])(gy)
 
 
 class BroadcastTo(Function):
+    saved = ()
+
     def __init__(self, shape):
         self.shape = shape
 
@@ -61,7 +65,7 @@ class BroadcastTo(Function):
         return get_array_module(a).broadcast_to(a, self.shape)
 
     def backward(self, gy):
-        return sum_to(gy, self.inputs[0].shape)
+        return sum_to(gy, self.input_shapes[0])
 
 
 def sum_to(x, shape):
@@ -92,6 +96,8 @@ def expand(x, *sizes):
 
 # --- reshaping ----------------------------------------------------------------------------------
 class Reshape(Function):
+    saved = ()
+
     def __init__(self, shape):
         self.shape = shape
 
@@ -99,7 +105,7 @@ class Reshape(Function):
         return a.reshape(self.shape)
 
     def backward(self, gy):
-        return reshape(gy, self.inputs[0].shape)
+        return reshape(gy, self.input_shapes[0])
 
 
 def reshape(x, *shape):
@@ -140,6 +146,8 @@ def unsqueeze(x, dim):
 
 
 class Permute(Function):
+    saved = ()
+
     def __init__(self, dims):
         self.dims = dims
 
@@ -167,6 +175,8 @@ def transpose(x, dim0, dim1):
 
 # --- joining and splitting ----------------------------------------------------------------------
 class Cat(Function):
+    saved = ()
+
     def __init__(self, dim):
         self.dim = dim
 
@@ -175,8 +185,8 @@ class Cat(Function):
 
     def backward(self, gy):
         grads, start = [], 0
-        for x, need in zip(self.inputs, self.needs_input_grad):
-            stop = start + x.shape[self.dim]
+        for shape, need in zip(self.input_shapes, self.needs_input_grad):
+            stop = start + shape[self.dim]
             grads.append(_narrow(gy, self.dim, start, stop) if need else None)
             start = stop
         return tuple(grads)
@@ -234,6 +244,8 @@ def chunk(x, chunks, dim=0):
 
 
 class Pad(Function):
+    saved = ()
+
     def __init__(self, widths, value):
         self.widths, self.value = widths, value
 
@@ -276,6 +288,8 @@ def _raw_index(index):
 
 
 class GetItem(Function):
+    saved = ()
+
     def __init__(self, index):
         self.index = index
 
@@ -283,11 +297,13 @@ class GetItem(Function):
         return a[self.index]
 
     def backward(self, gy):
-        return GetItemGrad(self.index, self.inputs[0].shape)(gy)
+        return GetItemGrad(self.index, self.input_shapes[0])(gy)
 
 
 class GetItemGrad(Function):
     """Scatter a gradient back to where getitem took it, adding where an index repeats."""
+
+    saved = ()
 
     def __init__(self, index, shape):
         self.index, self.shape = index, shape
@@ -318,6 +334,8 @@ def _gather_where(xp, index, dim):
 
 
 class Gather(Function):
+    saved = ()
+
     def __init__(self, dim, index):
         self.dim, self.index = dim, index
 
@@ -325,11 +343,13 @@ class Gather(Function):
         return a[_gather_where(get_array_module(a), self.index, self.dim)]
 
     def backward(self, gy):
-        return ScatterAdd(self.dim, self.index, self.inputs[0].shape)(gy)
+        return ScatterAdd(self.dim, self.index, self.input_shapes[0])(gy)
 
 
 class ScatterAdd(Function):
     """Adjoint of gather: add each value into the place gather read it from."""
+
+    saved = ()
 
     def __init__(self, dim, index, shape):
         self.dim, self.index, self.shape = dim, index, shape
@@ -341,7 +361,7 @@ class ScatterAdd(Function):
         return out
 
     def backward(self, gy):
-        return gather(gy, self.dim, _make(self.index))
+        return gather(gy, self.dim, wrap(self.index))
 
 
 def gather(x, dim, index):
