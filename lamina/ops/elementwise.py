@@ -38,6 +38,10 @@ class Add(Function):
         return sum_to(gy, a_shape), sum_to(gy, b_shape)
 
 
+def add(a, b):
+    return Add()(*_pair(a, b))
+
+
 class Sub(Function):
     saved = ()
 
@@ -47,6 +51,10 @@ class Sub(Function):
     def backward(self, gy):
         a_shape, b_shape = self.input_shapes
         return sum_to(gy, a_shape), sum_to(-gy, b_shape) if self.needs_input_grad[1] else None
+
+
+def sub(a, b):
+    return Sub()(*_pair(a, b))
 
 
 class Mul(Function):
@@ -60,6 +68,10 @@ class Mul(Function):
                 sum_to(gy * a, b.shape) if need_b else None)
 
 
+def mul(a, b):
+    return Mul()(*_pair(a, b))
+
+
 class Div(Function):
     def forward(self, a, b):
         return a / b
@@ -71,6 +83,13 @@ class Div(Function):
                 sum_to(-gy * a / (b * b), b.shape) if need_b else None)
 
 
+def div(a, b):
+    a, b = _pair(a, b)
+    if a.data.dtype.kind not in "fc" and b.data.dtype.kind not in "fc":
+        a, b = _floating(a), _floating(b)  # true division of integers gives float32
+    return Div()(a, b)
+
+
 class Neg(Function):
     saved = ()
 
@@ -79,6 +98,10 @@ class Neg(Function):
 
     def backward(self, gy):
         return -gy
+
+
+def neg(a):
+    return Neg()(a)
 
 
 class PowConstant(Function):
@@ -112,6 +135,14 @@ class Pow(Function):
                 sum_to(gy * self.output * log(a), b.shape) if need_b else None)
 
 
+def pow(a, b):
+    if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
+        if isinstance(b, float) and a.data.dtype.kind not in "fc":
+            a = _floating(a)
+        return PowConstant(b)(a)
+    return Pow()(*_pair(a, b))
+
+
 class Exp(Function):
     saved = ("output",)
 
@@ -122,12 +153,20 @@ class Exp(Function):
         return gy * self.output
 
 
+def exp(a):
+    return Exp()(_floating(a))
+
+
 class Log(Function):
     def forward(self, a):
         return np.log(a)
 
     def backward(self, gy):
         return gy / self.inputs[0]
+
+
+def log(a):
+    return Log()(_floating(a))
 
 
 class Sqrt(Function):
@@ -140,12 +179,20 @@ class Sqrt(Function):
         return gy / (2 * self.output)
 
 
+def sqrt(a):
+    return Sqrt()(_floating(a))
+
+
 class Abs(Function):
     def forward(self, a):
         return np.abs(a)
 
     def backward(self, gy):
         return gy * wrap(np.sign(self.inputs[0].data))
+
+
+def abs(a):
+    return Abs()(as_tensor(a))
 
 
 class Sin(Function):
@@ -156,12 +203,20 @@ class Sin(Function):
         return gy * cos(self.inputs[0])
 
 
+def sin(a):
+    return Sin()(_floating(a))
+
+
 class Cos(Function):
     def forward(self, a):
         return np.cos(a)
 
     def backward(self, gy):
         return -gy * sin(self.inputs[0])
+
+
+def cos(a):
+    return Cos()(_floating(a))
 
 
 class Tanh(Function):
@@ -172,6 +227,10 @@ class Tanh(Function):
 
     def backward(self, gy):
         return TanhGrad()(self.output, gy)
+
+
+def tanh(a):
+    return Tanh()(_floating(a))
 
 
 class TanhGrad(Function):
@@ -200,6 +259,10 @@ class Sigmoid(Function):
         return gy * y * (1 - y)
 
 
+def sigmoid(a):
+    return Sigmoid()(_floating(a))
+
+
 def _erf(a):
     if a.dtype == np.float64:  # exact, for float64 checks; slower, off the float32 hot path
         return np.vectorize(math.erf, otypes=[a.dtype])(a)
@@ -218,12 +281,20 @@ class Erf(Function):
         return gy * (2 / math.sqrt(math.pi)) * exp(-a * a)
 
 
+def erf(a):
+    return Erf()(_floating(a))
+
+
 class ReLU(Function):
     def forward(self, a):
         return np.maximum(a, 0)
 
     def backward(self, gy):
         return gy * wrap(self.inputs[0].data > 0)
+
+
+def relu(a):
+    return ReLU()(as_tensor(a))
 
 
 class Clamp(Function):
@@ -243,6 +314,14 @@ class Clamp(Function):
         return gy * wrap(inside)
 
 
+def clamp(a, min=None, max=None):
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    min = min.item() if isinstance(min, Tensor) else min
+    max = max.item() if isinstance(max, Tensor) else max
+    return Clamp(min, max)(as_tensor(a))
+
+
 class Maximum(Function):
     """Elementwise max; where the two are equal each gets half the gradient, as in PyTorch."""
 
@@ -259,8 +338,16 @@ class Maximum(Function):
         return sum_to(gy * share, a.shape), sum_to(gy * (1 - share), b.shape)
 
 
+def maximum(a, b):
+    return Maximum()(*_pair(a, b))
+
+
 class Minimum(Maximum):
     pick, beats = np.minimum, np.less
+
+
+def minimum(a, b):
+    return Minimum()(*_pair(a, b))
 
 
 class Where(Function):
@@ -281,111 +368,6 @@ class Where(Function):
                 sum_to(where(cond, zero, gy), b_shape) if need_b else None)
 
 
-class Cast(Function):
-    saved = ()
-
-    def __init__(self, dtype):
-        self.dtype = dtype
-
-    def forward(self, a):
-        self.input_dtype = a.dtype
-        return a.astype(self.dtype)
-
-    def backward(self, gy):
-        return cast(gy, self.input_dtype)
-
-
-# --- the functions ------------------------------------------------------------------------------
-def add(a, b):
-    return Add()(*_pair(a, b))
-
-
-def sub(a, b):
-    return Sub()(*_pair(a, b))
-
-
-def mul(a, b):
-    return Mul()(*_pair(a, b))
-
-
-def div(a, b):
-    a, b = _pair(a, b)
-    if a.data.dtype.kind not in "fc" and b.data.dtype.kind not in "fc":
-        a, b = _floating(a), _floating(b)  # true division of integers gives float32
-    return Div()(a, b)
-
-
-def neg(a):
-    return Neg()(a)
-
-
-def pow(a, b):
-    if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
-        if isinstance(b, float) and a.data.dtype.kind not in "fc":
-            a = _floating(a)
-        return PowConstant(b)(a)
-    return Pow()(*_pair(a, b))
-
-
-def exp(a):
-    return Exp()(_floating(a))
-
-
-def log(a):
-    return Log()(_floating(a))
-
-
-def sqrt(a):
-    return Sqrt()(_floating(a))
-
-
-def abs(a):
-    return Abs()(as_tensor(a))
-
-
-def sin(a):
-    return Sin()(_floating(a))
-
-
-def cos(a):
-    return Cos()(_floating(a))
-
-
-def tanh(a):
-    return Tanh()(_floating(a))
-
-
-def sigmoid(a):
-    return Sigmoid()(_floating(a))
-
-
-def erf(a):
-    return Erf()(_floating(a))
-
-
-def relu(a):
-    return ReLU()(as_tensor(a))
-
-
-def clamp(a, min=None, max=None):
-    if min is None and max is None:
-        raise ValueError("clamp: at least one of min and max must be given")
-    min = min.item() if isinstance(min, Tensor) else min
-    max = max.item() if isinstance(max, Tensor) else max
-    return Clamp(min, max)(as_tensor(a))
-
-
-clip = clamp
-
-
-def maximum(a, b):
-    return Maximum()(*_pair(a, b))
-
-
-def minimum(a, b):
-    return Minimum()(*_pair(a, b))
-
-
 def where(condition, input, other):
     """input where condition is true, else other; gradients flow to both."""
     condition = condition.data if isinstance(condition, Tensor) else condition
@@ -400,10 +382,27 @@ def where(condition, input, other):
     return Where(condition)(input, other)
 
 
+class Cast(Function):
+    saved = ()
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def forward(self, a):
+        self.input_dtype = a.dtype
+        return a.astype(self.dtype)
+
+    def backward(self, gy):
+        return cast(gy, self.input_dtype)
+
+
 def cast(a, dtype):
     a = as_tensor(a)
     dtype = np.dtype(dtype)
     return a if a.data.dtype == dtype else Cast(dtype)(a)
+
+
+clip = clamp
 
 
 # --- comparisons: results are bool tensors outside the graph ---------------------------------------

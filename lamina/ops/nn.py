@@ -34,6 +34,19 @@ class BCEWithLogits(Function):
                 -gy * z * scale if need_t else None)
 
 
+def binary_cross_entropy_with_logits(input, target, reduction="mean"):
+    input, target = as_tensor(input), as_tensor(target, like=input)
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"binary_cross_entropy_with_logits: reduction must be one of {_REDUCTIONS}, not {reduction!r}")
+    if input.shape != target.shape:
+        raise ValueError(
+            f"binary_cross_entropy_with_logits: input shape {input.shape} and target shape {target.shape} differ"
+        )
+    if target.dtype != input.dtype:
+        target = target.to(input.dtype)
+    return BCEWithLogits(reduction)(input, target)
+
+
 class BCEWithLogitsGrad(Function):
     """d(loss)/dz = gy * scale * (sigmoid(z) - t), fused into one op; differentiable for second order."""
 
@@ -56,19 +69,6 @@ class BCEWithLogitsGrad(Function):
         return (g * gy * s * (1 - s) if need_z else None,
                 sum_to(-g * gy, t.shape) if need_t else None,
                 sum_to(g * (s - t), gy.shape) if need_gy else None)
-
-
-def binary_cross_entropy_with_logits(input, target, reduction="mean"):
-    input, target = as_tensor(input), as_tensor(target, like=input)
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"binary_cross_entropy_with_logits: reduction must be one of {_REDUCTIONS}, not {reduction!r}")
-    if input.shape != target.shape:
-        raise ValueError(
-            f"binary_cross_entropy_with_logits: input shape {input.shape} and target shape {target.shape} differ"
-        )
-    if target.dtype != input.dtype:
-        target = target.to(input.dtype)
-    return BCEWithLogits(reduction)(input, target)
 
 
 class Linear(Function):

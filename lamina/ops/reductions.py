@@ -43,6 +43,10 @@ class Sum(Function):
         return _unreduce(gy, self.input_shapes[0], self.axes)
 
 
+def sum(x, dim=None, keepdim=False):
+    return Sum(_axes(dim, x.ndim, "sum"), keepdim)(x)
+
+
 class Mean(Function):
     saved = ()
 
@@ -55,6 +59,10 @@ class Mean(Function):
 
     def backward(self, gy):
         return _unreduce(gy, self.input_shapes[0], self.axes) / self.count
+
+
+def mean(x, dim=None, keepdim=False):
+    return Mean(_axes(dim, x.ndim, "mean"), keepdim)(_floating(x))
 
 
 class Amax(Function):
@@ -78,6 +86,14 @@ class Amax(Function):
         return _unreduce(gy, x.shape, self.axes) * share
 
 
+def amax(x, dim=None, keepdim=False):
+    return Amax(_axes(dim, x.ndim, "amax"), keepdim)(x)
+
+
+def amin(x, dim=None, keepdim=False):
+    return Amax(_axes(dim, x.ndim, "amin"), keepdim, take_min=True)(x)
+
+
 class LogSumExp(Function):
     saved = ("inputs", "output")
 
@@ -97,6 +113,10 @@ class LogSumExp(Function):
         return _unreduce(gy, x.shape, self.axes) * exp(x - y)
 
 
+def logsumexp(x, dim, keepdim=False):
+    return LogSumExp(_axes(dim, x.ndim, "logsumexp"), keepdim)(_floating(x))
+
+
 class Softmax(Function):
     saved = ("output",)
 
@@ -112,6 +132,10 @@ class Softmax(Function):
     def backward(self, gy):
         y = self.output
         return y * (gy - (gy * y).sum(self.axis, keepdim=True))
+
+
+def softmax(x, dim):
+    return Softmax(_dim(dim, x.ndim, "softmax"))(_floating(x))
 
 
 class LogSoftmax(Function):
@@ -130,13 +154,8 @@ class LogSoftmax(Function):
         return gy - exp(self.output) * gy.sum(self.axis, keepdim=True)
 
 
-# --- the functions ------------------------------------------------------------------------------
-def sum(x, dim=None, keepdim=False):
-    return Sum(_axes(dim, x.ndim, "sum"), keepdim)(x)
-
-
-def mean(x, dim=None, keepdim=False):
-    return Mean(_axes(dim, x.ndim, "mean"), keepdim)(_floating(x))
+def log_softmax(x, dim):
+    return LogSoftmax(_dim(dim, x.ndim, "log_softmax"))(_floating(x))
 
 
 def var(x, dim=None, *, correction=1, keepdim=False):
@@ -146,14 +165,6 @@ def var(x, dim=None, *, correction=1, keepdim=False):
     count = math.prod(x.shape[axis] for axis in axes)
     centered = x - mean(x, axes, keepdim=True)
     return sum(centered * centered, axes, keepdim) / builtins.max(count - correction, 0)
-
-
-def amax(x, dim=None, keepdim=False):
-    return Amax(_axes(dim, x.ndim, "amax"), keepdim)(x)
-
-
-def amin(x, dim=None, keepdim=False):
-    return Amax(_axes(dim, x.ndim, "amin"), keepdim, take_min=True)(x)
 
 
 def _select(x, dim, keepdim, take_min):
@@ -177,18 +188,6 @@ def min(x, dim=None, keepdim=False):
     if isinstance(dim, Tensor):
         return minimum(x, dim)
     return amin(x) if dim is None else _select(x, dim, keepdim, take_min=True)
-
-
-def logsumexp(x, dim, keepdim=False):
-    return LogSumExp(_axes(dim, x.ndim, "logsumexp"), keepdim)(_floating(x))
-
-
-def softmax(x, dim):
-    return Softmax(_dim(dim, x.ndim, "softmax"))(_floating(x))
-
-
-def log_softmax(x, dim):
-    return LogSoftmax(_dim(dim, x.ndim, "log_softmax"))(_floating(x))
 
 
 def argmax(x, dim=None, keepdim=False):

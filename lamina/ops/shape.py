@@ -55,6 +55,11 @@ class SumTo(Function):
         return BroadcastTo(self.input_shapes[0])(gy)
 
 
+def sum_to(x, shape):
+    shape = tuple(shape)
+    return x if x.shape == shape else SumTo(shape)(x)
+
+
 class BroadcastTo(Function):
     saved = ()
 
@@ -66,11 +71,6 @@ class BroadcastTo(Function):
 
     def backward(self, gy):
         return sum_to(gy, self.input_shapes[0])
-
-
-def sum_to(x, shape):
-    shape = tuple(shape)
-    return x if x.shape == shape else SumTo(shape)(x)
 
 
 def broadcast_to(x, shape):
@@ -192,10 +192,6 @@ class Cat(Function):
         return tuple(grads)
 
 
-def _narrow(x, dim, start, stop):
-    return getitem(x, (slice(None),) * dim + (slice(start, stop),))
-
-
 def cat(tensors, dim=0):
     tensors = [as_tensor(t) for t in tensors]
     if not tensors:
@@ -209,6 +205,10 @@ def cat(tensors, dim=0):
                 f"all dimensions except dim {dim} must match"
             )
     return Cat(d)(*tensors)
+
+
+def _narrow(x, dim, start, stop):
+    return getitem(x, (slice(None),) * dim + (slice(start, stop),))
 
 
 def stack(tensors, dim=0):
@@ -300,6 +300,10 @@ class GetItem(Function):
         return GetItemGrad(self.index, self.input_shapes[0])(gy)
 
 
+def getitem(x, index):
+    return GetItem(_raw_index(index))(x)
+
+
 class GetItemGrad(Function):
     """Scatter a gradient back to where getitem took it, adding where an index repeats."""
 
@@ -319,10 +323,6 @@ class GetItemGrad(Function):
 
     def backward(self, ggx):
         return getitem(ggx, self.index)
-
-
-def getitem(x, index):
-    return GetItem(_raw_index(index))(x)
 
 
 def _gather_where(xp, index, dim):
@@ -346,6 +346,16 @@ class Gather(Function):
         return ScatterAdd(self.dim, self.index, self.input_shapes[0])(gy)
 
 
+def gather(x, dim, index):
+    """out[i][j] = x[index[i][j]][j] for dim 0, and so on, as torch.gather."""
+    index = as_tensor(index).data
+    if index.dtype.kind not in "iu":
+        raise TypeError(f"gather: index must be an integer tensor, not {index.dtype}")
+    if index.ndim != x.ndim:
+        raise ValueError(f"gather: index has shape {index.shape} but input has shape {x.shape}; their ndims must match")
+    return Gather(_dim(dim, x.ndim, "gather"), index)(x)
+
+
 class ScatterAdd(Function):
     """Adjoint of gather: add each value into the place gather read it from."""
 
@@ -362,13 +372,3 @@ class ScatterAdd(Function):
 
     def backward(self, gy):
         return gather(gy, self.dim, wrap(self.index))
-
-
-def gather(x, dim, index):
-    """out[i][j] = x[index[i][j]][j] for dim 0, and so on, as torch.gather."""
-    index = as_tensor(index).data
-    if index.dtype.kind not in "iu":
-        raise TypeError(f"gather: index must be an integer tensor, not {index.dtype}")
-    if index.ndim != x.ndim:
-        raise ValueError(f"gather: index has shape {index.shape} but input has shape {x.shape}; their ndims must match")
-    return Gather(_dim(dim, x.ndim, "gather"), index)(x)
