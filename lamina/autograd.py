@@ -431,7 +431,7 @@ class record_ops:
         _Mode.recorders = [r for r in _Mode.recorders if r is not self.recorder]
 
 
-def as_tensor(value, like=None):
+def as_operand(value, like=None):
     """`value` as a Tensor; a Python number takes the dtype of `like` as PyTorch does."""
     if isinstance(value, Tensor):
         return value
@@ -590,7 +590,7 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
             heapq.heappush(heap, (-edge.generation, id(edge), edge))
 
     for out, g in zip(outputs, grad_outputs):
-        g = as_tensor(g, like=out)
+        g = as_operand(g, like=out)
         if g.shape != out.shape:
             raise RuntimeError(f"backward(): gradient has shape {g.shape}, but the output has shape {out.shape}")
         send(out.grad_fn or out, g)

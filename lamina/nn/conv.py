@@ -3,7 +3,6 @@
 import math
 
 from lamina.autograd import Tensor
-from lamina.backend import default_float
 from lamina.creation import empty, ones, zeros
 from lamina.nn import functional as F
 from lamina.nn import init
@@ -31,8 +30,8 @@ class _ConvNd(Module):
         self.padding = padding if isinstance(padding, str) else _tuple(padding, self.dims)
         self.output_padding = _tuple(output_padding, self.dims)
         shape = ((in_channels, out_channels // groups) if transposed else (out_channels, in_channels // groups))
-        self.weight = Parameter(empty(*shape, *self.kernel_size, dtype=dtype or default_float))
-        self.bias = Parameter(empty(out_channels, dtype=dtype or default_float)) if bias else None
+        self.weight = Parameter(empty(*shape, *self.kernel_size, dtype=dtype))
+        self.bias = Parameter(empty(out_channels, dtype=dtype)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -131,7 +130,6 @@ class _BatchNorm(Module):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        dtype = dtype or default_float
         self.weight = Parameter(ones(num_features, dtype=dtype)) if affine else None
         self.bias = Parameter(zeros(num_features, dtype=dtype)) if affine else None
         if track_running_stats:
@@ -165,7 +163,6 @@ class LayerNorm(Module):
         super().__init__()
         self.normalized_shape = _tuple(normalized_shape, 1)
         self.eps = eps
-        dtype = dtype or default_float
         self.weight = Parameter(ones(*self.normalized_shape, dtype=dtype)) if elementwise_affine else None
         self.bias = Parameter(zeros(*self.normalized_shape, dtype=dtype)) if elementwise_affine and bias else None
 
@@ -182,7 +179,6 @@ class GroupNorm(Module):
         if num_channels % num_groups:
             raise ValueError(f"GroupNorm: {num_channels} channels do not split into {num_groups} groups")
         self.num_groups, self.num_channels, self.eps = num_groups, num_channels, eps
-        dtype = dtype or default_float
         self.weight = Parameter(ones(num_channels, dtype=dtype)) if affine else None
         self.bias = Parameter(zeros(num_channels, dtype=dtype)) if affine else None
 

@@ -2,13 +2,13 @@
 
 from lamina.nn import functional as F
 from lamina.nn.module import Module
+from lamina.ops.nn import check_reduction
 
 
 class _Loss(Module):
     def __init__(self, reduction="mean"):
         super().__init__()
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"{type(self).__name__}: reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
+        check_reduction(reduction, type(self).__name__)
         self.reduction = reduction
 
     def extra_repr(self):

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lamina.autograd import Function
+from lamina.autograd import Function, wrap
 from lamina.backend import get_array_module
 from lamina.ops.shape import broadcast_to, reshape
 
@@ -168,6 +168,12 @@ def _groups(total, groups):
     return [slice(k * size, (k + 1) * size) for k in range(groups)]
 
 
+def check_input(x, ndim, op):
+    if x.ndim != ndim:
+        raise ValueError(f"{op}: expected a {ndim}-D input ({'N, C, H, W' if ndim == 4 else 'N, C, L'}), "
+                         f"got shape {x.shape}")
+
+
 class Conv2d(Function):
     """y = conv(x, w) (+ b), with w of shape (O, C / groups, kh, kw)."""
 
@@ -205,6 +211,15 @@ class Conv2d(Function):
         self.cols = None
 
 
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution (cross-correlation, as in PyTorch) of (N, C, H, W) input with (O, C/groups, kh, kw) weight."""
+    check_input(input, 4, "conv2d")
+    if weight.ndim != 4 or input.shape[1] != weight.shape[1] * groups or weight.shape[0] % groups:
+        raise ValueError(f"conv2d: input of shape {input.shape} does not fit weight of shape {weight.shape} "
+                         f"with groups={groups} (input channels must equal weight.shape[1] * groups)")
+    g = geometry(input.shape[2:], weight.shape[2:], stride, padding, dilation)
+    function = Conv2d(g, groups)
+    return function(input, weight) if bias is None else function(input, weight, bias)
 class Conv2dInputGrad(Function):
     """dx of a convolution from gy and w: the transposed convolution (ConvTranspose2d's forward)."""
 
@@ -228,6 +243,27 @@ class Conv2dInputGrad(Function):
                 Conv2dWeightGrad(self.g, self.groups, w.shape)(ggx, gy) if need[1] else None)
 
 
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """Transposed convolution: the input gradient of conv2d, with weight of shape (C_in, C_out/groups, kh, kw)."""
+    check_input(input, 4, "conv_transpose2d")
+    if weight.ndim != 4 or input.shape[1] != weight.shape[0] or weight.shape[0] % groups:
+        raise ValueError(f"conv_transpose2d: input of shape {input.shape} does not fit weight of shape "
+                         f"{weight.shape} (input channels must equal weight.shape[0])")
+    kernel = weight.shape[2:]
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    dilation, extra = _pair(dilation, "dilation"), _pair(output_padding, "output_padding")
+    out_hw = tuple((n - 1) * s - 2 * p + d * (k - 1) + e + 1
+                   for n, s, p, d, k, e in zip(input.shape[2:], stride, padding, dilation, kernel, extra))
+    if any(e >= max(s, d) for e, s, d in zip(extra, stride, dilation)):
+        raise ValueError(f"conv_transpose2d: output_padding {extra} must be smaller than stride {stride} "
+                         f"or dilation {dilation}")
+    # The convolution this transposes: from the output size back to the input's; output_padding rows that
+    # no window reaches get only the bias.
+    g = geometry(out_hw, kernel, stride, padding, dilation, op="conv_transpose2d")
+    g = g._replace(out_hw=tuple(input.shape[2:]))
+    x_shape = (input.shape[0], weight.shape[1] * groups, *out_hw)
+    out = Conv2dInputGrad(g, groups, x_shape)(input, weight)
+    return out if bias is None else out + reshape(bias, (1, -1, 1, 1))
 def _input_grad(rows, w, g, x_shape):
     """col2im(rows @ w) one kernel position at a time: nine small products instead of one
     (N*Ho*Wo, C*kh*kw) intermediate, each added straight into the input positions it reached."""
@@ -305,6 +341,21 @@ class MaxPool(Function):
         return MaxPoolScatter(self.g, self.index, self.input_shapes[0])(gy)
 
 
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    check_input(input, 4, "max_pool2d")
+    g = geometry(input.shape[2:], kernel_size, kernel_size if stride is None else stride, padding,
+                          dilation, ceil_mode, op="max_pool2d")
+    if any(2 * p > k for p, k in zip((g.pads[0][0], g.pads[1][0]), g.kernel)):
+        raise ValueError(f"max_pool2d: padding {padding} must be at most half the kernel size {g.kernel}")
+    pool = MaxPool(g)
+    out = pool(input)
+    if not return_indices:
+        return out
+    # PyTorch's indices: the flat position h * W + w of each window's maximum in its input plane
+    ki, kj = np.divmod(pool.index.astype(np.int64), g.kernel[1])
+    rows = np.arange(g.out_hw[0])[:, None, None] * g.stride[0] - g.pads[0][0] + ki * g.dilation[0]
+    cols = np.arange(g.out_hw[1])[None, :, None] * g.stride[1] - g.pads[1][0] + kj * g.dilation[1]
+    return out, wrap(_nchw(rows * input.shape[3] + cols))
 class MaxPoolScatter(Function):
     """Route each output's gradient to the input element that was its window's maximum."""
 
@@ -383,6 +434,11 @@ class WindowMean(Function):
         return WindowMeanAdjoint(self.g, self.divisor, self.input_shapes[0])(gy)
 
 
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    check_input(input, 4, "avg_pool2d")
+    g = geometry(input.shape[2:], kernel_size, kernel_size if stride is None else stride, padding, 1,
+                          ceil_mode, op="avg_pool2d")
+    return WindowMean(g, pool_divisor(g, count_include_pad, input.dtype))(input)
 class WindowMeanAdjoint(Function):
     saved = ()
 

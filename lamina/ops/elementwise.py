@@ -4,14 +4,14 @@ import math
 
 import numpy as np
 
-from lamina.autograd import Function, Tensor, as_tensor, wrap
+from lamina.autograd import Function, Tensor, as_operand, wrap
 from lamina.backend import default_float, get_array_module, is_array
 from lamina.ops.shape import sum_to
 
 
 def _pair(a, b):
     """Both operands as tensors; a Python number takes the other's dtype."""
-    a, b = (a, as_tensor(b, like=a)) if isinstance(a, Tensor) else (as_tensor(a, like=b), b)
+    a, b = (a, as_operand(b, like=a)) if isinstance(a, Tensor) else (as_operand(a, like=b), b)
     a_float, b_float = a.data.dtype.kind == "f", b.data.dtype.kind == "f"
     if a_float != b_float:  # integer with float: the float's dtype wins (NumPy would widen to float64)
         if a_float:
@@ -23,7 +23,7 @@ def _pair(a, b):
 
 def _floating(x):
     """Integer input to a float-valued op becomes float32, as in PyTorch, never float64."""
-    x = as_tensor(x)
+    x = as_operand(x)
     return x if x.data.dtype.kind in "fc" else wrap(x.data.astype(default_float))
 
 
@@ -192,7 +192,7 @@ class Abs(Function):
 
 
 def abs(a):
-    return Abs()(as_tensor(a))
+    return Abs()(as_operand(a))
 
 
 class Sin(Function):
@@ -294,7 +294,7 @@ class ReLU(Function):
 
 
 def relu(a):
-    return ReLU()(as_tensor(a))
+    return ReLU()(as_operand(a))
 
 
 class Clamp(Function):
@@ -319,7 +319,7 @@ def clamp(a, min=None, max=None):
         raise ValueError("clamp: at least one of min and max must be given")
     min = min.item() if isinstance(min, Tensor) else min
     max = max.item() if isinstance(max, Tensor) else max
-    return Clamp(min, max)(as_tensor(a))
+    return Clamp(min, max)(as_operand(a))
 
 
 class Maximum(Function):
@@ -378,7 +378,7 @@ def where(condition, input, other):
     if isinstance(input, Tensor) or isinstance(other, Tensor):
         input, other = _pair(input, other)
     else:
-        input, other = as_tensor(input), as_tensor(other)
+        input, other = as_operand(input), as_operand(other)
     return Where(condition)(input, other)
 
 
@@ -397,7 +397,7 @@ class Cast(Function):
 
 
 def cast(a, dtype):
-    a = as_tensor(a)
+    a = as_operand(a)
     dtype = np.dtype(dtype)
     return a if a.data.dtype == dtype else Cast(dtype)(a)
 

@@ -1,6 +1,6 @@
 """Matrix products."""
 
-from lamina.autograd import Function, as_tensor
+from lamina.autograd import Function, as_operand
 from lamina.ops.shape import squeeze, sum_to, unsqueeze
 
 
@@ -35,7 +35,7 @@ class MatMul(Function):
 
 def matmul(a, b):
     """Matrix product with NumPy's (and PyTorch's) rules for 1-D and batched operands."""
-    a, b = as_tensor(a), as_tensor(b)
+    a, b = as_operand(a), as_operand(b)
     a_data, b_data = a.data, b.data
     if a_data.ndim == 2 and b_data.ndim == 2 and a_data.shape[1] == b_data.shape[0] and a_data.dtype == b_data.dtype:
         return MatMul()(a, b)  # the common case, checked cheaply

@@ -4,14 +4,32 @@ import math
 
 import numpy as np
 
-from lamina.autograd import Function, as_tensor, wrap
+from lamina.autograd import Function, as_operand, wrap
 from lamina.backend import get_array_module
-from lamina.ops.elementwise import clamp, log, sigmoid
+from lamina.ops.elementwise import clamp, exp, log, maximum, sigmoid
 from lamina.ops.linalg import MatMul
-from lamina.ops.reductions import softmax
-from lamina.ops.shape import reshape, sum_to
+from lamina.ops.reductions import log_softmax, softmax
+from lamina.ops.shape import gather, permute, reshape, sum_to, unsqueeze
 
-_REDUCTIONS = ("mean", "sum", "none")
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(reduction, op):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {REDUCTIONS}, not {reduction!r}")
+
+
+def reduce_loss(loss, reduction, op):
+    """A per-element loss reduced as PyTorch's `reduction` argument asks."""
+    check_reduction(reduction, op)
+    if reduction == "mean":
+        return loss.mean()
+    return loss.sum() if reduction == "sum" else loss
+
+
+def check_same_shape(input, target, op):
+    if input.shape != target.shape:
+        raise ValueError(f"{op}: input shape {input.shape} and target shape {target.shape} differ")
 
 
 class BCEWithLogits(Function):
@@ -34,17 +52,24 @@ class BCEWithLogits(Function):
                 -gy * z * scale if need_t else None)
 
 
-def binary_cross_entropy_with_logits(input, target, reduction="mean"):
-    input, target = as_tensor(input), as_tensor(target, like=input)
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"binary_cross_entropy_with_logits: reduction must be one of {_REDUCTIONS}, not {reduction!r}")
-    if input.shape != target.shape:
-        raise ValueError(
-            f"binary_cross_entropy_with_logits: input shape {input.shape} and target shape {target.shape} differ"
-        )
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
+    """Binary cross-entropy of logits; one fused op unless `weight` or `pos_weight` is given."""
+    input, target = as_operand(input), as_operand(target, like=input)
+    check_reduction(reduction, "binary_cross_entropy_with_logits")
+    check_same_shape(input, target, "binary_cross_entropy_with_logits")
     if target.dtype != input.dtype:
         target = target.to(input.dtype)
-    return BCEWithLogits(reduction)(input, target)
+    if weight is None and pos_weight is None:
+        return BCEWithLogits(reduction)(input, target)
+    # log(1 + exp(-z)) written so it never overflows: max(-z, 0) + log1p(exp(-|z|))
+    softplus_neg = maximum(-input, 0.0) + log(1 + exp(-abs(input)))
+    if pos_weight is None:
+        loss = (1 - target) * input + softplus_neg
+    else:
+        loss = (1 - target) * input + (1 + (pos_weight - 1) * target) * softplus_neg
+    if weight is not None:
+        loss = loss * weight
+    return reduce_loss(loss, reduction, "binary_cross_entropy_with_logits")
 
 
 class BCEWithLogitsGrad(Function):
@@ -134,6 +159,95 @@ class CrossEntropy(Function):
         return (softmax(z, 1) - wrap(onehot)) * gy
 
 
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """Softmax cross-entropy of logits (N, C, ...) against class indices or class probabilities."""
+    target = as_operand(target)
+    check_reduction(reduction, "cross_entropy")
+    if not 0 <= label_smoothing <= 1:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    probabilities = target.data.dtype.kind == "f"
+    if probabilities:
+        if target.shape != input.shape:
+            raise ValueError(f"cross_entropy: class-probability target of shape {target.shape} must match "
+                             f"input of shape {input.shape}")
+        return _soft_cross_entropy(input, target, weight, reduction, label_smoothing)
+    labels = target.data
+    fused = (input.ndim == 2 and weight is None and label_smoothing == 0 and labels.shape == input.shape[:1]
+             and not (labels == ignore_index).any())
+    if fused:
+        if labels.size and (labels.min() < 0 or labels.max() >= input.shape[1]):
+            raise IndexError(f"cross_entropy: target holds classes outside [0, {input.shape[1]}) "
+                             f"(input shape {input.shape})")
+        return CrossEntropy(labels, reduction)(input)
+    logp = log_softmax(input, 1 if input.ndim > 1 else 0)
+    nll = nll_loss(logp, target, weight, ignore_index, reduction)
+    if label_smoothing == 0:
+        return nll
+    classes = input.shape[1] if input.ndim > 1 else input.shape[0]
+    w = None if weight is None else as_operand(weight)
+    flat = _class_last(logp if logp.ndim > 1 else unsqueeze(logp, 0))
+    valid = (labels.reshape(-1) != ignore_index)
+    smooth = -(flat * w).sum(1) if w is not None else -flat.sum(1)
+    smooth = smooth * wrap(valid.astype(input.dtype))
+    if reduction == "mean":
+        denominator = float((w.data[np.where(valid, labels.reshape(-1), 0)] * valid).sum()) if w is not None \
+            else float(valid.sum())
+        smooth = smooth.sum() / denominator
+    elif reduction == "sum":
+        smooth = smooth.sum()
+    else:
+        smooth = smooth.reshape(labels.shape)
+    return (1 - label_smoothing) * nll + (label_smoothing / classes) * smooth
+
+
+def _soft_cross_entropy(input, target, weight, reduction, label_smoothing):
+    dim = 1 if input.ndim > 1 else 0
+    classes = input.shape[dim]
+    if label_smoothing:
+        target = target * (1 - label_smoothing) + label_smoothing / classes
+    logp = log_softmax(input, dim)
+    if weight is not None:
+        shape = [1] * input.ndim
+        shape[dim] = classes
+        logp = logp * as_operand(weight).reshape(shape)
+    loss = -(logp * target).sum(dim)
+    if reduction == "mean":
+        return loss.sum() / (loss.data.size if input.ndim > 1 else 1)
+    return reduce_loss(loss, reduction, "cross_entropy")
+
+
+def _class_last(input):
+    """(N, C, d1, ...) logits as (N * d1 * ..., C), the layout the losses below work in."""
+    if input.ndim <= 2:
+        return input
+    moved = permute(input, 0, *range(2, input.ndim), 1)
+    return reshape(moved, -1, input.shape[1])
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Negative log-likelihood of class indices under log-probabilities `input` (N, C, ...)."""
+    labels = as_operand(target).data
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"nll_loss: target must hold class indices (integers), not {labels.dtype}")
+    if input.ndim < 1 or labels.shape != input.shape[:1] + input.shape[2:]:
+        raise ValueError(f"nll_loss: input of shape {input.shape} needs target of shape "
+                         f"{input.shape[:1] + input.shape[2:]}, got {labels.shape}")
+    logp = _class_last(input if input.ndim > 1 else unsqueeze(input, 0))
+    labels = labels.reshape(-1)
+    classes = logp.shape[1]
+    valid = labels != ignore_index
+    if ((labels < 0) | (labels >= classes))[valid].any():
+        raise IndexError(f"nll_loss: target holds classes outside [0, {classes}) (shape {input.shape})")
+    safe = np.where(valid, labels, 0)
+    w = np.ones(classes, dtype=input.dtype) if weight is None else as_operand(weight).data.astype(input.dtype)
+    sample_w = w[safe] * valid
+    picked = gather(logp, 1, safe[:, None]).reshape(-1)
+    loss = -picked * wrap(sample_w)
+    if reduction == "mean":
+        return loss.sum() / float(sample_w.sum())
+    if reduction == "none":
+        return loss.reshape(as_operand(target).shape)
+    return reduce_loss(loss, reduction, "nll_loss")
 class BinaryCrossEntropy(Function):
     """-(t log p + (1 - t) log(1 - p)) per element, logs clamped at -100 as in PyTorch."""
 
@@ -151,3 +265,16 @@ class BinaryCrossEntropy(Function):
         gt = gy * (clamp(log(clamp(1 - p, min=1e-44)), min=-100) - clamp(log(clamp(p, min=1e-44)), min=-100)) \
             if need_t else None
         return gp, gt
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    """BCE on probabilities; logs are clamped at -100 as in PyTorch, so p = 0 or 1 gives no inf."""
+    target = as_operand(target, like=input)
+    check_same_shape(input, target, "binary_cross_entropy")
+    if input.data.size and (input.data.min() < 0 or input.data.max() > 1):
+        raise ValueError("binary_cross_entropy: input must hold probabilities in [0, 1]; "
+                         "for logits use binary_cross_entropy_with_logits")
+    loss = BinaryCrossEntropy()(input, target)
+    if weight is not None:
+        loss = loss * weight
+    return reduce_loss(loss, reduction, "binary_cross_entropy")

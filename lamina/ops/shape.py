@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from lamina.autograd import Function, Tensor, as_tensor, wrap
+from lamina.autograd import Function, Tensor, as_operand, wrap
 from lamina.backend import get_array_module
 
 
@@ -75,7 +75,7 @@ class BroadcastTo(Function):
 
 def broadcast_to(x, shape):
     shape = _shape_arg((shape,))
-    x = as_tensor(x)
+    x = as_operand(x)
     if x.shape == shape:
         return x
     try:
@@ -193,7 +193,7 @@ class Cat(Function):
 
 
 def cat(tensors, dim=0):
-    tensors = [as_tensor(t) for t in tensors]
+    tensors = [as_operand(t) for t in tensors]
     if not tensors:
         raise ValueError("cat: expected a non-empty list of tensors")
     first = tensors[0]
@@ -212,7 +212,7 @@ def _narrow(x, dim, start, stop):
 
 
 def stack(tensors, dim=0):
-    tensors = [as_tensor(t) for t in tensors]
+    tensors = [as_operand(t) for t in tensors]
     if not tensors:
         raise ValueError("stack: expected a non-empty list of tensors")
     for i, t in enumerate(tensors[1:], 1):
@@ -348,7 +348,7 @@ class Gather(Function):
 
 def gather(x, dim, index):
     """out[i][j] = x[index[i][j]][j] for dim 0, and so on, as torch.gather."""
-    index = as_tensor(index).data
+    index = as_operand(index).data
     if index.dtype.kind not in "iu":
         raise TypeError(f"gather: index must be an integer tensor, not {index.dtype}")
     if index.ndim != x.ndim:
