@@ -648,6 +648,15 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
     return captured
 
 
+def zero_grad(tensors, set_to_none=True):
+    """Reset the `.grad` of each tensor: to None (the default, as in PyTorch), or to zeros in place."""
+    for t in tensors:
+        if set_to_none or t.grad is None:
+            t.grad = None
+        else:
+            t.grad.data[...] = 0
+
+
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
     """Return d(outputs)/d(inputs) as a tuple, without touching any `.grad`."""
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)

@@ -177,7 +177,7 @@ def train(args):
     if settings.get("model") == "cnn":
         x_train, x_test = x_train[:, None], x_test[:, None]  # one channel: (N, 1, 28, 28)
     model = _model_for(settings, x_train, int(max(y_train.max(), y_test.max())) + 1)
-    optimizer = lamina.training.loop.OPTIMIZERS[settings["optimizer"]](model.parameters(), lr=settings["lr"])
+    optimizer = lamina.optim.create(settings["optimizer"], model.parameters(), lr=settings["lr"])
     if args.resume:
         io.load_checkpoint(out / "checkpoint.npz", model, optimizer)
     if dist is not None:  # the optimizer holds the same parameter objects as the wrapped model
@@ -266,9 +266,7 @@ def show(args):
     if viz is None:
         raise CommandError("lamina show needs the viz extra: pip install 'lamina[viz]'")
     model, _ = _load_model(args.model)
-    image = read_digit_image(args.image)
-    if nn.utils.starts_with_convolution(model):
-        image = image[None]
+    image = datasets.as_model_input(model, read_digit_image(args.image)[None])[0]
     out = args.out or f"{Path(args.image).stem}-representations.png"
     viz.representations(model, image, out)
     print(f"Wrote {out}")
@@ -284,8 +282,7 @@ def evaluate(args):
     settings = document.get("metadata", {}).get("settings", {})
     name = args.dataset or settings.get("dataset", "digits")
     _, (x_test, y_test) = datasets.load(name, args.data_dir or settings.get("data_dir"), settings.get("seed", 0))
-    if nn.utils.starts_with_convolution(model):
-        x_test = x_test[:, None]
+    x_test = datasets.as_model_input(model, x_test)
     model.compile(lamina.optim.SGD(model.parameters()), "cross_entropy", ["accuracy"])
     results = model.evaluate(x_test, y_test)
     print(f"{name} test set ({len(x_test):,} samples): accuracy {results['accuracy']:.2%}, loss {results['loss']:.4f}")
@@ -312,9 +309,7 @@ def read_digit_image(path):
 def predict(args):
     model, _ = _load_model(args.model)
     for path in args.images:
-        image = read_digit_image(path)[None]
-        if nn.utils.starts_with_convolution(model):
-            image = image[:, None]
+        image = datasets.as_model_input(model, read_digit_image(path)[None])
         with lamina.no_grad():
             scores = model(lamina.tensor(image))
         probs = lamina.softmax(scores, 1).numpy()[0]
@@ -354,7 +349,7 @@ def make_parser():
     t.add_argument("--epochs", type=_positive(int))
     t.add_argument("--batch-size", type=_positive(int), default=128)
     t.add_argument("--lr", type=_positive(float), default=3e-3, help="peak learning rate of the one-cycle schedule")
-    t.add_argument("--optimizer", choices=sorted(lamina.training.loop.OPTIMIZERS), default="adam")
+    t.add_argument("--optimizer", choices=sorted(lamina.optim.OPTIMIZERS), default="adam")
     t.add_argument("--dropout", type=float, help="dropout after each hidden layer (digits: 0.2)")
     t.add_argument("--augment", type=int, help="random shift of training images, in pixels (images: 1)")
     t.add_argument("--seed", type=int, default=0)

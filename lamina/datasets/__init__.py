@@ -205,6 +205,16 @@ TOY_SETS = {"admissions": admissions, "moons": moons, "circles": circles, "spira
 IMAGE_SETS = ("digits", "mnist")
 
 
+def as_model_input(model, images):
+    """Images (N, H, W) shaped for `model`: a channel axis (N, 1, H, W) when its first weighted layer is a Conv2d."""
+    from lamina.nn import Conv2d, Linear  # nn sits below datasets' callers; imported on use
+
+    for module in model.modules():
+        if isinstance(module, (Conv2d, Linear)):
+            return images[:, None] if isinstance(module, Conv2d) else images
+    return images
+
+
 def load(name, data_dir=None, seed=0):
     """A dataset by name, ready to train on: ((x_train, y_train), (x_test, y_test)), float32 inputs.
 
@@ -222,6 +232,7 @@ def load(name, data_dir=None, seed=0):
     return (scale(xt), yt), (scale(xv), yv)
 
 __all__ = [
+    "as_model_input",
     "DatasetError", "IDXError", "MNIST_FILES", "admissions", "circles", "digits", "load", "mnist", "moons", "read_idx",
     "scale", "spiral", "verify_file", "xor",
 ]

@@ -5,14 +5,10 @@ from lamina.nn.conv import (
     AdaptiveAvgPool2d,
     AvgPool1d,
     AvgPool2d,
-    BatchNorm1d,
-    BatchNorm2d,
     Conv1d,
     Conv2d,
     ConvTranspose2d,
     Dropout2d,
-    GroupNorm,
-    LayerNorm,
     MaxPool1d,
     MaxPool2d,
     Upsample,
@@ -36,6 +32,7 @@ from lamina.nn.layers import (
 )
 from lamina.nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss
 from lamina.nn.module import Module, ModuleDict, ModuleList, Parameter, Sequential
+from lamina.nn.normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 
 __all__ = [
     "AdaptiveAvgPool2d", "AvgPool1d", "AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d",

@@ -50,14 +50,3 @@ def vector_to_parameters(vec, parameters):
     for p in parameters:
         p.data[...] = data[start:start + p.data.size].reshape(p.shape)
         start += p.data.size
-
-
-def starts_with_convolution(model):
-    """Whether the first layer with weights is a 2-D convolution, so single images need a channel axis."""
-    from lamina.nn.conv import Conv2d
-    from lamina.nn.layers import Linear
-
-    for module in model.modules():
-        if isinstance(module, (Conv2d, Linear)):
-            return isinstance(module, Conv2d)
-    return False

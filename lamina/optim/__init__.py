@@ -4,4 +4,20 @@ from lamina.optim import lr_scheduler
 from lamina.optim.algorithms import SGD, Adagrad, Adam, AdamW, RMSprop
 from lamina.optim.optimizer import Optimizer
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "lr_scheduler"]
+# By name, for compile("adam") and the command line's --optimizer.
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
+
+
+def create(name, params, **kwargs):
+    """The optimizer called `name` (any case) over `params`.
+
+    >>> import lamina
+    >>> create("Adam", [lamina.zeros(2, requires_grad=True)], lr=0.01).defaults["lr"]
+    0.01
+    """
+    if name.lower() not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name.lower()](params, **kwargs)
+
+
+__all__ = ["OPTIMIZERS", "SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "create", "lr_scheduler"]

@@ -4,7 +4,7 @@ import copy
 
 import numpy as np
 
-from lamina.autograd import Tensor, no_grad
+from lamina.autograd import Tensor, no_grad, zero_grad
 
 
 class Optimizer:
@@ -41,12 +41,7 @@ class Optimizer:
         self.param_groups.append(group)
 
     def zero_grad(self, set_to_none=True):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if set_to_none or p.grad is None:
-                    p.grad = None
-                else:
-                    p.grad.data[...] = 0
+        zero_grad((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     @no_grad()
     def step(self, closure=None):

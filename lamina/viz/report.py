@@ -40,8 +40,7 @@ def write_report(run_dir, samples=3):
     results = document.get("metadata", {}).get("results", {})
     name = settings["dataset"]
     (x_train, y_train), (x_test, y_test) = datasets.load(name, settings.get("data_dir"), settings.get("seed", 0))
-    if lamina.nn.utils.starts_with_convolution(model):
-        x_train, x_test = x_train[:, None], x_test[:, None]
+    x_train, x_test = datasets.as_model_input(model, x_train), datasets.as_model_input(model, x_test)
     scores = np.concatenate([plots._predict(model, x_test[i:i + 1000]) for i in range(0, len(x_test), 1000)])
 
     sections = [_figure("Loss and accuracy per epoch", _png(lambda b: plots.plot_history(history, b)),
