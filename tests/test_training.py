@@ -209,3 +209,97 @@ def test_metrics_functions():
     assert metrics.top_k_accuracy(y_true, np.array([[3, 2, 1]] * 5), k=2) == 0.6
     assert metrics.accuracy(np.array([1, 0]), np.array([[2.0], [-1.0]])) == 1.0  # binary logits
     assert metrics.mae([1.0, 2.0], [1.5, 1.0]) == 0.75 and metrics.mse([1.0, 2.0], [1.5, 1.0]) == 0.625
+
+
+def test_a_model_can_override_train_step_and_keep_the_rest_of_fit():
+    """Custom training (here a hand-written L2 penalty and a log of its own) without rewriting fit."""
+    X, y = datasets.admissions(n=200, seed=4)
+
+    class Penalized(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = _classifier()
+
+        def forward(self, x):
+            return self.net(x)
+
+        def train_step(self, batch):
+            x, labels = batch
+            scores = self(x)
+            data_loss = nn.functional.cross_entropy(scores, labels)
+            penalty = sum((p * p).sum() for p in self.parameters())
+            self.optimizer.zero_grad()
+            (data_loss + 1e-3 * penalty).backward()
+            self.optimizer.step()
+            return {"loss": data_loss.item(), "penalty": penalty.item()}
+
+    model = Penalized()
+    model.compile(optim.Adam(model.parameters(), lr=0.01), "cross_entropy", ["accuracy"])
+    before = model.evaluate(X - 0.5, y)["loss"]
+    seen = []
+
+    class Watch(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(logs)
+
+    history = model.fit(X - 0.5, y, epochs=30, batch_size=16, verbose=0, callbacks=[Watch()])
+    assert set(seen[0]) == {"loss", "penalty"}
+    assert history.history["penalty"][-1] > 0
+    after = model.evaluate(X - 0.5, y)  # test_step is still the compiled loss and metrics
+    assert after["loss"] < before and after["accuracy"] > 0.75
+
+
+def test_training_state_lives_in_one_trainer():
+    model = _classifier().compile("sgd", "cross_entropy", ["accuracy"])
+    trainer = model.trainer
+    assert isinstance(trainer, lamina.training.Trainer)
+    assert model.optimizer is trainer.optimizer and isinstance(model.optimizer, optim.SGD)
+    model.stop_training = True
+    assert trainer.stop_training is True
+    history = model.fit(np.zeros((8, 2), np.float32), np.zeros(8, np.int64), epochs=1, verbose=0)
+    assert model.history is history is trainer.history
+    with pytest.raises(ValueError, match="unknown optimizer 'adamm'"):
+        _classifier().compile("adamm")
+
+
+def test_fit_asks_the_models_strategy_how_to_share_work():
+    """What DistributedDataParallel hands fit, shown with a stand-in: no MPI needed."""
+    calls = {"sampler": 0, "reduce": 0, "stop": 0}
+
+    class HalfTheData(lamina.training.SingleProcess):
+        is_main = False  # callbacks that write output do not run here
+
+        def sampler(self, num_samples, shuffle):
+            calls["sampler"] += 1
+            return list(range(0, num_samples, 2))
+
+        def reduce_logs(self, logs):
+            calls["reduce"] += 1
+            return {k: v * 0 for k, v in logs.items()}
+
+        def agree_to_stop(self, stopping):
+            calls["stop"] += 1
+            return stopping
+
+    class Wrapped(nn.Module):
+        strategy = HalfTheData()
+
+        def __init__(self):
+            super().__init__()
+            self.net = _classifier()
+
+        def forward(self, x):
+            return self.net(x)
+
+    X, y = datasets.admissions(n=64, seed=0)
+    model = Wrapped().compile("sgd")
+    batches = []
+
+    class Count(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            batches.append(batch)
+
+    history = model.fit(X, y, epochs=2, batch_size=8, verbose=1, callbacks=[Count()])
+    assert calls == {"sampler": 1, "reduce": 2, "stop": len(batches)}
+    assert len(batches) == 2 * 4  # 32 of the 64 samples, in batches of 8
+    assert history.history["loss"] == [0.0, 0.0]

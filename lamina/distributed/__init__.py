@@ -184,6 +184,11 @@ class DistributedDataParallel(Module):
             p.grad = autograd.wrap(grad)  # a view into the flat buffer: no copy back
             offset += n
 
+    @property
+    def strategy(self):
+        """What fit asks to share the work over ranks (None in a single process)."""
+        return DataParallel() if world_size() > 1 else None
+
     def state_dict(self, prefix=""):
         return self.module.state_dict(prefix)
 
@@ -224,7 +229,34 @@ class DistributedSampler:
         return iter(order[self.rank::self.num_replicas].tolist())
 
 
+class DataParallel:
+    """fit's strategy over MPI ranks: each rank trains on its shard, logs are averaged, all stop together.
+
+    Same four answers as lamina.training.SingleProcess; DistributedDataParallel hands it to fit.
+    """
+
+    @property
+    def is_main(self):
+        return is_main()
+
+    def sampler(self, num_samples, shuffle):
+        return DistributedSampler(num_samples, shuffle=shuffle)
+
+    def reduce_logs(self, logs):
+        """The epoch's loss and metrics, averaged over the ranks' shards."""
+        if not logs:
+            return logs
+        keys = sorted(logs)
+        averaged = all_reduce(np.array([logs[k] for k in keys], dtype=np.float64), "mean")
+        return dict(zip(keys, averaged.tolist()))
+
+    def agree_to_stop(self, stopping):
+        """True on every rank if any rank wants to stop: otherwise the others would wait for it forever."""
+        return all_reduce(np.array([float(stopping)]), "max")[0] > 0
+
+
 __all__ = [
+    "DataParallel",
     "DistributedDataParallel", "DistributedError", "DistributedSampler", "all_reduce", "available", "barrier",
     "broadcast", "broadcast_object", "init", "is_main", "rank", "world_size",
 ]

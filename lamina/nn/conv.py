@@ -52,6 +52,12 @@ class _ConvNd(Module):
 
 
 class Conv2d(_ConvNd):
+    """Conv2d, as in PyTorch.
+
+    >>> lamina.nn.Conv2d(1, 16, kernel_size=3, padding="same")(lamina.zeros(8, 1, 28, 28)).shape
+    (8, 16, 28, 28)
+    """
+
     def forward(self, x):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
@@ -75,6 +81,12 @@ class ConvTranspose2d(_ConvNd):
 
 
 class MaxPool2d(Module):
+    """MaxPool2d, as in PyTorch.
+
+    >>> lamina.nn.MaxPool2d(2)(lamina.zeros(8, 16, 28, 28)).shape
+    (8, 16, 14, 14)
+    """
+
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding

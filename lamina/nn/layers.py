@@ -10,7 +10,12 @@ from lamina.nn.module import Module, Parameter
 
 
 class Linear(Module):
-    """y = x @ weight.T + bias, weight of shape (out_features, in_features), initialized as in PyTorch."""
+    """y = x @ weight.T + bias, weight of shape (out_features, in_features), initialized as in PyTorch.
+
+    >>> layer = lamina.nn.Linear(784, 10)
+    >>> layer.weight.shape, layer(lamina.zeros(32, 784)).shape
+    ((10, 784), (32, 10))
+    """
 
     def __init__(self, in_features, out_features, bias=True, dtype=None):
         super().__init__()
@@ -36,6 +41,14 @@ class Linear(Module):
 
 
 class Dropout(Module):
+    """Dropout, as in PyTorch.
+
+    >>> drop = lamina.nn.Dropout(0.5)
+    >>> kept = drop(lamina.ones(1000))   # training mode: about half zeroed, the rest doubled
+    >>> sorted(set(kept.tolist())), drop.eval()(lamina.ones(3)).tolist()
+    ([0.0, 2.0], [1.0, 1.0, 1.0])
+    """
+
     def __init__(self, p=0.5):
         super().__init__()
         if not 0 <= p <= 1:
@@ -58,6 +71,12 @@ class Identity(Module):
 
 
 class Flatten(Module):
+    """Flatten, as in PyTorch.
+
+    >>> lamina.nn.Flatten()(lamina.zeros(32, 1, 28, 28)).shape
+    (32, 784)
+    """
+
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim
@@ -77,6 +96,12 @@ class Unflatten(Module):
 
 
 class Embedding(Module):
+    """Embedding, as in PyTorch.
+
+    >>> lamina.nn.Embedding(27, 8)(lamina.tensor([[1, 2, 3]])).shape
+    (1, 3, 8)
+    """
+
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, dtype=None):
         super().__init__()
         self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
@@ -94,6 +119,12 @@ class Embedding(Module):
 
 # --- activations ----------------------------------------------------------------------------------
 class ReLU(Module):
+    """ReLU, as in PyTorch.
+
+    >>> lamina.nn.ReLU()(lamina.tensor([-1.0, 1.0])).tolist()
+    [0.0, 1.0]
+    """
+
     def forward(self, x):
         return ops.relu(x)
 

@@ -34,6 +34,47 @@ class _HookHandle:
         self._hooks.pop(self._key, None)
 
 
+class _Training:
+    trainer_class = None  # lamina.training.Trainer: what compile() makes
+    predict = None
+    error = RuntimeError  # lamina.training.TrainingError
+
+
+_training = _Training()
+
+
+def register_trainer(trainer_class, predict, error):
+    """Called by lamina.training at import: nn stays below training and never imports it."""
+    _training.trainer_class, _training.predict, _training.error = trainer_class, predict, error
+
+
+class _TrainerState:
+    """A Keras-named attribute of a compiled model (model.optimizer, .history, ...), kept in model.trainer.
+
+    Before compile() it is an ordinary attribute of the module.
+    """
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, module, owner=None):
+        if module is None:
+            return self
+        trainer = module.__dict__.get("trainer")
+        if trainer is not None:
+            return getattr(trainer, self.name)
+        if self.name in module.__dict__:
+            return module.__dict__[self.name]
+        raise AttributeError(f"{type(module).__name__} has no {self.name} yet: call compile() first")
+
+    def __set__(self, module, value):
+        trainer = module.__dict__.get("trainer")
+        if trainer is None:
+            module.__dict__[self.name] = value
+        else:
+            setattr(trainer, self.name, value)
+
+
 class Module:
     """Base class of every layer and model.
 
@@ -246,28 +287,39 @@ class Module:
         self._forward_hooks[Module._next_hook] = hook
         return _HookHandle(self._forward_hooks, Module._next_hook)
 
-    # --- training (the loop itself lives in lamina.training) ------------------------------------
+    # --- training: the loop lives in lamina.training, which registers itself below -----------------
     def compile(self, optimizer="adam", loss="cross_entropy", metrics=None):
-        """Choose the optimizer, loss and metrics that fit/evaluate use, as in Keras."""
-        from lamina.training import compile_model  # training sits above nn; imported on use
-
-        compile_model(self, optimizer, loss, metrics)
+        """Choose the optimizer, loss and metrics that fit/evaluate use, as in Keras; returns the model."""
+        self.trainer = _training.trainer_class(self, optimizer, loss, metrics)
         return self
 
     def fit(self, x, y=None, **kwargs):
-        from lamina.training import fit
-
-        return fit(self, x, y, **kwargs)
+        """Train, Keras-style (see lamina.training.Trainer.fit); returns the History."""
+        return self._compiled("fit").fit(x, y, **kwargs)
 
     def evaluate(self, x, y=None, **kwargs):
-        from lamina.training import evaluate
-
-        return evaluate(self, x, y, **kwargs)
+        return self._compiled("evaluate").evaluate(x, y, **kwargs)
 
     def predict(self, x, batch_size=256):
-        from lamina.training import predict
+        return _training.predict(self, x, batch_size)
 
-        return predict(self, x, batch_size)
+    def train_step(self, batch):
+        """One training step on batch = (x, y); returns a dict of logs. Override it for custom training."""
+        return self._compiled("train_step").train_step(batch)
+
+    def test_step(self, batch):
+        return self._compiled("test_step").test_step(batch)
+
+    def _compiled(self, what):
+        trainer = self.__dict__.get("trainer")
+        if trainer is None:
+            raise _training.error(f"{what}: call model.compile(optimizer=..., loss=...) first")
+        return trainer
+
+    optimizer = _TrainerState()
+    history = _TrainerState()
+    stop_training = _TrainerState()
+    scheduler = _TrainerState()
 
     # --- display -------------------------------------------------------------------------------
     def extra_repr(self):
@@ -282,7 +334,13 @@ class Module:
 
 
 class Sequential(Module):
-    """Modules applied one after another; indexable and iterable like a list."""
+    """Modules applied one after another; indexable and iterable like a list.
+
+    >>> from lamina import nn
+    >>> model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1))
+    >>> model(lamina.zeros(5, 2)).shape, len(model), type(model[1]).__name__
+    ((5, 1), 3, 'ReLU')
+    """
 
     def __init__(self, *modules):
         super().__init__()

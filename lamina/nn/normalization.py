@@ -39,10 +39,25 @@ class BatchNorm1d(_BatchNorm):
 
 
 class BatchNorm2d(_BatchNorm):
+    """BatchNorm2d, as in PyTorch.
+
+    >>> bn = lamina.nn.BatchNorm2d(3)
+    >>> y = bn(lamina.randn(16, 3, 5, 5) * 4 + 2)   # training: normalized with this batch's statistics
+    >>> round(y.mean().item(), 4), round(y.var().item(), 1)
+    (0.0, 1.0)
+    """
+
     expected_dims = (4,)
 
 
 class LayerNorm(Module):
+    """LayerNorm, as in PyTorch.
+
+    >>> y = lamina.nn.LayerNorm(8)(lamina.randn(4, 8) * 3)
+    >>> np.allclose(y.mean(dim=1).numpy(), 0, atol=1e-5)
+    True
+    """
+
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=None):
         super().__init__()
         self.normalized_shape = _tuple(normalized_shape, 1)

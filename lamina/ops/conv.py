@@ -212,7 +212,12 @@ class Conv2d(Function):
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """2-D convolution (cross-correlation, as in PyTorch) of (N, C, H, W) input with (O, C/groups, kh, kw) weight."""
+    """2-D convolution (cross-correlation, as in PyTorch) of (N, C, H, W) input with (O, C/groups, kh, kw) weight.
+
+    >>> x, w = lamina.randn(8, 1, 28, 28), lamina.randn(16, 1, 3, 3)
+    >>> lamina.nn.functional.conv2d(x, w, padding=1).shape
+    (8, 16, 28, 28)
+    """
     check_input(input, 4, "conv2d")
     if weight.ndim != 4 or input.shape[1] != weight.shape[1] * groups or weight.shape[0] % groups:
         raise ValueError(f"conv2d: input of shape {input.shape} does not fit weight of shape {weight.shape} "
@@ -342,6 +347,11 @@ class MaxPool(Function):
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """The largest value of each window.
+
+    >>> lamina.nn.functional.max_pool2d(lamina.arange(16.0).reshape(1, 1, 4, 4), 2).tolist()
+    [[[[5.0, 7.0], [13.0, 15.0]]]]
+    """
     check_input(input, 4, "max_pool2d")
     g = geometry(input.shape[2:], kernel_size, kernel_size if stride is None else stride, padding,
                           dilation, ceil_mode, op="max_pool2d")
@@ -435,6 +445,11 @@ class WindowMean(Function):
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """The mean of each window.
+
+    >>> lamina.nn.functional.avg_pool2d(lamina.ones(1, 1, 4, 4), 2).shape
+    (1, 1, 2, 2)
+    """
     check_input(input, 4, "avg_pool2d")
     g = geometry(input.shape[2:], kernel_size, kernel_size if stride is None else stride, padding, 1,
                           ceil_mode, op="avg_pool2d")

@@ -39,6 +39,11 @@ class Add(Function):
 
 
 def add(a, b):
+    """a + b, broadcasting as NumPy does; a Python number takes the tensor's dtype.
+
+    >>> lamina.add(lamina.tensor([1.0, 2.0]), 1)
+    tensor([2., 3.], dtype=float32)
+    """
     return Add()(*_pair(a, b))
 
 
@@ -69,6 +74,11 @@ class Mul(Function):
 
 
 def mul(a, b):
+    """a * b, elementwise with broadcasting.
+
+    >>> (lamina.tensor([[1.0], [2.0]]) * lamina.tensor([3.0, 4.0])).tolist()
+    [[3.0, 4.0], [6.0, 8.0]]
+    """
     return Mul()(*_pair(a, b))
 
 
@@ -84,6 +94,11 @@ class Div(Function):
 
 
 def div(a, b):
+    """a / b; two integer tensors divide into float32, as in PyTorch.
+
+    >>> lamina.div(lamina.tensor([1, 2]), 2)
+    tensor([0.5, 1. ], dtype=float32)
+    """
     a, b = _pair(a, b)
     if a.data.dtype.kind not in "fc" and b.data.dtype.kind not in "fc":
         a, b = _floating(a), _floating(b)  # true division of integers gives float32
@@ -136,6 +151,11 @@ class Pow(Function):
 
 
 def pow(a, b):
+    """a ** b, for a tensor and a number or two tensors.
+
+    >>> lamina.pow(lamina.tensor([2.0, 3.0]), 2).tolist()
+    [4.0, 9.0]
+    """
     if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
         if isinstance(b, float) and a.data.dtype.kind not in "fc":
             a = _floating(a)
@@ -154,6 +174,11 @@ class Exp(Function):
 
 
 def exp(a):
+    """e ** a, elementwise; integers become float32.
+
+    >>> lamina.exp(lamina.tensor([0.0])).item()
+    1.0
+    """
     return Exp()(_floating(a))
 
 
@@ -166,6 +191,11 @@ class Log(Function):
 
 
 def log(a):
+    """Natural logarithm, elementwise.
+
+    >>> round(lamina.log(lamina.tensor(np.e)).item(), 4)
+    1.0
+    """
     return Log()(_floating(a))
 
 
@@ -230,6 +260,11 @@ class Tanh(Function):
 
 
 def tanh(a):
+    """Hyperbolic tangent: squashes to (-1, 1).
+
+    >>> lamina.tanh(lamina.tensor([0.0, 100.0])).tolist()
+    [0.0, 1.0]
+    """
     return Tanh()(_floating(a))
 
 
@@ -260,6 +295,11 @@ class Sigmoid(Function):
 
 
 def sigmoid(a):
+    """1 / (1 + e ** -a), computed without overflow for any a.
+
+    >>> lamina.sigmoid(lamina.tensor([0.0, -1000.0])).tolist()
+    [0.5, 0.0]
+    """
     return Sigmoid()(_floating(a))
 
 
@@ -294,6 +334,11 @@ class ReLU(Function):
 
 
 def relu(a):
+    """max(a, 0): the activation most hidden layers use.
+
+    >>> lamina.relu(lamina.tensor([-1.0, 2.0])).tolist()
+    [0.0, 2.0]
+    """
     return ReLU()(as_operand(a))
 
 
@@ -315,6 +360,11 @@ class Clamp(Function):
 
 
 def clamp(a, min=None, max=None):
+    """Limit values to [min, max]; either bound may be None.
+
+    >>> lamina.clamp(lamina.tensor([-2.0, 0.5, 3.0]), min=0, max=1).tolist()
+    [0.0, 0.5, 1.0]
+    """
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
     min = min.item() if isinstance(min, Tensor) else min
@@ -369,7 +419,12 @@ class Where(Function):
 
 
 def where(condition, input, other):
-    """input where condition is true, else other; gradients flow to both."""
+    """input where condition is true, else other; gradients flow to both.
+
+    >>> x = lamina.tensor([-1.0, 2.0])
+    >>> lamina.where(x > 0, x, 0.0).tolist()
+    [0.0, 2.0]
+    """
     condition = condition.data if isinstance(condition, Tensor) else condition
     if not is_array(condition):
         condition = np.asarray(condition)

@@ -34,7 +34,12 @@ class MatMul(Function):
 
 
 def matmul(a, b):
-    """Matrix product with NumPy's (and PyTorch's) rules for 1-D and batched operands."""
+    """Matrix product with NumPy's (and PyTorch's) rules for 1-D and batched operands.
+
+    >>> a, b = lamina.ones(2, 3), lamina.ones(3, 4)
+    >>> (a @ b).shape, lamina.matmul(lamina.ones(5, 2, 3), b).shape
+    ((2, 4), (5, 2, 4))
+    """
     a, b = as_operand(a), as_operand(b)
     a_data, b_data = a.data, b.data
     if a_data.ndim == 2 and b_data.ndim == 2 and a_data.shape[1] == b_data.shape[0] and a_data.dtype == b_data.dtype:

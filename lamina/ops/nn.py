@@ -53,7 +53,11 @@ class BCEWithLogits(Function):
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
-    """Binary cross-entropy of logits; one fused op unless `weight` or `pos_weight` is given."""
+    """Binary cross-entropy of logits; one fused op unless `weight` or `pos_weight` is given.
+
+    >>> round(lamina.binary_cross_entropy_with_logits(lamina.tensor([0.0]), lamina.tensor([1.0])).item(), 4)
+    0.6931
+    """
     input, target = as_operand(input), as_operand(target, like=input)
     check_reduction(reduction, "binary_cross_entropy_with_logits")
     check_same_shape(input, target, "binary_cross_entropy_with_logits")
@@ -123,6 +127,11 @@ class Linear(Function):
 
 
 def linear(input, weight, bias=None):
+    """input @ weight.T + bias, with PyTorch's (out_features, in_features) weight.
+
+    >>> lamina.linear(lamina.ones(4, 3), lamina.ones(2, 3), lamina.zeros(2)).shape
+    (4, 2)
+    """
     if input.shape[-1:] != weight.shape[1:] or weight.ndim != 2:
         raise ValueError(
             f"linear: input of shape {input.shape} does not fit weight of shape {weight.shape} "
@@ -160,7 +169,12 @@ class CrossEntropy(Function):
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
-    """Softmax cross-entropy of logits (N, C, ...) against class indices or class probabilities."""
+    """Softmax cross-entropy of logits (N, C, ...) against class indices or class probabilities.
+
+    >>> logits = lamina.tensor([[2.0, 0.0], [0.0, 2.0]])
+    >>> round(lamina.nn.functional.cross_entropy(logits, lamina.tensor([0, 1])).item(), 4)
+    0.1269
+    """
     target = as_operand(target)
     check_reduction(reduction, "cross_entropy")
     if not 0 <= label_smoothing <= 1:

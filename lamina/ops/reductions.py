@@ -44,6 +44,12 @@ class Sum(Function):
 
 
 def sum(x, dim=None, keepdim=False):
+    """Sum over `dim` (an int, a tuple, or None for all elements).
+
+    >>> x = lamina.tensor([[1.0, 2.0], [3.0, 4.0]])
+    >>> x.sum().item(), x.sum(dim=0).tolist(), x.sum(1, keepdim=True).shape
+    (10.0, [4.0, 6.0], (2, 1))
+    """
     return Sum(_axes(dim, x.ndim, "sum"), keepdim)(x)
 
 
@@ -62,6 +68,11 @@ class Mean(Function):
 
 
 def mean(x, dim=None, keepdim=False):
+    """Mean over `dim`; integers become float32.
+
+    >>> lamina.mean(lamina.tensor([[1.0, 2.0], [3.0, 4.0]]), dim=1).tolist()
+    [1.5, 3.5]
+    """
     return Mean(_axes(dim, x.ndim, "mean"), keepdim)(_floating(x))
 
 
@@ -135,6 +146,12 @@ class Softmax(Function):
 
 
 def softmax(x, dim):
+    """exp(x) / sum(exp(x)) along `dim`: scores into probabilities.
+
+    >>> p = lamina.softmax(lamina.tensor([[1.0, 1.0], [0.0, 1000.0]]), dim=1)
+    >>> p.tolist()
+    [[0.5, 0.5], [0.0, 1.0]]
+    """
     return Softmax(_dim(dim, x.ndim, "softmax"))(_floating(x))
 
 
@@ -155,6 +172,11 @@ class LogSoftmax(Function):
 
 
 def log_softmax(x, dim):
+    """log(softmax(x)) along `dim`, computed stably.
+
+    >>> lamina.log_softmax(lamina.tensor([0.0, 0.0]), 0).exp().tolist()
+    [0.5, 0.5]
+    """
     return LogSoftmax(_dim(dim, x.ndim, "log_softmax"))(_floating(x))
 
 
@@ -178,7 +200,12 @@ def _select(x, dim, keepdim, take_min):
 
 
 def max(x, dim=None, keepdim=False):
-    """max() over all elements; max(dim) gives (values, indices); max(x, other) is maximum."""
+    """max() over all elements; max(dim) gives (values, indices); max(x, other) is maximum.
+
+    >>> values, indices = lamina.tensor([[1.0, 5.0], [7.0, 2.0]]).max(dim=1)
+    >>> values.tolist(), indices.tolist()
+    ([5.0, 7.0], [1, 0])
+    """
     if isinstance(dim, Tensor):
         return maximum(x, dim)
     return amax(x) if dim is None else _select(x, dim, keepdim, take_min=False)
@@ -191,6 +218,11 @@ def min(x, dim=None, keepdim=False):
 
 
 def argmax(x, dim=None, keepdim=False):
+    """Index of the largest value (over all elements, or along `dim`).
+
+    >>> lamina.argmax(lamina.tensor([[1.0, 5.0], [7.0, 2.0]]), dim=1).tolist()
+    [1, 0]
+    """
     if dim is None:
         return wrap(x.data.argmax().astype("int64"))
     return wrap(x.data.argmax(axis=_dim(dim, x.ndim, "argmax"), keepdims=keepdim).astype("int64"))

@@ -109,6 +109,11 @@ class Reshape(Function):
 
 
 def reshape(x, *shape):
+    """The same elements in a new shape; one size may be -1.
+
+    >>> lamina.arange(6).reshape(2, -1).shape
+    (2, 3)
+    """
     shape = _shape_arg(shape)
     if x.shape == shape:
         return x
@@ -159,6 +164,11 @@ class Permute(Function):
 
 
 def permute(x, *dims):
+    """Reorder the dims.
+
+    >>> lamina.zeros(2, 3, 4).permute(2, 0, 1).shape
+    (4, 2, 3)
+    """
     dims = _shape_arg(dims)
     if sorted(d % max(x.ndim, 1) for d in dims) != list(range(x.ndim)):
         raise ValueError(f"permute: dims {dims} are not a permutation of the {x.ndim} dims of shape {x.shape}")
@@ -193,6 +203,11 @@ class Cat(Function):
 
 
 def cat(tensors, dim=0):
+    """Join tensors along an existing dim.
+
+    >>> lamina.cat([lamina.zeros(2, 3), lamina.ones(1, 3)]).shape
+    (3, 3)
+    """
     tensors = [as_operand(t) for t in tensors]
     if not tensors:
         raise ValueError("cat: expected a non-empty list of tensors")
@@ -212,6 +227,11 @@ def _narrow(x, dim, start, stop):
 
 
 def stack(tensors, dim=0):
+    """Join same-shaped tensors along a new dim.
+
+    >>> lamina.stack([lamina.zeros(3), lamina.ones(3)], dim=1).shape
+    (3, 2)
+    """
     tensors = [as_operand(t) for t in tensors]
     if not tensors:
         raise ValueError("stack: expected a non-empty list of tensors")
@@ -258,7 +278,11 @@ class Pad(Function):
 
 
 def pad(x, pad, mode="constant", value=0.0):
-    """Pad the last dims: `pad` lists (left, right) for the last dim, then the one before, as in PyTorch."""
+    """Pad the last dims: `pad` lists (left, right) for the last dim, then the one before, as in PyTorch.
+
+    >>> lamina.pad(lamina.ones(1, 2), (1, 0)).tolist()
+    [[0.0, 1.0, 1.0]]
+    """
     if mode != "constant":
         raise NotImplementedError(f"pad: mode {mode!r} is not supported; only 'constant'")
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
@@ -301,6 +325,12 @@ class GetItem(Function):
 
 
 def getitem(x, index):
+    """x[index]: slices, integers, integer arrays and boolean masks, as NumPy indexes.
+
+    >>> x = lamina.arange(6).reshape(2, 3)
+    >>> x[1].tolist(), x[:, ::2].tolist(), x[x > 3].tolist()
+    ([3, 4, 5], [[0, 2], [3, 5]], [4, 5])
+    """
     return GetItem(_raw_index(index))(x)
 
 
@@ -347,7 +377,12 @@ class Gather(Function):
 
 
 def gather(x, dim, index):
-    """out[i][j] = x[index[i][j]][j] for dim 0, and so on, as torch.gather."""
+    """out[i][j] = x[index[i][j]][j] for dim 0, and so on, as torch.gather.
+
+    >>> x = lamina.tensor([[1.0, 2.0], [3.0, 4.0]])
+    >>> lamina.gather(x, 1, lamina.tensor([[1], [0]])).tolist()
+    [[2.0], [3.0]]
+    """
     index = as_operand(index).data
     if index.dtype.kind not in "iu":
         raise TypeError(f"gather: index must be an integer tensor, not {index.dtype}")

@@ -11,9 +11,19 @@ from lamina.training.callbacks import (
     ProgressBar,
     TerminateOnNaN,
 )
-from lamina.training.loop import TrainingError, compile_model, evaluate, fit, predict
+from lamina.training.loop import (
+    SingleProcess,
+    Trainer,
+    TrainingError,
+    compile_model,
+    evaluate,
+    fit,
+    make_loader,
+    predict,
+)
 
 __all__ = [
     "CSVLogger", "Callback", "EarlyStopping", "History", "LearningRateScheduler", "ModelCheckpoint", "ProgressBar",
-    "TerminateOnNaN", "TrainingError", "compile_model", "evaluate", "fit", "metrics", "predict",
+    "SingleProcess", "TerminateOnNaN", "Trainer", "TrainingError", "compile_model", "evaluate", "fit", "make_loader",
+    "metrics", "predict",
 ]

@@ -97,6 +97,11 @@ class History(Callback):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(value)
 
+    def record_interrupted(self, epoch, logs):
+        """Keep a partial epoch's values, marked as interrupted."""
+        self.interrupted = True
+        self.on_epoch_end(epoch, logs)
+
     def to_dict(self):
         return {"epoch": list(self.epoch), "history": {k: list(v) for k, v in self.history.items()},
                 "interrupted": self.interrupted}

@@ -1,8 +1,15 @@
-"""compile / fit / evaluate / predict: the training process of the essay, Keras-shaped, for any Module.
+"""compile / fit / evaluate / predict: the training process of the essay, Keras-shaped.
 
 Each step: predictions from the model, a loss scoring them against the
 targets, backpropagation of the loss, and the optimizer's update. Repeat over
 the batches of an epoch, and over epochs.
+
+Three small pieces, as in Keras: `make_loader` adapts arrays, tensors or a
+DataLoader into batches; `Trainer.train_step` / `test_step` do one batch (a
+model that defines its own `train_step(batch)` is trained with that instead, for
+GANs, VAEs or any custom loss); `Trainer.fit` is the loop over epochs and batches.
+Where the work is shared between processes, the model hands the loop a strategy
+(lamina.distributed's DistributedDataParallel does); the loop never imports it.
 """
 
 import signal
@@ -14,6 +21,7 @@ from lamina import nn, optim
 from lamina.autograd import Tensor, no_grad
 from lamina.data import DataLoader, TensorDataset
 from lamina.nn import functional as F
+from lamina.nn.module import register_trainer
 from lamina.training import metrics as metric_lib
 from lamina.training.callbacks import CallbackList, History, ProgressBar
 
@@ -36,38 +44,35 @@ LOSSES = {
     "bce_with_logits": F.binary_cross_entropy_with_logits,
     "binary_cross_entropy_with_logits": F.binary_cross_entropy_with_logits,
 }
-OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSprop,
-              "adagrad": optim.Adagrad}
+_PROBABILITY_LOSSES = ("bce", "binary_cross_entropy", "binary_crossentropy", "BCELoss")
+_FLOAT_TARGET_LOSSES = (F.mse_loss, F.l1_loss, F.huber_loss, F.binary_cross_entropy,
+                        F.binary_cross_entropy_with_logits)
+_FLOAT_TARGET_MODULES = (nn.MSELoss, nn.L1Loss, nn.HuberLoss, nn.BCELoss, nn.BCEWithLogitsLoss)
 
 
 class TrainingError(RuntimeError):
     pass
 
 
-def compile_model(model, optimizer="adam", loss="cross_entropy", metrics=None):
-    if isinstance(optimizer, str):
-        if optimizer.lower() not in OPTIMIZERS:
-            raise ValueError(f"compile: unknown optimizer {optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
-        optimizer = OPTIMIZERS[optimizer.lower()](model.parameters())
-    if isinstance(loss, str):
-        if loss not in LOSSES:
-            raise ValueError(f"compile: unknown loss {loss!r}; choose from {', '.join(sorted(LOSSES))}")
-        loss_name, loss = loss, LOSSES[loss]
-    else:
-        loss_name = type(loss).__name__ if not hasattr(loss, "__name__") else loss.__name__
-    # Binary scores are logits (threshold 0) unless the loss takes probabilities.
-    threshold = 0.5 if loss_name in ("bce", "binary_cross_entropy", "binary_crossentropy", "BCELoss") else 0.0
-    model.optimizer = optimizer
-    model.loss_fn = loss
-    model.loss_name = loss_name
-    model.metric_names = list(metrics or [])
-    model.metric_threshold = threshold
-    model.stop_training = False
+class SingleProcess:
+    """How fit shares its work when there is one process: it doesn't.
 
+    A model trained over several processes offers a `strategy` with the same
+    four answers (lamina.distributed.DataParallel): which samples this process
+    trains on, the logs averaged over processes, a stop that every process
+    agrees on, and whether this process writes output.
+    """
 
-def _require_compiled(model, what):
-    if getattr(model, "optimizer", None) is None or getattr(model, "loss_fn", None) is None:
-        raise TrainingError(f"{what}: call model.compile(optimizer=..., loss=...) first")
+    is_main = True
+
+    def sampler(self, num_samples, shuffle):
+        return None  # the DataLoader shuffles by itself
+
+    def reduce_logs(self, logs):
+        return logs
+
+    def agree_to_stop(self, stopping):
+        return stopping
 
 
 def _as_array(x, name):
@@ -79,7 +84,8 @@ def _as_array(x, name):
     return array
 
 
-def _loader(x, y, batch_size, shuffle, what):
+def make_loader(x, y, batch_size, shuffle, what, sampler=None):
+    """Batches from arrays, tensors or a DataLoader (the data adapter)."""
     if isinstance(x, DataLoader):
         if y is not None:
             raise ValueError(f"{what}: pass y inside the DataLoader, not separately")
@@ -89,12 +95,18 @@ def _loader(x, y, batch_size, shuffle, what):
     x, y = _as_array(x, "x"), _as_array(y, "y")
     if len(x) != len(y):
         raise ValueError(f"{what}: x has {len(x)} samples (shape {x.shape}) but y has {len(y)} (shape {y.shape})")
-    return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle)
+    sampler = sampler(len(x), shuffle) if sampler is not None else None
+    return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler)
 
 
-_FLOAT_TARGET_LOSSES = (F.mse_loss, F.l1_loss, F.huber_loss, F.binary_cross_entropy,
-                        F.binary_cross_entropy_with_logits)
-_FLOAT_TARGET_MODULES = (nn.MSELoss, nn.L1Loss, nn.HuberLoss, nn.BCELoss, nn.BCEWithLogitsLoss)
+def _split_validation(x, y, validation_data, validation_split):
+    if isinstance(x, DataLoader) or not validation_split:
+        return x, y, validation_data
+    if validation_data is not None:
+        raise ValueError("fit: give validation_data or validation_split, not both")
+    x_all, y_all = _as_array(x, "x"), _as_array(y, "y")
+    cut = int(len(x_all) * (1 - validation_split))
+    return x_all[:cut], y_all[:cut], (x_all[cut:], y_all[cut:])
 
 
 def _targets_for(loss_fn, y, output):
@@ -129,130 +141,148 @@ class _Interrupt:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def _distributed(model):
-    """lamina.distributed when the model is wrapped for data-parallel training over several ranks."""
-    if not getattr(model, "wraps_module", False):
-        return None
-    from lamina import distributed  # sits above training; imported only for wrapped models
+class Trainer:
+    """Everything compile() chose and fit() keeps: optimizer, loss, metrics, history, schedule, stop flag.
 
-    return distributed if distributed.world_size() > 1 else None
+    `model.compile(...)` makes one and keeps it as `model.trainer`; the model's
+    Keras-named attributes (`model.optimizer`, `model.history`,
+    `model.stop_training`, `model.scheduler`) read and write it.
+    """
 
+    def __init__(self, model, optimizer="adam", loss="cross_entropy", metrics=None):
+        if isinstance(optimizer, str):
+            try:
+                optimizer = optim.create(optimizer, model.parameters())
+            except ValueError as e:
+                raise ValueError(f"compile: {e}") from None
+        if isinstance(loss, str):
+            if loss not in LOSSES:
+                raise ValueError(f"compile: unknown loss {loss!r}; choose from {', '.join(sorted(LOSSES))}")
+            self.loss_name, loss = loss, LOSSES[loss]
+        else:
+            self.loss_name = getattr(loss, "__name__", type(loss).__name__)
+        self.model, self.optimizer, self.loss_fn = model, optimizer, loss
+        self.metric_names = list(metrics or [])
+        # Binary scores are logits (threshold 0) unless the loss takes probabilities.
+        self.metric_threshold = 0.5 if self.loss_name in _PROBABILITY_LOSSES else 0.0
+        self.history = self.scheduler = None
+        self.stop_training = False
+        self.strategy = getattr(model, "strategy", None) or SingleProcess()
+        self.reset_metrics()
 
-def _run_epoch(model, loader, callbacks, stop, dist=None):
-    """One pass over the training batches; returns (logs, completed)."""
-    loss_sum, count = 0.0, 0
-    streaming = [metric_lib.get(m, model.metric_threshold) for m in model.metric_names]
-    logs = {}
-    model.train()
-    for batch, (xb, yb) in enumerate(loader):
-        callbacks.on_train_batch_begin(batch)
-        output = model(xb)
-        loss = model.loss_fn(output, _targets_for(model.loss_fn, yb, output))
-        model.optimizer.zero_grad()
-        loss.backward()
-        model.optimizer.step()
-        n = len(xb)
-        loss_sum += loss.item() * n
-        count += n
-        logs = {"loss": loss_sum / count}
-        for m in streaming:
-            m.update(yb.data, output.data)
+    # --- one batch ----------------------------------------------------------------------------
+    def reset_metrics(self):
+        self._loss_sum, self._count = 0.0, 0
+        self._streaming = [metric_lib.get(m, self.metric_threshold) for m in self.metric_names]
+
+    def update_metrics(self, loss, y, output):
+        """Add one batch to the running loss and metrics; returns the logs so far."""
+        n = len(y)
+        self._loss_sum += loss.item() * n
+        self._count += n
+        logs = {"loss": self._loss_sum / self._count}
+        for m in self._streaming:
+            m.update(y.data, output.data)
             logs[m.name] = m.result()
-        callbacks.on_train_batch_end(batch, logs)
-        stopping = model.stop_training or stop.requested
-        if dist is not None:  # every rank stops together, or the others would wait for it forever
-            stopping = dist.all_reduce(np.array([float(stopping)]), "max")[0] > 0
-        if stopping:
-            model.stop_training = True
-            return logs, False
-    return logs, True
+        return logs
 
+    def compute_loss(self, batch):
+        x, y = batch
+        output = self.model(x)
+        return self.loss_fn(output, _targets_for(self.loss_fn, y, output)), y, output
 
-def fit(model, x, y=None, epochs=1, batch_size=32, validation_data=None, validation_split=0.0, shuffle=True,
-        callbacks=None, verbose=1, initial_epoch=0):
-    """Train for `epochs` epochs; returns the History (also kept as model.history)."""
-    _require_compiled(model, "fit")
-    if not isinstance(x, DataLoader) and validation_split:
-        if validation_data is not None:
-            raise ValueError("fit: give validation_data or validation_split, not both")
-        x_all, y_all = _as_array(x, "x"), _as_array(y, "y")
-        cut = int(len(x_all) * (1 - validation_split))
-        x, y, validation_data = x_all[:cut], y_all[:cut], (x_all[cut:], y_all[cut:])
-    dist = _distributed(model)
-    if dist is not None and not isinstance(x, DataLoader):  # each rank trains on its own shard
-        x, y = _as_array(x, "x"), _as_array(y, "y")
-        loader = DataLoader(TensorDataset(x, y), batch_size=batch_size,
-                            sampler=dist.DistributedSampler(len(x), shuffle=shuffle))
-    else:
-        loader = _loader(x, y, batch_size, shuffle, "fit")
-    history = History()
-    previous = getattr(model, "history", None)
-    if initial_epoch and previous is not None:  # resuming: keep what was already learned
-        history.epoch, history.history = list(previous.epoch), {k: list(v) for k, v in previous.history.items()}
-    model.history = history
-    callbacks = list(callbacks or [])
-    if verbose and not any(isinstance(cb, ProgressBar) for cb in callbacks):
-        callbacks.insert(0, ProgressBar(verbose))
-    if dist is not None and not dist.is_main():  # output, logs and checkpoints come from rank 0 only
-        callbacks = [cb for cb in callbacks if not cb.main_process_only]
-    # History first: a checkpoint written at the end of an epoch then includes that epoch.
-    callback_list = CallbackList([history, *callbacks], model,
-                                 {"epochs": epochs, "steps": len(loader), "verbose": verbose})
-    model.stop_training = False
-    callback_list.on_train_begin()
-    with _Interrupt() as stop:
-        for epoch in range(initial_epoch, epochs):
-            if hasattr(getattr(loader, "sampler", None), "set_epoch"):
-                loader.sampler.set_epoch(epoch)
-            callback_list.on_epoch_begin(epoch)
-            logs, completed = _run_epoch(model, loader, callback_list, stop, dist)
-            if dist is not None and logs:  # the epoch's loss and metrics, averaged over the ranks' shards
-                averaged = dist.all_reduce(np.array([logs[k] for k in sorted(logs)], dtype=np.float64), "mean")
-                logs = dict(zip(sorted(logs), averaged.tolist()))
-            if not completed:
-                # A partial epoch is recorded, but epoch-end callbacks (checkpoints) never see it.
-                history.interrupted = True
-                history.epoch.append(epoch)
-                for key, value in logs.items():
-                    history.history.setdefault(key, []).append(value)
-                if stop.requested and (dist is None or dist.is_main()):
-                    print(f"\nInterrupted: stopped after batch of epoch {epoch + 1}; weights kept.")
-                break
-            if validation_data is not None:
-                val = evaluate(model, *validation_data, batch_size=max(batch_size, 256), verbose=0)
-                logs.update({f"val_{k}": v for k, v in val.items()})
-            logs["lr"] = model.optimizer.param_groups[0]["lr"]
-            callback_list.on_epoch_end(epoch, logs)
-            if model.stop_training:
-                break
-    callback_list.on_train_end()
-    return history
+    def train_step(self, batch):
+        """Predict, score, backpropagate, update; returns the logs so far this epoch."""
+        loss, y, output = self.compute_loss(batch)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return self.update_metrics(loss, y, output)
 
+    def test_step(self, batch):
+        loss, y, output = self.compute_loss(batch)
+        return self.update_metrics(loss, y, output)
 
-@no_grad()
-def evaluate(model, x, y=None, batch_size=256, verbose=0):
-    """Loss and metrics over a dataset, in eval mode; returns a dict."""
-    _require_compiled(model, "evaluate")
-    loader = _loader(x, y, batch_size, False, "evaluate")
-    streaming = [metric_lib.get(m, model.metric_threshold) for m in model.metric_names]
-    was_training = model.training
-    model.eval()
-    loss_sum, count = 0.0, 0
-    try:
-        for xb, yb in loader:
-            output = model(xb)
-            loss = model.loss_fn(output, _targets_for(model.loss_fn, yb, output))
-            loss_sum += loss.item() * len(xb)
-            count += len(xb)
-            for m in streaming:
-                m.update(yb.data, output.data)
-    finally:
-        model.train(was_training)
-    results = {"loss": loss_sum / max(count, 1)}
-    results.update({m.name: m.result() for m in streaming})
-    if verbose:
-        print("  ".join(f"{k} {v:.4f}" for k, v in results.items()))
-    return results
+    # --- the loops ----------------------------------------------------------------------------
+    def _epoch(self, loader, callbacks, interrupt):
+        """One pass over the training batches; returns (logs, completed)."""
+        self.reset_metrics()
+        self.model.train()
+        logs = {}
+        for batch, data in enumerate(loader):
+            callbacks.on_train_batch_begin(batch)
+            logs = self.model.train_step(data)
+            callbacks.on_train_batch_end(batch, logs)
+            # every process stops together, or the others would wait for it forever
+            if self.strategy.agree_to_stop(self.stop_training or interrupt.requested):
+                self.stop_training = True
+                return self.strategy.reduce_logs(logs), False
+        return self.strategy.reduce_logs(logs), True
+
+    def fit(self, x, y=None, epochs=1, batch_size=32, validation_data=None, validation_split=0.0, shuffle=True,
+            callbacks=None, verbose=1, initial_epoch=0):
+        """Train for `epochs` epochs; returns the History (also kept as model.history)."""
+        x, y, validation_data = _split_validation(x, y, validation_data, validation_split)
+        loader = make_loader(x, y, batch_size, shuffle, "fit", self.strategy.sampler)
+        history = self._start_history(initial_epoch)
+        callbacks = self._callbacks(callbacks, verbose, history, {"epochs": epochs, "steps": len(loader),
+                                                                   "verbose": verbose})
+        self.stop_training = False
+        callbacks.on_train_begin()
+        with _Interrupt() as interrupt:
+            for epoch in range(initial_epoch, epochs):
+                if hasattr(getattr(loader, "sampler", None), "set_epoch"):
+                    loader.sampler.set_epoch(epoch)
+                callbacks.on_epoch_begin(epoch)
+                logs, completed = self._epoch(loader, callbacks, interrupt)
+                if not completed:  # a partial epoch is recorded, but epoch-end callbacks (checkpoints) never see it
+                    history.record_interrupted(epoch, logs)
+                    if interrupt.requested and self.strategy.is_main:
+                        print(f"\nInterrupted: stopped after batch of epoch {epoch + 1}; weights kept.")
+                    break
+                if validation_data is not None:
+                    val = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
+                    logs.update({f"val_{k}": v for k, v in val.items()})
+                logs["lr"] = self.optimizer.param_groups[0]["lr"]
+                callbacks.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+        callbacks.on_train_end()
+        return history
+
+    def _start_history(self, initial_epoch):
+        history = History()
+        if initial_epoch and self.history is not None:  # resuming: keep what was already learned
+            history.epoch, history.history = list(self.history.epoch), {k: list(v) for k, v in
+                                                                        self.history.history.items()}
+        self.history = history
+        return history
+
+    def _callbacks(self, callbacks, verbose, history, params):
+        callbacks = list(callbacks or [])
+        if verbose and not any(isinstance(cb, ProgressBar) for cb in callbacks):
+            callbacks.insert(0, ProgressBar(verbose))
+        if not self.strategy.is_main:  # output, logs and checkpoints come from the main process only
+            callbacks = [cb for cb in callbacks if not cb.main_process_only]
+        # History first: a checkpoint written at the end of an epoch then includes that epoch.
+        return CallbackList([history, *callbacks], self.model, params)
+
+    @no_grad()
+    def evaluate(self, x, y=None, batch_size=256, verbose=0):
+        """Loss and metrics over a dataset, in eval mode; returns a dict."""
+        loader = make_loader(x, y, batch_size, False, "evaluate")
+        was_training = self.model.training
+        self.model.eval()
+        self.reset_metrics()
+        results = {"loss": 0.0, **{m.name: m.result() for m in self._streaming}}
+        try:
+            for data in loader:
+                results = self.model.test_step(data)
+        finally:
+            self.model.train(was_training)
+        if verbose:
+            print("  ".join(f"{k} {v:.4f}" for k, v in results.items()))
+        return results
 
 
 @no_grad()
@@ -270,3 +300,19 @@ def predict(model, x, batch_size=256):
     finally:
         model.train(was_training)
     return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
+
+
+register_trainer(Trainer, predict, TrainingError)
+
+
+# The functional forms, for code that prefers lamina.training.fit(model, ...) to model.fit(...).
+def compile_model(model, optimizer="adam", loss="cross_entropy", metrics=None):
+    return model.compile(optimizer, loss, metrics)
+
+
+def fit(model, x, y=None, **kwargs):
+    return model.fit(x, y, **kwargs)
+
+
+def evaluate(model, x, y=None, **kwargs):
+    return model.evaluate(x, y, **kwargs)
