@@ -86,6 +86,7 @@ class Tensor:
     """An array with an optional gradient and a record of the op that made it."""
 
     __slots__ = ("data", "grad", "requires_grad", "grad_fn", "__weakref__")
+    generation = 0  # a leaf comes before every op (Function.generation counts from here)
     __array_ufunc__ = None  # numpy defers `array * tensor` to Tensor.__rmul__
     __hash__ = object.__hash__  # == is elementwise, yet tensors stay usable as dict keys
 
@@ -456,6 +457,7 @@ class Function:
     """
 
     saved = ("inputs",)
+    keeps_inputs, keeps_output = True, False  # `saved`, read once per class rather than once per call
     inputs = None
     generation = 0
     retained = None
@@ -476,20 +478,14 @@ class Function:
         if _Mode.grad_enabled and True in [x.requires_grad for x in inputs]:
             # Where each input's gradient goes: the op that made it, the leaf itself, or nowhere.
             # Holding these rather than the input tensors lets intermediate results be freed.
-            self.edges = edges = tuple([x.grad_fn or (x if x.requires_grad else None) for x in inputs])
-            self.needs_input_grad = tuple([e is not None for e in edges])
-            generation = 0
-            for x in inputs:
-                if x.grad_fn is not None and x.grad_fn.generation > generation:
-                    generation = x.grad_fn.generation
-            self.generation = generation + 1
+            self.edges = edges = [x.grad_fn or (x if x.requires_grad else None) for x in inputs]
+            self.generation = max([edge.generation for edge in edges if edge is not None]) + 1
             self.out_shape, self.out_dtype = y.shape, y.dtype
-            saved = self.saved
-            if "inputs" in saved:
+            if self.keeps_inputs:
                 self.inputs = inputs
             else:
-                self.input_shapes = tuple([x.data.shape for x in inputs])
-            if "output" in saved:
+                self.input_shapes = [x.data.shape for x in inputs]
+            if self.keeps_output:
                 self._output_data = y
             out.requires_grad = True
             out.grad_fn = self
@@ -500,9 +496,17 @@ class Function:
                 recorder(self, inputs, out)
         return out
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.keeps_inputs, cls.keeps_output = "inputs" in cls.saved, "output" in cls.saved
+
     @property
     def name(self):
         return type(self).__name__.lower()
+
+    @property
+    def needs_input_grad(self):
+        return tuple([edge is not None for edge in self.edges])
 
     @property
     def output(self):
@@ -577,8 +581,8 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
     heap = []  # (-generation, id, Function): latest first; id breaks ties without comparing Functions
     stored = set()  # arrays already placed in some leaf's .grad during this walk
 
-    def send(edge, g):  # edge: the Function that made a tensor, or a leaf tensor
-        if not isinstance(edge, Function):
+    def send(edge, g, is_op):  # edge: the Function that made a tensor, or a leaf tensor
+        if not is_op:
             if captured is None:
                 _store_leaf_grad(edge, g, create_graph, stored)
             elif id(edge) in captured:
@@ -593,7 +597,7 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
         g = as_operand(g, like=out)
         if g.shape != out.shape:
             raise RuntimeError(f"backward(): gradient has shape {g.shape}, but the output has shape {out.shape}")
-        send(out.grad_fn or out, g)
+        send(out.grad_fn or out, g, out.grad_fn is not None)
 
     done = []
     previous, _Mode.grad_enabled = _Mode.grad_enabled, create_graph
@@ -624,7 +628,8 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
             for edge, gx in zip(fn.edges, grads_in):
                 if edge is None or gx is None:
                     continue
-                if isinstance(edge, Function):
+                is_op = isinstance(edge, Function)
+                if is_op:
                     shape, dtype = edge.out_shape, edge.out_dtype
                 else:
                     shape, dtype = edge.data.shape, edge.data.dtype
@@ -635,7 +640,7 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
                     raise RuntimeError(f"{fn.name} backward returned shape {gx.shape} for an input of shape {shape}")
                 if _Mode.anomaly:
                     _check_finite(g_data, f"{fn.name} backward returned non-finite values in its gradient")
-                send(edge, gx)
+                send(edge, gx, is_op)
             done.append(fn)
     finally:
         _Mode.grad_enabled = previous
