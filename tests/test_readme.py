@@ -17,4 +17,5 @@ def test_readme_python_blocks_run(capsys, tmp_path, monkeypatch):
     assert "(2, 2) float32" in out and "[3.0, -6.0]" in out and "matmul: shapes (2, 3) and (4, 5)" in out
     assert "['0.weight', '0.bias', '2.weight', '2.bias']" in out
     assert "['accuracy', 'loss', 'lr', 'val_accuracy', 'val_loss']" in out and "True" in out
+    assert "['loss', 'lr', 'penalty']" in out
     assert (tmp_path / "model.npz").exists()
