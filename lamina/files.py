@@ -1,28 +1,102 @@
-"""Writing files so that they appear whole or not at all: a crash or Ctrl-C never leaves half a file."""
+"""Writing files so that they appear whole or not at all: a crash or Ctrl-C never leaves half a file.
+
+The temporary file sits beside its target as `.<name>.lamina-tmp-<random>` and is locked (flock) while it
+is written. A process killed mid-write leaves it behind unlocked; the next save in that directory
+recognises such leftovers by name and by their free lock and removes them, while the lock keeps it away
+from a file that another live process is still writing.
+"""
 
 import os
-import tempfile
+import secrets
+import stat
+import time
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; leftovers are then removed only by age
+    fcntl = None
+
+_MARK = ".lamina-tmp-"
+_STALE_SECONDS_WITHOUT_LOCKS = 24 * 3600
+_YOUNG_SECONDS = 5  # a file this new may be between its creation and its lock: leave it
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _locked_by_someone(path):
+    """Whether another process holds the write lock on `path` (so it is still being written)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return True  # gone already, or not ours to judge
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing drops a lock we took
+
+
+def remove_stale_temporaries(directory):
+    """Delete temporary files that interrupted saves left in `directory`; returns how many."""
+    removed = 0
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(".") and _MARK in n]
+    except OSError:
+        return 0
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            info = os.lstat(path)
+        except OSError:
+            continue
+        if not stat.S_ISREG(info.st_mode) or time.time() - info.st_mtime < _YOUNG_SECONDS:
+            continue
+        if fcntl is not None:
+            stale = not _locked_by_someone(path)
+        else:
+            stale = info.st_mtime < os.path.getmtime(directory) - _STALE_SECONDS_WITHOUT_LOCKS
+        if stale:
+            try:
+                os.unlink(path)
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+def _create_temporary(directory, name):
+    """A new file beside the target, created with mode 0o666 so that the kernel applies the umask."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = os.path.join(directory, f".{name}{_MARK}{secrets.token_hex(6)}")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def write_atomically(path, write):
-    """Call write(binary_file) on a temporary file beside `path`, then rename it over `path`."""
+    """Call write(binary_file) on a temporary file beside `path`, then rename it over `path`.
+
+    A file saved over keeps its permissions; a new one gets the usual ones (0o666 less the umask).
+    """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
+    remove_stale_temporaries(directory)
+    fd, tmp = _create_temporary(directory, os.path.basename(path))
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the file should get the usual permissions
         with os.fdopen(fd, "wb") as f:
+            if fcntl is not None:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # held until closed: a live save is never cleaned up
+            try:
+                os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
+            except FileNotFoundError:
+                pass
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)  # a crash before this line leaves any earlier file untouched
+            os.replace(tmp, path)  # while still locked; a crash before this line leaves any earlier file untouched
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
