@@ -170,8 +170,9 @@ def test_terminate_on_nan_stops_and_keeps_the_last_good_checkpoint(tmp_path, cap
 
     ckpt = tmp_path / "ckpt.npz"
     nan_stop = TerminateOnNaN()
-    history = model.fit(X, y, epochs=5, batch_size=16, verbose=0,
-                        callbacks=[Poison(), nan_stop, ModelCheckpoint(ckpt, monitor="loss")])
+    with pytest.warns(RuntimeWarning, match="epoch 3, batch 2"):  # opted out of fit's own stop: it warns
+        history = model.fit(X, y, epochs=5, batch_size=16, verbose=0, stop_on_nan=False,
+                            callbacks=[Poison(), nan_stop, ModelCheckpoint(ckpt, monitor="loss")])
     assert "epoch 3, batch 2" in nan_stop.message and "epoch 3, batch 2" in capsys.readouterr().err
     assert history.interrupted and len(history.epoch) == 3 and math.isnan(history.history["loss"][-1])
     state = lamina.load_checkpoint(ckpt)
@@ -303,3 +304,56 @@ def test_fit_asks_the_models_strategy_how_to_share_work():
     assert calls == {"sampler": 1, "reduce": 2, "stop": len(batches)}
     assert len(batches) == 2 * 4  # 32 of the 64 samples, in batches of 8
     assert history.history["loss"] == [0.0, 0.0]
+
+
+def test_a_non_finite_loss_stops_fit_by_default_naming_where(tmp_path):
+    X, y = datasets.moons(n=64)
+    model = _classifier()
+    model.compile(optim.SGD(model.parameters(), lr=0.1))
+    X = X.copy()
+    X[40] = np.nan  # one bad sample, in the third batch of 16
+    ckpt = tmp_path / "ckpt.npz"
+    with pytest.raises(lamina.training.NonFiniteLossError, match="loss became nan at epoch 1, batch 3") as caught:
+        model.fit(X, y, epochs=3, batch_size=16, shuffle=False, verbose=0, callbacks=[ModelCheckpoint(ckpt)])
+    assert caught.value.history is model.history and not ckpt.exists()  # no checkpoint built from NaNs
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"epochs": 0}, "epochs must be a positive whole number, not 0"),
+    ({"epochs": 2.5}, "epochs must be a positive whole number"),
+    ({"batch_size": -3}, "batch_size must be a positive whole number"),
+    ({"batch_size": True}, "batch_size must be a positive whole number"),
+    ({"validation_split": 1.0}, "validation_split must be a fraction between 0 and 1"),
+    ({"validation_split": -0.1}, "validation_split must be a fraction between 0 and 1"),
+    ({"verbose": 3}, "verbose must be 0, 1 or 2"),
+])
+def test_bad_fit_arguments_fail_before_any_work(kwargs, message):
+    model = _classifier().compile()
+    before = model[0].weight.numpy().copy()
+    with pytest.raises(ValueError, match=message):
+        model.fit(np.zeros((8, 2), np.float32), np.zeros(8, np.int64), **kwargs)
+    np.testing.assert_array_equal(model[0].weight.numpy(), before)
+
+
+def test_empty_data_and_bool_labels_get_one_clear_error():
+    model = _classifier().compile()
+    with pytest.raises(ValueError, match="fit: the data is empty"):
+        model.fit(np.zeros((0, 2), np.float32), np.zeros(0, np.int64), verbose=0)
+    with pytest.raises(ValueError, match="evaluate: the data is empty"):
+        model.evaluate(np.zeros((0, 2), np.float32), np.zeros(0, np.int64))
+    with pytest.raises(TypeError, match="y holds booleans"):
+        model.fit(np.zeros((4, 2), np.float32), np.array([True, False, True, False]), verbose=0)
+
+
+@pytest.mark.parametrize("loss, target", [
+    (nn.functional.binary_cross_entropy_with_logits, [[0.0], [2.0]]),
+    (lambda out, t: nn.functional.binary_cross_entropy(out.sigmoid(), t), [[-1.0], [1.0]]),
+])
+def test_binary_targets_outside_zero_one_are_refused(loss, target):
+    with pytest.raises(ValueError, match=r"targets must be probabilities in \[0, 1\]; they range over"):
+        loss(lamina.zeros(2, 1), lamina.tensor(target))
+
+
+def test_soft_class_targets_outside_zero_one_are_refused():
+    with pytest.raises(ValueError, match="cross_entropy: targets must be probabilities"):
+        nn.functional.cross_entropy(lamina.zeros(2, 3), lamina.tensor([[1.5, -0.5, 0.0], [0.0, 0.0, 1.0]]))

@@ -12,6 +12,7 @@ from lamina.training.callbacks import (
     TerminateOnNaN,
 )
 from lamina.training.loop import (
+    NonFiniteLossError,
     SingleProcess,
     Trainer,
     TrainingError,
@@ -23,7 +24,7 @@ from lamina.training.loop import (
 )
 
 __all__ = [
-    "CSVLogger", "Callback", "EarlyStopping", "History", "LearningRateScheduler", "ModelCheckpoint", "ProgressBar",
-    "SingleProcess", "TerminateOnNaN", "Trainer", "TrainingError", "compile_model", "evaluate", "fit", "make_loader",
-    "metrics", "predict",
+    "CSVLogger", "Callback", "EarlyStopping", "History", "LearningRateScheduler", "ModelCheckpoint",
+    "NonFiniteLossError", "ProgressBar", "SingleProcess", "TerminateOnNaN", "Trainer", "TrainingError",
+    "compile_model", "evaluate", "fit", "make_loader", "metrics", "predict",
 ]

@@ -12,8 +12,11 @@ Where the work is shared between processes, the model hands the loop a strategy
 (lamina.distributed's DistributedDataParallel does); the loop never imports it.
 """
 
+import math
+import numbers
 import signal
 import threading
+import warnings
 
 import numpy as np
 
@@ -54,6 +57,19 @@ class TrainingError(RuntimeError):
     pass
 
 
+class NonFiniteLossError(TrainingError):
+    """The loss became NaN or infinite; `history` holds the epochs completed before it."""
+
+    def __init__(self, message, history=None):
+        super().__init__(message)
+        self.history = history
+
+
+def _check_positive_int(value, name, what):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{what}: {name} must be a positive whole number, not {value!r}")
+
+
 class SingleProcess:
     """How fit shares its work when there is one process: it doesn't.
 
@@ -81,6 +97,8 @@ def _as_array(x, name):
         array = array.astype(np.float32)  # inputs follow lamina's float32 default, as Keras casts to floatx
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold numbers, not {array.dtype}")
+    if name == "y" and array.dtype.kind == "b":
+        raise TypeError("y holds booleans: give class indices as integers (0, 1, ...) or binary targets as floats")
     return array
 
 
@@ -95,11 +113,15 @@ def make_loader(x, y, batch_size, shuffle, what, sampler=None):
     x, y = _as_array(x, "x"), _as_array(y, "y")
     if len(x) != len(y):
         raise ValueError(f"{what}: x has {len(x)} samples (shape {x.shape}) but y has {len(y)} (shape {y.shape})")
+    if len(x) == 0:
+        raise ValueError(f"{what}: the data is empty (x has shape {x.shape})")
     sampler = sampler(len(x), shuffle) if sampler is not None else None
     return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler)
 
 
 def _split_validation(x, y, validation_data, validation_split):
+    if not (validation_split == 0 or 0 < validation_split < 1):
+        raise ValueError(f"fit: validation_split must be a fraction between 0 and 1, not {validation_split!r}")
     if isinstance(x, DataLoader) or not validation_split:
         return x, y, validation_data
     if validation_data is not None:
@@ -204,7 +226,7 @@ class Trainer:
         return self.update_metrics(loss, y, output)
 
     # --- the loops ----------------------------------------------------------------------------
-    def _epoch(self, loader, callbacks, interrupt):
+    def _epoch(self, epoch, loader, callbacks, interrupt):
         """One pass over the training batches; returns (logs, completed)."""
         self.reset_metrics()
         self.model.train()
@@ -212,6 +234,7 @@ class Trainer:
         for batch, data in enumerate(loader):
             callbacks.on_train_batch_begin(batch)
             logs = self.model.train_step(data)
+            self._check_finite(logs, epoch, batch)
             callbacks.on_train_batch_end(batch, logs)
             # every process stops together, or the others would wait for it forever
             if self.strategy.agree_to_stop(self.stop_training or interrupt.requested):
@@ -219,9 +242,33 @@ class Trainer:
                 return self.strategy.reduce_logs(logs), False
         return self.strategy.reduce_logs(logs), True
 
+    def _check_finite(self, logs, epoch, batch):
+        loss = logs.get("loss")
+        if loss is None or math.isfinite(loss):
+            return
+        message = (f"fit: the loss became {loss} at epoch {epoch + 1}, batch {batch + 1}. Look for NaN or "
+                   "infinite inputs, or lower the learning rate")
+        if self.stop_on_nan:
+            raise NonFiniteLossError(message + "; checkpoints written so far hold the last finite weights. "
+                                     "(fit(..., stop_on_nan=False) trains on with a warning.)", self.history)
+        if not self._warned_nan:
+            self._warned_nan = True
+            warnings.warn(message + "; training goes on because stop_on_nan=False", RuntimeWarning, stacklevel=4)
+
     def fit(self, x, y=None, epochs=1, batch_size=32, validation_data=None, validation_split=0.0, shuffle=True,
-            callbacks=None, verbose=1, initial_epoch=0):
-        """Train for `epochs` epochs; returns the History (also kept as model.history)."""
+            callbacks=None, verbose=1, initial_epoch=0, stop_on_nan=True):
+        """Train for `epochs` epochs; returns the History (also kept as model.history).
+
+        A NaN or infinite loss stops training with NonFiniteLossError naming the epoch and batch, unless
+        stop_on_nan=False, which warns once and trains on.
+        """
+        _check_positive_int(epochs, "epochs", "fit")
+        _check_positive_int(batch_size, "batch_size", "fit")
+        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, numbers.Integral) or initial_epoch < 0:
+            raise ValueError(f"fit: initial_epoch must be a whole number >= 0, not {initial_epoch!r}")
+        if verbose not in (0, 1, 2):
+            raise ValueError(f"fit: verbose must be 0, 1 or 2, not {verbose!r}")
+        self.stop_on_nan, self._warned_nan = stop_on_nan, False
         x, y, validation_data = _split_validation(x, y, validation_data, validation_split)
         loader = make_loader(x, y, batch_size, shuffle, "fit", self.strategy.sampler)
         history = self._start_history(initial_epoch)
@@ -234,7 +281,7 @@ class Trainer:
                 if hasattr(getattr(loader, "sampler", None), "set_epoch"):
                     loader.sampler.set_epoch(epoch)
                 callbacks.on_epoch_begin(epoch)
-                logs, completed = self._epoch(loader, callbacks, interrupt)
+                logs, completed = self._epoch(epoch, loader, callbacks, interrupt)
                 if not completed:  # a partial epoch is recorded, but epoch-end callbacks (checkpoints) never see it
                     history.record_interrupted(epoch, logs)
                     if interrupt.requested and self.strategy.is_main:
@@ -270,7 +317,10 @@ class Trainer:
     @no_grad()
     def evaluate(self, x, y=None, batch_size=256, verbose=0):
         """Loss and metrics over a dataset, in eval mode; returns a dict."""
+        _check_positive_int(batch_size, "batch_size", "evaluate")
         loader = make_loader(x, y, batch_size, False, "evaluate")
+        if len(loader) == 0:
+            raise ValueError("evaluate: the data is empty")
         was_training = self.model.training
         self.model.eval()
         self.reset_metrics()
