@@ -500,6 +500,28 @@ class Function:
         super().__init_subclass__(**kwargs)
         cls.keeps_inputs, cls.keeps_output = "inputs" in cls.saved, "output" in cls.saved
 
+    @classmethod
+    def apply(cls, *args):
+        """Run a PyTorch-style Function: `@staticmethod forward(ctx, ...)` and `backward(ctx, *grads)`.
+
+        >>> class Square(lamina.Function):
+        ...     @staticmethod
+        ...     def forward(ctx, x):
+        ...         ctx.save_for_backward(x)
+        ...         return x * x
+        ...     @staticmethod
+        ...     def backward(ctx, grad):
+        ...         (x,) = ctx.saved_tensors
+        ...         return 2 * x * grad
+        >>> x = lamina.tensor([3.0], requires_grad=True)
+        >>> Square.apply(x).backward(lamina.ones(1)); x.grad.tolist()
+        [6.0]
+        """
+        if not isinstance(cls.__dict__.get("forward", None), staticmethod):
+            raise TypeError(f"{cls.__name__}.apply is for Functions written the PyTorch way, with "
+                            "@staticmethod forward(ctx, ...) and backward(ctx, grad); call an instance instead")
+        return _apply_custom(cls, args)
+
     @property
     def name(self):
         return type(self).__name__.lower()
@@ -692,6 +714,97 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             raise RuntimeError(f"grad(): input {i} (shape {inputs[i].shape}) was not used to compute the outputs; "
                                "pass allow_unused=True to get None for it")
     return result
+
+
+class FunctionCtx:
+    """What a PyTorch-style Function's forward hands its backward: saved tensors and any attribute."""
+
+    saved_tensors = ()
+
+    def save_for_backward(self, *tensors):
+        self.saved_tensors = tensors
+
+    def mark_non_differentiable(self, *tensors):
+        pass  # outputs that are integers or comparisons get no gradient anyway
+
+
+def once_differentiable(backward):
+    """PyTorch's marker for a backward not written in differentiable ops; every custom Function here is so."""
+    return backward
+
+
+class _CustomCall(Function):
+    """A PyTorch-style Function run as one op: its outputs travel as one flat array (one output per op).
+
+    Its backward is the user's, called on plain tensors, so it is differentiable once: backward with
+    create_graph=True through it raises rather than silently dropping second-order terms.
+    """
+
+    saved = ()
+
+    def __init__(self, cls, args, ctx):
+        self.cls, self.args, self.ctx = cls, args, ctx
+
+    @property
+    def name(self):
+        return self.cls.__name__
+
+    def __repr__(self):
+        return f"<{self.cls.__name__}Backward>"
+
+    def forward(self, *arrays):
+        given = iter(arrays)
+        call_args = [wrap(next(given)) if isinstance(a, Tensor) else a for a in self.args]
+        with no_grad():
+            result = self.cls.forward(self.ctx, *call_args)
+        outputs = result if isinstance(result, tuple) else (result,)
+        if not all(isinstance(o, Tensor) for o in outputs):
+            raise TypeError(f"{self.cls.__name__}.forward must return a tensor or a tuple of tensors")
+        self.several = isinstance(result, tuple)
+        self.shapes = [o.shape for o in outputs]
+        if not self.several:
+            return outputs[0].data
+        dtypes = {o.dtype for o in outputs}
+        if len(dtypes) > 1:
+            raise TypeError(f"{self.cls.__name__}.forward returned outputs of several dtypes "
+                            f"{sorted(map(str, dtypes))}; lamina's custom Functions need one")
+        xp = get_array_module(outputs[0].data)
+        return xp.concatenate([o.data.reshape(-1) for o in outputs])
+
+    def backward(self, gy):
+        name = self.cls.__name__
+        if _Mode.grad_enabled:
+            raise RuntimeError(f"{name} is differentiable once: its backward is not recorded, so "
+                               "backward(create_graph=True) through it is not supported")
+        if self.several:
+            bounds = np.cumsum([0] + [int(np.prod(shape)) for shape in self.shapes]).tolist()
+            grads = [wrap(gy.data[a:b].reshape(shape)) for a, b, shape in zip(bounds, bounds[1:], self.shapes)]
+        else:
+            grads = [gy]
+        result = self.cls.backward(self.ctx, *grads)
+        result = result if isinstance(result, tuple) else (result,)
+        if len(result) != len(self.args):
+            raise RuntimeError(f"{name}.backward returned {len(result)} gradients for {len(self.args)} inputs "
+                               "of forward (return None for inputs that get none)")
+        return tuple(g if g is None else as_operand(g) for g, a in zip(result, self.args) if isinstance(a, Tensor))
+
+
+def _apply_custom(cls, args):
+    tensors = [a for a in args if isinstance(a, Tensor)]
+    if not tensors:
+        raise TypeError(f"{cls.__name__}.apply needs at least one tensor argument")
+    ctx = FunctionCtx()
+    ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad and _Mode.grad_enabled for a in args)
+    call = _CustomCall(cls, args, ctx)
+    flat = call(*tensors)
+    if not call.several:
+        return flat
+    outputs, start = [], 0
+    for shape in call.shapes:
+        size = int(np.prod(shape))
+        outputs.append(_ops.reshape(flat[start:start + size], shape))
+        start += size
+    return tuple(outputs)
 
 
 from lamina import ops as _ops  # noqa: E402  (ops subclass Function, defined above)
