@@ -27,14 +27,6 @@ def reduce_loss(loss, reduction, op):
     return loss.sum() if reduction == "sum" else loss
 
 
-def check_probabilities(target, op):
-    """Targets of BCE, or soft class targets, must be probabilities: anything else trains on nonsense."""
-    data = target.data
-    if data.size and (data.min() < 0 or data.max() > 1):
-        raise ValueError(f"{op}: targets must be probabilities in [0, 1]; they range over "
-                         f"[{data.min():g}, {data.max():g}]")
-
-
 def check_same_shape(input, target, op):
     if input.shape != target.shape:
         raise ValueError(f"{op}: input shape {input.shape} and target shape {target.shape} differ")
@@ -69,7 +61,6 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     input, target = as_operand(input), as_operand(target, like=input)
     check_reduction(reduction, "binary_cross_entropy_with_logits")
     check_same_shape(input, target, "binary_cross_entropy_with_logits")
-    check_probabilities(target, "binary_cross_entropy_with_logits")
     if target.dtype != input.dtype:
         target = target.to(input.dtype)
     if weight is None and pos_weight is None:
@@ -193,7 +184,6 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         if target.shape != input.shape:
             raise ValueError(f"cross_entropy: class-probability target of shape {target.shape} must match "
                              f"input of shape {input.shape}")
-        check_probabilities(target, "cross_entropy")
         return _soft_cross_entropy(input, target, weight, reduction, label_smoothing)
     labels = target.data
     fused = (input.ndim == 2 and weight is None and label_smoothing == 0 and labels.shape == input.shape[:1]
@@ -295,7 +285,6 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     """BCE on probabilities; logs are clamped at -100 as in PyTorch, so p = 0 or 1 gives no inf."""
     target = as_operand(target, like=input)
     check_same_shape(input, target, "binary_cross_entropy")
-    check_probabilities(target, "binary_cross_entropy")
     if input.data.size and (input.data.min() < 0 or input.data.max() > 1):
         raise ValueError("binary_cross_entropy: input must hold probabilities in [0, 1]; "
                          "for logits use binary_cross_entropy_with_logits")

@@ -51,6 +51,8 @@ _PROBABILITY_LOSSES = ("bce", "binary_cross_entropy", "binary_crossentropy", "BC
 _FLOAT_TARGET_LOSSES = (F.mse_loss, F.l1_loss, F.huber_loss, F.binary_cross_entropy,
                         F.binary_cross_entropy_with_logits)
 _FLOAT_TARGET_MODULES = (nn.MSELoss, nn.L1Loss, nn.HuberLoss, nn.BCELoss, nn.BCEWithLogitsLoss)
+_PROBABILITY_TARGET_LOSSES = (F.binary_cross_entropy, F.binary_cross_entropy_with_logits)
+_PROBABILITY_TARGET_MODULES = (nn.BCELoss, nn.BCEWithLogitsLoss)
 
 
 class TrainingError(RuntimeError):
@@ -132,12 +134,21 @@ def _split_validation(x, y, validation_data, validation_split):
 
 
 def _targets_for(loss_fn, y, output):
-    """Regression and binary losses get float targets shaped like the output; class indices stay integers."""
+    """Regression and binary losses get float targets shaped like the output; class indices stay integers.
+
+    Targets that a loss reads as probabilities (binary cross-entropy, soft class targets) must lie in
+    [0, 1]: the functions accept anything, as PyTorch's do, but fit does not train on such nonsense.
+    """
     if loss_fn in _FLOAT_TARGET_LOSSES or isinstance(loss_fn, _FLOAT_TARGET_MODULES):
         if y.dtype != output.dtype:
             y = y.to(output.dtype)
         if y.shape != output.shape and y.data.size == output.data.size:
             y = y.reshape(output.shape)  # (N,) targets for (N, 1) outputs
+    probabilities = loss_fn in _PROBABILITY_TARGET_LOSSES or isinstance(loss_fn, _PROBABILITY_TARGET_MODULES)
+    if (probabilities or y.data.dtype.kind == "f" and loss_fn in (F.cross_entropy, nn.CrossEntropyLoss)) \
+            and y.data.size and (y.data.min() < 0 or y.data.max() > 1):
+        raise ValueError(f"fit: the loss reads the targets as probabilities in [0, 1], but they range over "
+                         f"[{y.data.min():g}, {y.data.max():g}]")
     return y
 
 
