@@ -13,13 +13,14 @@ import weakref
 
 import numpy as np
 
-from lamina.backend import as_array, default_float, get_array_module
+from lamina.backend import as_array, default_float, generator, get_array_module
 
 
 class _Mode:
     grad_enabled = True
     anomaly = False
     recorders = []  # callables handed (function, inputs, output) for every op that runs (ONNX export traces this way)
+    inplace_seen = False  # until a tensor is first changed in place, nothing needs version checks
 
 
 class _ModeSwitch:
@@ -85,7 +86,7 @@ def is_grad_enabled():
 class Tensor:
     """An array with an optional gradient and a record of the op that made it."""
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_version", "__weakref__")
     generation = 0  # a leaf comes before every op (Function.generation counts from here)
     __array_ufunc__ = None  # numpy defers `array * tensor` to Tensor.__rmul__
     __hash__ = object.__hash__  # == is elementwise, yet tensors stay usable as dict keys
@@ -156,6 +157,9 @@ class Tensor:
 
     def __bool__(self):
         return bool(self.item())
+
+    def clone(self):
+        return _ops.shape.clone(self)
 
     def detach(self):
         """A tensor sharing this one's data, cut from the graph."""
@@ -274,6 +278,90 @@ class Tensor:
 
     def __ne__(self, other):
         return _ops.ne(self, other)
+
+    # --- in place: the same object, its memory written; the graph and a version counter follow -----
+    def _in_place(self, what, compute):
+        """Write compute(self) into this tensor's memory, as PyTorch's in-place ops do.
+
+        With grad mode on and an input that requires grad, the result is also recorded: this tensor
+        takes over the new op as its grad_fn (the op reads a snapshot of the old value). Ops that saved
+        this tensor for their backward then see its version change and refuse to backward through it.
+        """
+        recording = _Mode.grad_enabled and (self.requires_grad or what.needs_graph)
+        if recording and self.requires_grad and self.grad_fn is None:
+            raise RuntimeError(f"{what.name}: a leaf tensor that requires grad is being used in an in-place "
+                               "operation; do it inside lamina.no_grad() (as an optimizer step does)")
+        if recording:
+            old = wrap(self.data.copy())
+            old.requires_grad, old.grad_fn = self.requires_grad, self.grad_fn
+            new = compute(old)
+        else:
+            with no_grad():
+                new = compute(self)
+        if new.shape != self.shape:
+            raise RuntimeError(f"{what.name}: the result has shape {new.shape}, which cannot be written in place "
+                               f"into a tensor of shape {self.shape}")
+        if new.dtype != self.dtype and not np.can_cast(new.dtype, self.dtype, "same_kind"):
+            raise RuntimeError(f"{what.name}: a {new.dtype} result cannot be written in place into a "
+                               f"{self.dtype} tensor")
+        try:
+            self.data[...] = new.data
+        except ValueError as e:
+            raise RuntimeError(f"{what.name}: this tensor's memory cannot be written ({e})") from None
+        if self.grad_fn is not None and self.grad_fn.keeps_output:
+            self.grad_fn.output_changed = True  # its backward would read the overwritten values
+        if new.grad_fn is not None:
+            self.grad_fn, self.requires_grad = new.grad_fn, True
+        self._version = getattr(self, "_version", 0) + 1
+        _Mode.inplace_seen = True
+        return self
+
+    def __iadd__(self, other):
+        return self._in_place(_InPlace("add_", other), lambda t: t + other)
+
+    def __isub__(self, other):
+        return self._in_place(_InPlace("sub_", other), lambda t: t - other)
+
+    def __imul__(self, other):
+        return self._in_place(_InPlace("mul_", other), lambda t: t * other)
+
+    def __itruediv__(self, other):
+        return self._in_place(_InPlace("div_", other), lambda t: t / other)
+
+    def add_(self, other, alpha=1):
+        return self._in_place(_InPlace("add_", other), lambda t: t + (other if alpha == 1 else other * alpha))
+
+    def sub_(self, other, alpha=1):
+        return self._in_place(_InPlace("sub_", other), lambda t: t - (other if alpha == 1 else other * alpha))
+
+    def mul_(self, other):
+        return self._in_place(_InPlace("mul_", other), lambda t: t * other)
+
+    def div_(self, other):
+        return self._in_place(_InPlace("div_", other), lambda t: t / other)
+
+    def clamp_(self, min=None, max=None):
+        return self._in_place(_InPlace("clamp_"), lambda t: _ops.clamp(t, min, max))
+
+    def copy_(self, src):
+        return self._in_place(_InPlace("copy_", src), lambda t: _ops.add(t * 0, src))
+
+    def fill_(self, value):
+        return self._in_place(_InPlace("fill_", value), lambda t: _ops.add(t * 0, value))
+
+    def zero_(self):
+        return self.fill_(0)
+
+    def uniform_(self, a=0.0, b=1.0):
+        draw = generator().uniform(a, b, self.shape).astype(self.dtype)
+        return self._in_place(_InPlace("uniform_"), lambda t: wrap(draw))
+
+    def normal_(self, mean=0.0, std=1.0):
+        draw = (generator().standard_normal(self.shape) * std + mean).astype(self.dtype)
+        return self._in_place(_InPlace("normal_"), lambda t: wrap(draw))
+
+    def __setitem__(self, index, value):
+        return self._in_place(_InPlace("setitem", value), lambda t: _ops.shape.index_put(t, index, value))
 
     # --- methods mirroring the functions in lamina.ops ---------------------------------------
     def matmul(self, other):
@@ -397,6 +485,14 @@ class Tensor:
         return _ops.gather(self, dim, index)
 
 
+class _InPlace:
+    """Which in-place op, and whether its operand needs the graph recorded (a tensor requiring grad)."""
+
+    def __init__(self, name, operand=None):
+        self.name = name
+        self.needs_graph = isinstance(operand, Tensor) and operand.requires_grad
+
+
 _new = object.__new__
 
 
@@ -459,6 +555,8 @@ class Function:
     saved = ("inputs",)
     keeps_inputs, keeps_output = True, False  # `saved`, read once per class rather than once per call
     inputs = None
+    input_versions = None  # the saved inputs' versions, once any tensor has been changed in place
+    output_changed = False
     generation = 0
     retained = None
     released = False
@@ -483,6 +581,8 @@ class Function:
             self.out_shape, self.out_dtype = y.shape, y.dtype
             if self.keeps_inputs:
                 self.inputs = inputs
+                if _Mode.inplace_seen:
+                    self.input_versions = [getattr(x, "_version", 0) for x in inputs]
             else:
                 self.input_shapes = [x.data.shape for x in inputs]
             if self.keeps_output:
@@ -550,6 +650,18 @@ class Function:
 
     def __repr__(self):
         return f"<{type(self).__name__}Backward>"
+
+
+def _check_versions(fn):
+    """Refuse to backward through an op whose saved tensors were changed in place since it ran."""
+    changed = fn.output_changed
+    if fn.keeps_inputs and fn.inputs is not None:
+        versions = fn.input_versions or [0] * len(fn.inputs)
+        changed = changed or any(getattr(x, "_version", 0) != v for x, v in zip(fn.inputs, versions))
+    if changed:
+        raise RuntimeError(f"one of the tensors that {fn.name} saved for its backward was changed by an in-place "
+                           "operation after it ran; make a copy (.clone()) before changing it, or change it "
+                           "out of place")
 
 
 def _check_finite(array, message):
@@ -638,6 +750,8 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
             if wanted_fns and fn in wanted_fns:
                 key = wanted_fns[fn]
                 captured[key] = _accumulate(captured[key], gy)
+            if _Mode.inplace_seen:
+                _check_versions(fn)
             if _Mode.anomaly:
                 try:
                     grads_in = fn.backward(gy)

@@ -355,6 +355,56 @@ class GetItemGrad(Function):
         return getitem(ggx, self.index)
 
 
+class Clone(Function):
+    saved = ()
+
+    def forward(self, a):
+        return a.copy()
+
+    def backward(self, gy):
+        return gy
+
+
+def clone(x):
+    """A copy in new memory that gradients flow through (change it in place without touching x)."""
+    return Clone()(x)
+
+
+class IndexPut(Function):
+    """`a` with `a[index] = value` written into a copy: what `t[index] = value` records when it needs a gradient."""
+
+    saved = ()
+
+    def __init__(self, index):
+        self.index = index
+
+    def forward(self, a, value):
+        out = a.copy()
+        out[self.index] = value
+        return out
+
+    def backward(self, gy):
+        xp = get_array_module(gy.data)
+        kept = xp.ones(gy.shape, dtype=gy.dtype)
+        kept[self.index] = 0  # what was overwritten gets no gradient
+        need_a, need_value = self.needs_input_grad
+        return (gy * wrap(kept) if need_a else None,
+                sum_to(getitem(gy, self.index), self.input_shapes[1]) if need_value else None)
+
+
+def index_put(x, index, value):
+    """A copy of x with x[index] = value, differentiable in both.
+
+    >>> x = lamina.zeros(3)
+    >>> lamina.ops.shape.index_put(x, 1, lamina.tensor(5.0)).tolist(), x.tolist()
+    ([0.0, 5.0, 0.0], [0.0, 0.0, 0.0])
+    """
+    value = as_operand(value, like=x)
+    if value.dtype != x.dtype:
+        value = value.to(x.dtype)
+    return IndexPut(_raw_index(index))(x, value)
+
+
 def _gather_where(xp, index, dim):
     """The advanced index that picks, for gather along `dim`, the element each entry of `index` names."""
     ndim = index.ndim
