@@ -57,6 +57,15 @@ class no_grad(_ModeSwitch):
     attr, value = "grad_enabled", False
 
 
+class inference_mode(_ModeSwitch):
+    """PyTorch's inference_mode: here the same as no_grad (`inference_mode(False)` leaves grad mode alone)."""
+
+    attr = "grad_enabled"
+
+    def __init__(self, mode=True):
+        self.value = False if mode else _Mode.grad_enabled
+
+
 class enable_grad(_ModeSwitch):
     """Context manager and decorator: turn graph recording back on inside `no_grad`."""
 
@@ -184,6 +193,33 @@ class Tensor:
 
     def long(self):
         return _ops.cast(self, np.int64)
+
+    def int(self):
+        return _ops.cast(self, np.int32)
+
+    def type(self, dtype=None):
+        """With no argument, the type's name as PyTorch spells it ("lamina.FloatTensor"); else a cast."""
+        if dtype is None:
+            return f"lamina.{_TYPE_NAMES.get(self.data.dtype.name, self.data.dtype.name)}Tensor"
+        return _ops.cast(self, dtype)
+
+    def nelement(self):
+        return self.data.size
+
+    def contiguous(self):
+        return self  # every result is laid out for its next op already
+
+    def view_as(self, other):
+        return _ops.reshape(self, other.shape)
+
+    def __index__(self):
+        if self.data.dtype.kind not in "iub" or self.data.size != 1:
+            raise TypeError(f"only integer tensors of one element can be used as an index, not {self.dtype} "
+                            f"of shape {self.shape}")
+        return int(self.data.reshape(()))
+
+    def __format__(self, spec):
+        return format(self.item(), spec) if self.data.ndim == 0 else format(repr(self), spec)
 
     def __repr__(self):
         body = np.array2string(np.asarray(self), separator=", ", prefix="tensor(")
@@ -484,6 +520,80 @@ class Tensor:
     def gather(self, dim, index):
         return _ops.gather(self, dim, index)
 
+    # the function forms as methods, as PyTorch code calls them
+    def add(self, other, alpha=1):
+        return _ops.add(self, other if alpha == 1 else other * alpha)
+
+    def sub(self, other, alpha=1):
+        return _ops.sub(self, other if alpha == 1 else other * alpha)
+
+    def mul(self, other):
+        return _ops.mul(self, other)
+
+    def div(self, other):
+        return _ops.div(self, other)
+
+    def pow(self, exponent):
+        return _ops.pow(self, exponent)
+
+    def mm(self, other):
+        if self.ndim != 2 or getattr(other, "ndim", 2) != 2:
+            raise ValueError(f"mm: both operands must be 2-D, got shapes {self.shape} and {other.shape}")
+        return _ops.matmul(self, other)
+
+    def t(self):
+        if self.ndim > 2:
+            raise ValueError(f"t: expects a tensor of at most 2 dims, got shape {self.shape}; use transpose")
+        return _ops.permute(self, *reversed(range(self.ndim)))
+
+    def eq(self, other):
+        return _ops.eq(self, other)
+
+    def ne(self, other):
+        return _ops.ne(self, other)
+
+    def lt(self, other):
+        return _ops.lt(self, other)
+
+    def le(self, other):
+        return _ops.le(self, other)
+
+    def gt(self, other):
+        return _ops.gt(self, other)
+
+    def ge(self, other):
+        return _ops.ge(self, other)
+
+    def log10(self):
+        return _ops.log10(self)
+
+    def log1p(self):
+        return _ops.log1p(self)
+
+    def expm1(self):
+        return _ops.expm1(self)
+
+    def std(self, dim=None, *, correction=1, keepdim=False):
+        return _ops.std(self, dim, correction=correction, keepdim=keepdim)
+
+    def norm(self, p="fro", dim=None, keepdim=False):
+        return _ops.norm(self, p, dim, keepdim)
+
+    def tril(self, diagonal=0):
+        return _ops.tril(self, diagonal)
+
+    def triu(self, diagonal=0):
+        return _ops.triu(self, diagonal)
+
+    def roll(self, shifts, dims=None):
+        return _ops.roll(self, shifts, dims)
+
+    def masked_fill(self, mask, value):
+        return _ops.masked_fill(self, mask, value)
+
+    def masked_fill_(self, mask, value):
+        return self._in_place(_InPlace("masked_fill_", value), lambda t: _ops.masked_fill(t, mask, value))
+
 
 class _InPlace:
     """Which in-place op, and whether its operand needs the graph recorded (a tensor requiring grad)."""
@@ -491,6 +601,10 @@ class _InPlace:
     def __init__(self, name, operand=None):
         self.name = name
         self.needs_graph = isinstance(operand, Tensor) and operand.requires_grad
+
+
+_TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
+               "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
 
 
 _new = object.__new__
@@ -627,6 +741,12 @@ class Function:
         return type(self).__name__.lower()
 
     @property
+    def next_functions(self):
+        """Where each input's gradient goes, as PyTorch shows it: (op, 0), (AccumulateGrad, 0) or (None, 0)."""
+        return tuple((edge if edge is None or isinstance(edge, Function) else AccumulateGrad(edge), 0)
+                     for edge in self.edges)
+
+    @property
     def needs_input_grad(self):
         return tuple([edge is not None for edge in self.edges])
 
@@ -650,6 +770,18 @@ class Function:
 
     def __repr__(self):
         return f"<{type(self).__name__}Backward>"
+
+
+class AccumulateGrad:
+    """What `next_functions` shows for a leaf: its gradient is added to `variable.grad`."""
+
+    def __init__(self, variable):
+        self.variable = variable
+
+    next_functions = ()
+
+    def __repr__(self):
+        return "<AccumulateGrad>"
 
 
 def _check_versions(fn):

@@ -12,6 +12,7 @@ import numpy as np
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
 int64 = np.dtype(np.int64)
+int32 = np.dtype(np.int32)
 bool_ = np.dtype(np.bool_)
 
 default_float = float32

@@ -91,6 +91,19 @@ def randn(*size, dtype=None, requires_grad=False):
     return Tensor(array.astype(dtype, copy=False), requires_grad=requires_grad)
 
 
+def rand_like(t, dtype=None, requires_grad=False):
+    return rand(*t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad)
+
+
+def randn_like(t, dtype=None, requires_grad=False):
+    return randn(*t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad)
+
+
+def randperm(n, dtype=None):
+    """A random permutation of 0 .. n-1 (int64), from the generator that `manual_seed` sets."""
+    return Tensor(generator().permutation(int(n)).astype(int64 if dtype is None else dtype))
+
+
 def randint(low, high=None, size=(), dtype=None):
     """Integers in [low, high); randint(high, size) draws from [0, high), as in PyTorch."""
     if high is None:

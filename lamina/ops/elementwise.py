@@ -6,7 +6,7 @@ import numpy as np
 
 from lamina.autograd import Function, Tensor, as_operand, wrap
 from lamina.backend import default_float, get_array_module, is_array
-from lamina.ops.shape import sum_to
+from lamina.ops.shape import broadcast_to, sum_to
 
 
 def _pair(a, b):
@@ -197,6 +197,42 @@ def log(a):
     1.0
     """
     return Log()(_floating(a))
+
+
+class Log1p(Function):
+    def forward(self, a):
+        return np.log1p(a)
+
+    def backward(self, gy):
+        return gy / (1 + self.inputs[0])
+
+
+def log1p(a):
+    """log(1 + a), exact for tiny a where log(1 + a) would round to 0.
+
+    >>> lamina.log1p(lamina.tensor([1e-10])).item() > 0
+    True
+    """
+    return Log1p()(_floating(a))
+
+
+def log10(a):
+    return log(a) * (1 / math.log(10))
+
+
+class Expm1(Function):
+    saved = ("output",)
+
+    def forward(self, a):
+        return np.expm1(a)
+
+    def backward(self, gy):
+        return gy * (self.output + 1)
+
+
+def expm1(a):
+    """exp(a) - 1, exact for tiny a."""
+    return Expm1()(_floating(a))
 
 
 class Sqrt(Function):
@@ -449,6 +485,20 @@ class Cast(Function):
 
     def backward(self, gy):
         return cast(gy, self.input_dtype)
+
+
+def masked_fill(x, mask, value):
+    """x with `value` wherever the bool `mask` (broadcast to x) is true; no gradient flows there.
+
+    >>> lamina.masked_fill(lamina.ones(3), lamina.tensor([True, False, True]), 0.0).tolist()
+    [0.0, 1.0, 0.0]
+    """
+    mask = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    if mask.dtype != np.bool_:
+        raise TypeError(f"masked_fill: mask must be a bool tensor, not {mask.dtype}")
+    value = value.item() if isinstance(value, Tensor) else value
+    filled = where(mask, as_operand(value, like=x), x)
+    return filled if filled.shape == x.shape else broadcast_to(filled, x.shape)
 
 
 def cast(a, dtype):

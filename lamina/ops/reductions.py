@@ -189,6 +189,32 @@ def var(x, dim=None, *, correction=1, keepdim=False):
     return sum(centered * centered, axes, keepdim) / builtins.max(count - correction, 0)
 
 
+def std(x, dim=None, *, correction=1, keepdim=False):
+    """Standard deviation, with PyTorch's default Bessel correction.
+
+    >>> round(lamina.std(lamina.tensor([1.0, 2.0, 3.0, 4.0])).item(), 4)
+    1.291
+    """
+    return var(x, dim, correction=correction, keepdim=keepdim) ** 0.5
+
+
+def norm(x, p="fro", dim=None, keepdim=False):
+    """The vector p-norm over `dim` (all elements when None): p = 2 (or "fro"), 1, or inf.
+
+    >>> lamina.norm(lamina.tensor([3.0, 4.0])).item()
+    5.0
+    """
+    x = _floating(x)
+    axes = _axes(dim, x.ndim, "norm")
+    if p in ("fro", 2):
+        return sum(x * x, axes, keepdim) ** 0.5
+    if p == 1:
+        return sum(abs(x), axes, keepdim)
+    if p == math.inf:
+        return amax(abs(x), axes, keepdim)
+    raise ValueError(f"norm: p must be 1, 2, 'fro' or inf, not {p!r}")
+
+
 def _select(x, dim, keepdim, take_min):
     """(values, indices) along one dim; the gradient goes to the chosen index only, as in PyTorch."""
     d = _dim(dim, x.ndim, "min" if take_min else "max")

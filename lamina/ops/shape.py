@@ -263,6 +263,57 @@ def chunk(x, chunks, dim=0):
     return split(x, max(1, -(-n // chunks)), dim)
 
 
+class Roll(Function):
+    saved = ()
+
+    def __init__(self, shifts, dims):
+        self.shifts, self.dims = shifts, dims
+
+    def forward(self, a):
+        return get_array_module(a).roll(a, self.shifts, self.dims)
+
+    def backward(self, gy):
+        return Roll(tuple(-s for s in self.shifts), self.dims)(gy)
+
+
+def roll(x, shifts, dims=None):
+    """Shift elements along dims, wrapping around (all elements, flattened, when dims is None).
+
+    >>> lamina.roll(lamina.arange(4), 1).tolist()
+    [3, 0, 1, 2]
+    """
+    if dims is None:
+        return reshape(roll(reshape(x, -1), shifts, 0), x.shape)
+    shifts = tuple(shifts) if isinstance(shifts, (tuple, list)) else (shifts,)
+    dims = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
+    if len(shifts) != len(dims):
+        raise ValueError(f"roll: {len(shifts)} shifts for {len(dims)} dims")
+    return Roll(tuple(int(s) for s in shifts), tuple(_dim(d, x.ndim, "roll") for d in dims))(x)
+
+
+def _triangle(x, diagonal, lower, op):
+    if x.ndim < 2:
+        raise ValueError(f"{op}: needs a tensor of at least 2 dims, got shape {x.shape}")
+    xp = get_array_module(x.data)
+    rows, cols = x.shape[-2:]
+    keep = (xp.tril if lower else xp.triu)(xp.ones((rows, cols), dtype=bool), diagonal)
+    return x * wrap(keep.astype(x.dtype))
+
+
+def tril(x, diagonal=0):
+    """The lower triangle of the last two dims (with `diagonal` diagonals above the main one); zeros elsewhere.
+
+    >>> lamina.tril(lamina.ones(2, 2)).tolist()
+    [[1.0, 0.0], [1.0, 1.0]]
+    """
+    return _triangle(x, diagonal, True, "tril")
+
+
+def triu(x, diagonal=0):
+    """The upper triangle of the last two dims; zeros elsewhere."""
+    return _triangle(x, diagonal, False, "triu")
+
+
 class Pad(Function):
     saved = ()
 

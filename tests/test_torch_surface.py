@@ -1,0 +1,49 @@
+"""The PyTorch API surface that tutorial programs lean on: aliases, methods, helpers, inference_mode."""
+
+import numpy as np
+import pytest
+
+import lamina
+
+
+def test_dtype_aliases_and_type_names():
+    assert (lamina.float, lamina.double, lamina.long, lamina.int) == (np.float32, np.float64, np.int64, np.int32)
+    x = lamina.tensor([1.5, 2.5])
+    assert x.type() == "lamina.FloatTensor" and x.long().type() == "lamina.LongTensor"
+    assert x.int().dtype == np.int32 and x.type(lamina.double).dtype == np.float64
+    assert "float" not in vars(__import__("lamina")).get("__all__", [])  # a star import keeps the builtins
+
+
+def test_methods_and_formatting():
+    x = lamina.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert x.mm(x.t()).tolist() == [[5.0, 11.0], [11.0, 25.0]]
+    assert x.add(1, alpha=2).tolist() == [[3.0, 4.0], [5.0, 6.0]] and x.sub(x).sum().item() == 0
+    assert x.mul(2).div(2).pow(2).tolist() == [[1.0, 4.0], [9.0, 16.0]]
+    assert x.eq(2).tolist() == [[False, True], [False, False]] and x.gt(2).sum().item() == 2
+    assert x.nelement() == x.numel() == 4 and x.contiguous() is x and x.view_as(lamina.zeros(4)).shape == (4,)
+    assert f"{x.sum():.2f}" == "10.00" and [10, 20, 30][lamina.tensor(2)] == 30
+    with pytest.raises(TypeError, match="only integer tensors of one element"):
+        [1, 2][lamina.tensor(1.0)]
+    with pytest.raises(ValueError, match="mm: both operands must be 2-D"):
+        lamina.ones(2, 2, 2).mm(lamina.ones(2, 2))
+
+
+def test_creation_helpers_and_inference_mode():
+    lamina.manual_seed(3)
+    p = lamina.randperm(6)
+    assert sorted(p.tolist()) == list(range(6)) and p.dtype == np.int64
+    x = lamina.ones(2, 3, dtype=lamina.float64, requires_grad=True)
+    assert lamina.randn_like(x).dtype == np.float64 and lamina.rand_like(x).shape == (2, 3)
+    with lamina.inference_mode():
+        assert not (x * 2).requires_grad
+    with lamina.inference_mode(False):
+        assert (x * 2).requires_grad
+
+
+def test_next_functions_show_the_graph():
+    w = lamina.ones(2, requires_grad=True)
+    y = (w * 2).sum()
+    (mul, _), = y.grad_fn.next_functions
+    assert repr(mul) == "<MulBackward>"
+    (leaf, _), (constant, _) = mul.next_functions
+    assert repr(leaf) == "<AccumulateGrad>" and leaf.variable is w and constant is None
