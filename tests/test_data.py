@@ -167,3 +167,30 @@ def test_admissions_follows_the_rule():
     np.testing.assert_array_equal(y, ((X[:, 0] >= 0.5) & (X[:, 1] >= 0.5)).astype(np.int64))
     _, noisy = datasets.admissions(n=1000, noise=0.1)
     assert 0.05 < (noisy != y).mean() < 0.15
+
+
+def test_pytorch_style_data_pipeline():
+    """Samplers, batch_sampler, ConcatDataset, num_workers/pin_memory accepted, items as tensors."""
+    from lamina.data import BatchSampler, ConcatDataset, RandomSampler, SequentialSampler
+
+    x = np.arange(10, dtype=np.float32).reshape(10, 1)
+    y = np.arange(10)
+    dataset = TensorDataset(x, y)
+    item = dataset[3]
+    assert all(isinstance(t, lamina.Tensor) for t in item) and item[1].item() == 3
+    both = ConcatDataset([dataset, TensorDataset(x + 100, y)])
+    assert len(both) == 20 and both[12][0].tolist() == [102.0] and both[-1][0].tolist() == [109.0]
+    assert list(SequentialSampler(dataset)) == list(range(10))
+    assert sorted(RandomSampler(dataset)) == list(range(10)) and len(list(RandomSampler(dataset, True, 25))) == 25
+    batches = list(BatchSampler(SequentialSampler(dataset), 4, drop_last=False))
+    assert batches == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    loader = DataLoader(dataset, batch_sampler=BatchSampler(SequentialSampler(dataset), 4, False))
+    assert len(loader) == 3 and [b[1].tolist() for b in loader][-1] == [8, 9]
+    loader = DataLoader(dataset, batch_size=5, shuffle=True, num_workers=4, pin_memory=True)
+    assert sorted(v for _, yb in loader for v in yb.tolist()) == list(range(10))
+    collated = next(iter(DataLoader(dataset, batch_size=3, collate_fn=lambda samples: len(samples))))
+    assert collated == 3
+    with pytest.raises(TypeError, match="unexpected argument 'workers'"):
+        DataLoader(dataset, workers=2)
+    with pytest.raises(ValueError, match="batch_size must be a positive whole number"):
+        DataLoader(dataset, batch_size=0)

@@ -108,3 +108,29 @@ def test_loss_matches_torch(name, input, target, kwargs):
     (out * lamina.tensor(np.ones(out.shape) * 1.5)).sum().backward()
     (tout * 1.5).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("legacy, reduction", [(dict(size_average=False), "sum"), (dict(reduce=False), "none"),
+                                               (dict(size_average=True, reduce=True), "mean")])
+def test_legacy_loss_arguments_and_smooth_l1_match_torch(legacy, reduction):
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((4, 3)), rng.standard_normal((4, 3)) * 2
+    with pytest.warns(DeprecationWarning):
+        ours = lamina.nn.MSELoss(**legacy)
+    assert ours.reduction == reduction
+    theirs = torch.nn.MSELoss(reduction=reduction)
+    np.testing.assert_allclose(ours(lamina.tensor(a), lamina.tensor(b)).numpy(),
+                               theirs(torch.tensor(a), torch.tensor(b)).numpy(), rtol=1e-6)
+    for beta in (1.0, 0.5, 0.0):
+        np.testing.assert_allclose(
+            lamina.nn.SmoothL1Loss(reduction=reduction, beta=beta)(lamina.tensor(a), lamina.tensor(b)).numpy(),
+            torch.nn.SmoothL1Loss(reduction=reduction, beta=beta)(torch.tensor(a), torch.tensor(b)).numpy(),
+            rtol=1e-6)
+
+
+def test_linear_takes_pytorchs_positional_order_and_relu_inplace():
+    layer = lamina.nn.Linear(3, 2, False, None, lamina.float64)
+    assert layer.bias is None and layer.weight.dtype == np.float64
+    with pytest.raises(ValueError, match="Linear: device 'cuda' is not available"):
+        lamina.nn.Linear(3, 2, device="cuda")
+    assert lamina.nn.ReLU(inplace=True)(lamina.tensor([-1.0, 2.0])).tolist() == [0.0, 2.0]

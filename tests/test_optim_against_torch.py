@@ -23,6 +23,8 @@ CONFIGS = [
     ("RMSprop", dict(lr=1e-3, momentum=0.9, centered=True, weight_decay=1e-3)),
     ("Adagrad", dict(lr=1e-2)),
     ("Adagrad", dict(lr=1e-2, lr_decay=1e-3, weight_decay=1e-3, initial_accumulator_value=0.1)),
+    ("Adadelta", dict()),
+    ("Adadelta", dict(lr=0.5, rho=0.8, weight_decay=1e-3)),
 ]
 
 

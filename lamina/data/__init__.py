@@ -36,10 +36,87 @@ class TensorDataset(Dataset):
             raise ValueError(f"TensorDataset: arrays must share their first dim, got shapes {shapes}")
 
     def __getitem__(self, index):
-        return tuple(a[index] for a in self.arrays)
+        return tuple(wrap(np.asarray(a[index])) for a in self.arrays)  # tensors, as PyTorch's items are
 
     def __len__(self):
         return len(self.arrays[0])
+
+
+class ConcatDataset(Dataset):
+    """The samples of several datasets, one after another."""
+
+    def __init__(self, datasets):
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ValueError("ConcatDataset needs at least one dataset")
+        self.ends = np.cumsum([len(d) for d in self.datasets])
+
+    def __getitem__(self, index):
+        index = int(index)
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"ConcatDataset: index {index} is out of range for {len(self)} samples")
+        which = int(np.searchsorted(self.ends, index, side="right"))
+        start = self.ends[which - 1] if which else 0
+        return self.datasets[which][index - int(start)]
+
+    def __len__(self):
+        return int(self.ends[-1])
+
+
+class SequentialSampler:
+    """Indices 0, 1, ..., n-1."""
+
+    def __init__(self, data_source):
+        self.n = len(data_source)
+
+    def __iter__(self):
+        return iter(range(self.n))
+
+    def __len__(self):
+        return self.n
+
+
+class RandomSampler:
+    """A random order each epoch (or `num_samples` draws with replacement), from lamina's generator."""
+
+    def __init__(self, data_source, replacement=False, num_samples=None, generator=None):
+        self.n, self.replacement = len(data_source), replacement
+        self.num_samples = self.n if num_samples is None else int(num_samples)
+        self.generator = generator
+
+    def __iter__(self):
+        rng = self.generator if self.generator is not None else np.random.default_rng(generator().integers(2**63))
+        if self.replacement:
+            return iter(rng.integers(0, self.n, self.num_samples).tolist())
+        return iter(rng.permutation(self.n)[:self.num_samples].tolist())
+
+    def __len__(self):
+        return self.num_samples
+
+
+class BatchSampler:
+    """Group another sampler's indices into lists of `batch_size` (for DataLoader's batch_sampler)."""
+
+    def __init__(self, sampler, batch_size, drop_last):
+        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"BatchSampler: batch_size must be a positive whole number, not {batch_size!r}")
+        self.sampler, self.batch_size, self.drop_last = sampler, int(batch_size), drop_last
+
+    def __iter__(self):
+        batch = []
+        for index in self.sampler:
+            batch.append(int(index))
+            if len(batch) == self.batch_size:
+                yield batch
+                batch = []
+        if batch and not self.drop_last:
+            yield batch
+
+    def __len__(self):
+        n = len(self.sampler)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
 
 class Subset(Dataset):
@@ -92,12 +169,23 @@ class DataLoader:
     to each batch's inputs (the first array), e.g. RandomShift for augmentation.
     """
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, sampler=None,
-                 transform=None):
-        if batch_size < 1:
-            raise ValueError(f"DataLoader: batch_size must be at least 1, got {batch_size}")
-        self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
-        self.sampler, self.transform = sampler, transform
+    def __init__(self, dataset, batch_size=1, shuffle=False, sampler=None, batch_sampler=None, num_workers=0,
+                 collate_fn=None, pin_memory=False, drop_last=False, seed=None, transform=None, **ignored):
+        # PyTorch's order of arguments. num_workers and pin_memory are accepted and change nothing: batches
+        # are made in this process (NumPy slicing is faster than shipping samples between processes).
+        if batch_sampler is not None:
+            if batch_size != 1 or shuffle or sampler is not None or drop_last:
+                raise ValueError("DataLoader: batch_sampler excludes batch_size, shuffle, sampler and drop_last")
+            batch_size = getattr(batch_sampler, "batch_size", 1)
+        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be a positive whole number, got {batch_size!r}")
+        unknown = set(ignored) - {"timeout", "worker_init_fn", "prefetch_factor", "persistent_workers", "generator",
+                                  "multiprocessing_context", "pin_memory_device", "in_order"}
+        if unknown:
+            raise TypeError(f"DataLoader: unexpected argument {sorted(unknown)[0]!r}")
+        self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, int(batch_size), shuffle, drop_last
+        self.sampler, self.batch_sampler = sampler, batch_sampler
+        self.collate_fn, self.transform = collate_fn, transform
         self._rng = np.random.default_rng(seed) if seed is not None else None
 
     def _order(self):
@@ -112,14 +200,36 @@ class DataLoader:
         return len(self.sampler) if self.sampler is not None else len(self.dataset)
 
     def __len__(self):
+        if self.batch_sampler is not None:
+            return len(self.batch_sampler)
         n = self._count()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self):
+        if self.batch_sampler is not None or self.collate_fn is not None:
+            yield from self._custom_batches()
+            return
         for batch in self._batches():
             if self.transform is not None:
                 batch = (self.transform(batch[0]), *batch[1:])
             yield tuple(wrap(a) for a in batch)
+
+    def _custom_batches(self):
+        """Batches from a batch_sampler or through a collate_fn: sample by sample, as PyTorch makes them."""
+        if self.batch_sampler is not None:
+            index_lists = self.batch_sampler
+        else:
+            order = self._order()
+            order = np.arange(self._count()) if order is None else order
+            stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
+            index_lists = (order[i:i + self.batch_size].tolist() for i in range(0, stop, self.batch_size))
+        for indices in index_lists:
+            samples = [self.dataset[int(i)] for i in indices]
+            if self.collate_fn is not None:
+                yield self.collate_fn(samples)
+                continue
+            samples = [s if isinstance(s, tuple) else (s,) for s in samples]
+            yield tuple(wrap(np.stack([np.asarray(s[k]) for s in samples])) for k in range(len(samples[0])))
 
     def _batches(self):
         n, size = self._count(), self.batch_size
@@ -166,4 +276,5 @@ class RandomShift:
         return padded[batch, rows, cols]
 
 
-__all__ = ["DataLoader", "Dataset", "RandomShift", "Subset", "TensorDataset", "random_split"]
+__all__ = ["BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "RandomSampler", "RandomShift",
+           "SequentialSampler", "Subset", "TensorDataset", "random_split"]

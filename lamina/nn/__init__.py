@@ -30,7 +30,16 @@ from lamina.nn.layers import (
     Tanh,
     Unflatten,
 )
-from lamina.nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss
+from lamina.nn.losses import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
 from lamina.nn.module import Module, ModuleDict, ModuleList, Parameter, Sequential
 from lamina.nn.normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 
@@ -39,6 +48,6 @@ __all__ = [
     "Conv1d", "Conv2d", "ConvTranspose2d", "CrossEntropyLoss", "Dropout", "Dropout2d", "ELU", "Embedding",
     "Flatten", "GELU", "GroupNorm", "HuberLoss", "Identity", "L1Loss", "LayerNorm", "LeakyReLU", "Linear",
     "LogSoftmax", "MSELoss", "MaxPool1d", "MaxPool2d", "Module", "ModuleDict", "ModuleList", "NLLLoss", "Parameter",
-    "ReLU", "Sequential", "SiLU", "Sigmoid", "Softmax", "Tanh", "Unflatten", "Upsample", "functional", "init",
-    "utils",
+    "ReLU", "Sequential", "SiLU", "Sigmoid", "SmoothL1Loss", "Softmax", "Tanh", "Unflatten", "Upsample",
+    "functional", "init", "utils",
 ]

@@ -103,6 +103,15 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
     return reduce_loss(ops.where(diff < delta, small, large), reduction, "huber_loss")
 
 
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    """Huber loss divided by beta: quadratic below beta, linear above, as PyTorch's smooth_l1_loss."""
+    if size_average is not None or reduce is not None:
+        reduction = ("mean" if size_average is None or size_average else "sum") if reduce in (None, True) else "none"
+    if beta == 0:
+        return l1_loss(input, target, reduction)
+    return huber_loss(input, target, reduction, beta) / beta
+
+
 # --- convolution, pooling, normalization ---------------------------------------------------------------
 
 

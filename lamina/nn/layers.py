@@ -17,8 +17,10 @@ class Linear(Module):
     ((10, 784), (32, 10))
     """
 
-    def __init__(self, in_features, out_features, bias=True, dtype=None):
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
+        if device not in (None, "cpu"):
+            raise ValueError(f"Linear: device {device!r} is not available; lamina's layers live on the CPU")
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(empty(out_features, in_features, dtype=dtype))
         self.bias = Parameter(empty(out_features, dtype=dtype)) if bias else None
@@ -124,6 +126,10 @@ class ReLU(Module):
     >>> lamina.nn.ReLU()(lamina.tensor([-1.0, 1.0])).tolist()
     [0.0, 1.0]
     """
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace  # accepted for PyTorch code; the result is the same, written to new memory
 
     def forward(self, x):
         return ops.relu(x)

@@ -1,13 +1,20 @@
 """Loss modules: each scores predictions against targets, as torch.nn's losses do."""
 
+import warnings
+
 from lamina.nn import functional as F
 from lamina.nn.module import Module
 from lamina.ops.nn import check_reduction
 
 
 class _Loss(Module):
-    def __init__(self, reduction="mean"):
+    def __init__(self, reduction="mean", size_average=None, reduce=None):
         super().__init__()
+        if size_average is not None or reduce is not None:  # PyTorch's legacy arguments, mapped as PyTorch does
+            warnings.warn(f"{type(self).__name__}: size_average and reduce are deprecated; use reduction",
+                          DeprecationWarning, stacklevel=3)
+            reduce = True if reduce is None else reduce
+            reduction = ("mean" if size_average is None or size_average else "sum") if reduce else "none"
         check_reduction(reduction, type(self).__name__)
         self.reduction = reduction
 
@@ -16,11 +23,17 @@ class _Loss(Module):
 
 
 class MSELoss(_Loss):
+    def __init__(self, size_average=None, reduce=None, reduction="mean"):
+        super().__init__(reduction, size_average, reduce)
+
     def forward(self, input, target):
         return F.mse_loss(input, target, self.reduction)
 
 
 class L1Loss(_Loss):
+    def __init__(self, size_average=None, reduce=None, reduction="mean"):
+        super().__init__(reduction, size_average, reduce)
+
     def forward(self, input, target):
         return F.l1_loss(input, target, self.reduction)
 
@@ -34,9 +47,18 @@ class HuberLoss(_Loss):
         return F.huber_loss(input, target, self.reduction, self.delta)
 
 
+class SmoothL1Loss(_Loss):
+    def __init__(self, size_average=None, reduce=None, reduction="mean", beta=1.0):
+        super().__init__(reduction, size_average, reduce)
+        self.beta = beta
+
+    def forward(self, input, target):
+        return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+
+
 class BCELoss(_Loss):
-    def __init__(self, weight=None, reduction="mean"):
-        super().__init__(reduction)
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean"):
+        super().__init__(reduction, size_average, reduce)
         self.weight = weight
 
     def forward(self, input, target):
@@ -44,8 +66,8 @@ class BCELoss(_Loss):
 
 
 class BCEWithLogitsLoss(_Loss):
-    def __init__(self, weight=None, reduction="mean", pos_weight=None):
-        super().__init__(reduction)
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None):
+        super().__init__(reduction, size_average, reduce)
         self.weight, self.pos_weight = weight, pos_weight
 
     def forward(self, input, target):
@@ -55,8 +77,9 @@ class BCEWithLogitsLoss(_Loss):
 class CrossEntropyLoss(_Loss):
     """Softmax cross-entropy of logits against class indices or class probabilities."""
 
-    def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
-        super().__init__(reduction)
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
+                 label_smoothing=0.0):
+        super().__init__(reduction, size_average, reduce)
         self.weight, self.ignore_index, self.label_smoothing = weight, ignore_index, label_smoothing
 
     def forward(self, input, target):
@@ -64,8 +87,8 @@ class CrossEntropyLoss(_Loss):
 
 
 class NLLLoss(_Loss):
-    def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
-        super().__init__(reduction)
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+        super().__init__(reduction, size_average, reduce)
         self.weight, self.ignore_index = weight, ignore_index
 
     def forward(self, input, target):

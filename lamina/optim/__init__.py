@@ -1,11 +1,12 @@
 """Optimizers turn gradients into weight updates; lr_scheduler changes their step size over time."""
 
 from lamina.optim import lr_scheduler
-from lamina.optim.algorithms import SGD, Adagrad, Adam, AdamW, RMSprop
+from lamina.optim.algorithms import SGD, Adadelta, Adagrad, Adam, AdamW, RMSprop
 from lamina.optim.optimizer import Optimizer
 
 # By name, for compile("adam") and the command line's --optimizer.
-OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad,
+              "adadelta": Adadelta}
 
 
 def create(name, params, **kwargs):
@@ -20,4 +21,5 @@ def create(name, params, **kwargs):
     return OPTIMIZERS[name.lower()](params, **kwargs)
 
 
-__all__ = ["OPTIMIZERS", "SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "create", "lr_scheduler"]
+__all__ = ["OPTIMIZERS", "SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "create",
+           "lr_scheduler"]

@@ -159,3 +159,32 @@ class Adagrad(Optimizer):
         std = np.sqrt(state["sum"])
         std += group["eps"]
         param.data -= clr * grad / std
+
+
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler, 2012) as torch.optim.Adadelta: step sizes from running averages of squared
+    gradients and squared updates, scaled by lr (1.0 by default)."""
+
+    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False):
+        for name, value in (("lr", lr), ("eps", eps)):
+            _check(name, value)
+        if not 0.0 <= rho <= 1.0:
+            raise ValueError(f"Adadelta: rho must be in [0, 1], got {rho}")
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
+
+    def _update(self, group, param, grad, state):
+        if not state:
+            state["step"] = 0
+            state["square_avg"] = np.zeros_like(param.data)
+            state["acc_delta"] = np.zeros_like(param.data)
+        state["step"] += 1
+        if group["weight_decay"]:
+            grad = grad + group["weight_decay"] * param.data
+        rho, eps = group["rho"], group["eps"]
+        square_avg, acc_delta = state["square_avg"], state["acc_delta"]
+        square_avg *= rho
+        square_avg += (1 - rho) * grad * grad
+        delta = np.sqrt(acc_delta + eps) / np.sqrt(square_avg + eps) * grad
+        acc_delta *= rho
+        acc_delta += (1 - rho) * delta * delta
+        param.data -= group["lr"] * delta
