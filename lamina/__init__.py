@@ -11,11 +11,11 @@ from lamina.autograd import (  # noqa: I001  (grouped by layer of the package, n
 )
 from lamina.backend import bool_ as bool
 from lamina import backend
-from lamina.backend import float32, float64, get_array_module, int64, manual_seed
+from lamina.backend import Generator, float32, float64, get_array_module, int64, manual_seed
 from lamina.backend import float32 as float, float64 as double, int64 as long, int32, int32 as int  # noqa: F401, A001
 from lamina.creation import (
-    arange, as_tensor, empty, eye, from_numpy, full, full_like, linspace, ones, ones_like, rand, rand_like, randint,
-    randn, randn_like, randperm, tensor, zeros, zeros_like,
+    arange, as_tensor, empty, eye, from_numpy, full, full_like, linspace, multinomial, ones, ones_like, rand, rand_like,
+    randint, randn, randn_like, randperm, tensor, zeros, zeros_like,
 )
 from lamina.gradient_check import GradcheckError, gradcheck, gradgradcheck
 from lamina.ops import *  # noqa: F403  (the differentiable functions: add, matmul, softmax, ...)
@@ -33,5 +33,5 @@ __all__ = [
     "gradcheck", "gradgradcheck", "int64", "is_grad_enabled", "linspace", "load", "load_checkpoint", "manual_seed",
     "nn", "no_grad", "ones", "optim", "data", "datasets", "training", "save",
     "ones_like", "rand", "rand_like", "randint", "randn", "randn_like", "randperm", "set_grad_enabled",
-    "double", "inference_mode", "int32", "long", "tensor", "zeros", "zeros_like", *_ops_all,
+    "Generator", "double", "inference_mode", "int32", "long", "multinomial", "tensor", "zeros", "zeros_like", *_ops_all,
 ]  # lamina.float and lamina.int exist too, kept out of star imports where they would hide the builtins

@@ -39,9 +39,31 @@ def manual_seed(seed):
     _rng = np.random.default_rng(seed)
 
 
-def generator():
-    """The generator set by `manual_seed`."""
-    return _rng
+def generator(source=None):
+    """The NumPy generator behind a draw: that of a lamina.Generator passed as `generator=`, else the global one."""
+    return _rng if source is None else source.numpy_generator
+
+
+class Generator:
+    """A random generator of its own, as torch.Generator: pass it as `generator=` to the random functions.
+
+    >>> g = lamina.Generator().manual_seed(7)
+    >>> a = lamina.randn(3, generator=g).tolist()
+    >>> a == lamina.randn(3, generator=lamina.Generator().manual_seed(7)).tolist()
+    True
+    """
+
+    def __init__(self, device="cpu"):
+        self._seed = int(np.random.SeedSequence().entropy % 2**63)
+        self.numpy_generator = np.random.default_rng(self._seed)
+
+    def manual_seed(self, seed):
+        self._seed = int(seed)
+        self.numpy_generator = np.random.default_rng(self._seed)
+        return self
+
+    def initial_seed(self):
+        return self._seed
 
 
 def as_array(data, dtype=None):

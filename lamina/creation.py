@@ -3,7 +3,8 @@
 import numpy as np
 
 from lamina.autograd import Tensor
-from lamina.backend import as_array, default_float, generator, int64
+from lamina.backend import as_array, default_float, int64
+from lamina.backend import generator as _numpy_generator  # the global one, or that of a Generator passed in
 from lamina.ops.shape import _shape_arg as _size  # f(2, 3) and f((2, 3)) alike
 
 
@@ -77,17 +78,19 @@ def eye(n, m=None, dtype=None, requires_grad=False):
     return Tensor(np.eye(n, m, dtype=_float_dtype(dtype)), requires_grad=requires_grad)
 
 
-def rand(*size, dtype=None, requires_grad=False):
-    """Uniform on [0, 1), drawn from the generator that `manual_seed` sets."""
+def rand(*size, generator=None, dtype=None, requires_grad=False):
+    """Uniform on [0, 1), drawn from the generator that `manual_seed` sets (or the one given)."""
     dtype = _float_dtype(dtype)
-    array = generator().random(_size(size), dtype=dtype if dtype in (np.float32, np.float64) else np.float64)
+    draw_dtype = dtype if dtype in (np.float32, np.float64) else np.float64
+    array = _numpy_generator(generator).random(_size(size), dtype=draw_dtype)
     return Tensor(array.astype(dtype, copy=False), requires_grad=requires_grad)
 
 
-def randn(*size, dtype=None, requires_grad=False):
-    """Standard normal, drawn from the generator that `manual_seed` sets."""
+def randn(*size, generator=None, dtype=None, requires_grad=False):
+    """Standard normal, drawn from the generator that `manual_seed` sets (or the one given)."""
     dtype = _float_dtype(dtype)
-    array = generator().standard_normal(_size(size), dtype=dtype if dtype in (np.float32, np.float64) else np.float64)
+    draw_dtype = dtype if dtype in (np.float32, np.float64) else np.float64
+    array = _numpy_generator(generator).standard_normal(_size(size), dtype=draw_dtype)
     return Tensor(array.astype(dtype, copy=False), requires_grad=requires_grad)
 
 
@@ -99,13 +102,36 @@ def randn_like(t, dtype=None, requires_grad=False):
     return randn(*t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad)
 
 
-def randperm(n, dtype=None):
+def randperm(n, generator=None, dtype=None):
     """A random permutation of 0 .. n-1 (int64), from the generator that `manual_seed` sets."""
-    return Tensor(generator().permutation(int(n)).astype(int64 if dtype is None else dtype))
+    return Tensor(_numpy_generator(generator).permutation(int(n)).astype(int64 if dtype is None else dtype))
 
 
-def randint(low, high=None, size=(), dtype=None):
+def multinomial(input, num_samples, replacement=False, generator=None):
+    """Indices drawn with probabilities proportional to `input`'s rows (weights need not sum to 1).
+
+    >>> lamina.multinomial(lamina.tensor([0.0, 1.0, 0.0]), 2, replacement=True).tolist()
+    [1, 1]
+    """
+    weights = np.asarray(input.data if isinstance(input, Tensor) else input, dtype=np.float64)
+    if weights.ndim not in (1, 2) or not np.isfinite(weights).all() or (weights < 0).any():
+        raise ValueError(f"multinomial: input must be 1-D or 2-D finite non-negative weights, got shape "
+                         f"{weights.shape}")
+    rows = weights.reshape(-1, weights.shape[-1])
+    totals = rows.sum(axis=1)
+    if (totals <= 0).any():
+        raise ValueError("multinomial: a row of weights sums to zero")
+    if not replacement and num_samples > (rows > 0).sum(axis=1).min():
+        raise ValueError(f"multinomial: cannot draw {num_samples} samples without replacement from "
+                         f"{int((rows > 0).sum(axis=1).min())} non-zero weights")
+    rng = _numpy_generator(generator)
+    picks = np.stack([rng.choice(len(p), size=num_samples, replace=replacement, p=p / p.sum()) for p in rows])
+    return Tensor(picks.reshape(*weights.shape[:-1], num_samples).astype(np.int64))
+
+
+def randint(low, high=None, size=(), generator=None, dtype=None):
     """Integers in [low, high); randint(high, size) draws from [0, high), as in PyTorch."""
     if high is None:
         low, high = 0, low
-    return Tensor(generator().integers(low, high, size=_size((size,)), dtype=np.dtype(dtype or int64)))
+    draws = _numpy_generator(generator).integers(low, high, size=_size((size,)), dtype=np.dtype(dtype or int64))
+    return Tensor(draws)

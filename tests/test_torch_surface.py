@@ -47,3 +47,17 @@ def test_next_functions_show_the_graph():
     assert repr(mul) == "<MulBackward>"
     (leaf, _), (constant, _) = mul.next_functions
     assert repr(leaf) == "<AccumulateGrad>" and leaf.variable is w and constant is None
+
+
+def test_generators_and_multinomial():
+    first = lamina.randn(4, generator=lamina.Generator().manual_seed(1)).tolist()
+    assert first == lamina.randn(4, generator=lamina.Generator().manual_seed(1)).tolist()
+    g = lamina.Generator().manual_seed(5)
+    assert g.initial_seed() == 5 and lamina.randint(0, 10, (3,), generator=g).dtype == np.int64
+    probs = lamina.tensor([[0.0, 0.2, 0.8], [1.0, 0.0, 0.0]])
+    draws = lamina.multinomial(probs, 500, replacement=True, generator=lamina.Generator().manual_seed(0))
+    assert draws.shape == (2, 500) and set(draws[1].tolist()) == {0}
+    assert 0.7 < (draws[0] == 2).float().mean().item() < 0.9
+    assert sorted(lamina.multinomial(lamina.ones(4), 4).tolist()) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="cannot draw 3 samples without replacement from 2"):
+        lamina.multinomial(lamina.tensor([0.5, 0.5, 0.0]), 3)
