@@ -1,4 +1,4 @@
-"""The benchmark workloads, each in lamina and in PyTorch, on synthetic float32 data of MNIST's shape.
+"""The benchmark workloads, each in lamina and in PyTorch, on synthetic data (float32 of MNIST's shape for W1-W3).
 
 Each workload gives a setup for either framework that returns a callable running
 it once from the same initial weights; `flop` is the multiply-add work counted
@@ -144,6 +144,137 @@ def _w3(framework, torch=None):
     return lambda: w3_torch(torch, x, y, weights, 1000)
 
 
+# --- sequences: W4 (LSTM classifier) and W5 (character Transformer) ---------------------------------------------
+W4_SEQUENCES, W4_STEPS, W4_FEATURES, W4_HIDDEN, W4_BATCH = 2000, 100, 40, 128, 64
+W5_LAYERS, W5_D, W5_HEADS, W5_CONTEXT, W5_VOCAB, W5_BATCH, W5_STEPS = 4, 64, 4, 32, 27, 64, 200
+# Per sample and time step, an LSTM layer does 4H (F + H) multiply-adds: its gates' two products.
+W4_MACS = W4_STEPS * 4 * W4_HIDDEN * ((W4_FEATURES + W4_HIDDEN) + (2 * W4_HIDDEN)) + W4_HIDDEN * 10
+# Per token and layer: q, k, v and out projections, the feed-forward pair (4 d wide), and q k^T, weights v.
+W5_MACS = W5_CONTEXT * (W5_LAYERS * (4 * W5_D**2 + 2 * 4 * W5_D**2 + 2 * W5_CONTEXT * W5_D) + W5_D * W5_VOCAB)
+
+
+def lstm_classifier(m):
+    """LSTM(40, 128, num_layers=2, batch_first=True), then Linear(128, 10) on the last step's output."""
+
+    class LSTMClassifier(m.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = m.LSTM(W4_FEATURES, W4_HIDDEN, num_layers=2, batch_first=True)
+            self.head = m.Linear(W4_HIDDEN, 10)
+
+        def forward(self, x):
+            return self.head(self.lstm(x)[0][:, -1])
+
+    return LSTMClassifier()
+
+
+def char_transformer(m):
+    """A GPT-style character model: token and position embeddings, 4 pre-norm causal encoder layers, a head."""
+
+    class CharTransformer(m.Module):
+        def __init__(self):
+            super().__init__()
+            self.tokens, self.positions = m.Embedding(W5_VOCAB, W5_D), m.Embedding(W5_CONTEXT, W5_D)
+            layer = m.TransformerEncoderLayer(W5_D, W5_HEADS, 4 * W5_D, dropout=0.0, batch_first=True,
+                                              norm_first=True)
+            self.encoder = m.TransformerEncoder(layer, W5_LAYERS, norm=m.LayerNorm(W5_D),
+                                                **({} if m is nn else {"enable_nested_tensor": False}))
+            self.head = m.Linear(W5_D, W5_VOCAB)
+
+        def forward(self, tokens, positions, mask):
+            h = self.tokens(tokens) + self.positions(positions)
+            return self.head(self.encoder(h, mask=mask, is_causal=True))
+
+    return CharTransformer()
+
+
+def _sequence_data(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((W4_SEQUENCES, W4_STEPS, W4_FEATURES), dtype=np.float32)
+    return x, rng.integers(0, 10, W4_SEQUENCES)
+
+
+def _text_data(seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, W5_VOCAB, (W5_STEPS, W5_BATCH, W5_CONTEXT + 1))
+
+
+def lamina_w4():
+    x, y = _sequence_data()
+    weights = _weights(lstm_classifier)
+
+    def run():
+        model = _lamina_model(lstm_classifier, weights)
+        opt = lamina.optim.Adam(model.parameters(), lr=1e-3)
+        for start in range(0, W4_SEQUENCES, W4_BATCH):
+            loss = F.cross_entropy(model(lamina.Tensor(x[start:start + W4_BATCH])),
+                                   lamina.Tensor(y[start:start + W4_BATCH]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return loss.item()
+
+    return run
+
+
+def torch_w4(torch):
+    x, y = _sequence_data()
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    weights = _weights(lstm_classifier)
+
+    def run():
+        model = _torch_model(torch, lstm_classifier, weights)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        for start in range(0, W4_SEQUENCES, W4_BATCH):
+            loss = torch.nn.functional.cross_entropy(model(x[start:start + W4_BATCH]), y[start:start + W4_BATCH])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return loss.item()
+
+    return run
+
+
+def lamina_w5():
+    text = _text_data()
+    weights = _weights(char_transformer)
+    positions = lamina.Tensor(np.arange(W5_CONTEXT))
+    mask = nn.Transformer.generate_square_subsequent_mask(W5_CONTEXT)
+
+    def run():
+        model = _lamina_model(char_transformer, weights)
+        opt = lamina.optim.AdamW(model.parameters(), lr=1e-3)
+        for batch in text:
+            logits = model(lamina.Tensor(batch[:, :-1]), positions, mask)
+            loss = F.cross_entropy(logits.reshape(-1, W5_VOCAB), lamina.Tensor(batch[:, 1:].reshape(-1)))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return loss.item()
+
+    return run
+
+
+def torch_w5(torch):
+    text = torch.from_numpy(_text_data())
+    weights = _weights(char_transformer)
+    positions = torch.arange(W5_CONTEXT)
+    mask = torch.nn.Transformer.generate_square_subsequent_mask(W5_CONTEXT)
+
+    def run():
+        model = _torch_model(torch, char_transformer, weights)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        for batch in text:
+            logits = model(batch[:, :-1], positions, mask)
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, W5_VOCAB), batch[:, 1:].reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return loss.item()
+
+    return run
+
+
 WORKLOADS = [
     Workload("W1", "MLP 784-256-128-10, Adam, batch 128, 60,000 samples",
              2 * (3 * MLP_MACS - 784 * 256) * 60_000,
@@ -158,4 +289,8 @@ WORKLOADS = [
              lambda: _w3("lamina"), lambda torch: _w3("torch", torch), {"1 thread": 0.6}),
     Workload("INF", "W1's model, inference on 10,000 samples in batches of 1,000",
              2 * MLP_MACS * 10_000, lamina_inference, torch_inference, {"1 thread": 0.9}),
+    Workload("W4", "LSTM(40, 128, 2 layers) + Linear 10, Adam, batch 64, 2,000 sequences of 100 steps",
+             2 * 3 * W4_MACS * W4_SEQUENCES, lamina_w4, torch_w4, {"1 thread": 0.9}),
+    Workload("W5", "char Transformer (4 layers, d 64, 4 heads, context 32, vocab 27), AdamW, batch 64, 200 steps",
+             2 * 3 * W5_MACS * W5_BATCH * W5_STEPS, lamina_w5, torch_w5, {"1 thread": 0.9}),
 ]

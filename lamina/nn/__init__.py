@@ -1,6 +1,7 @@
 """Layers, losses and the Module machinery: the networks of the essay, with PyTorch's names."""
 
 from lamina.nn import functional, init, utils
+from lamina.nn.attention import MultiheadAttention, Transformer, TransformerEncoder, TransformerEncoderLayer
 from lamina.nn.conv import (
     AdaptiveAvgPool2d,
     AvgPool1d,
@@ -34,6 +35,7 @@ from lamina.nn.losses import (
     BCELoss,
     BCEWithLogitsLoss,
     CrossEntropyLoss,
+    CTCLoss,
     HuberLoss,
     L1Loss,
     MSELoss,
@@ -42,6 +44,7 @@ from lamina.nn.losses import (
 )
 from lamina.nn.module import Module, ModuleDict, ModuleList, Parameter, Sequential
 from lamina.nn.normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
+from lamina.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
 __all__ = [
     "AdaptiveAvgPool2d", "AvgPool1d", "AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d",
@@ -50,4 +53,6 @@ __all__ = [
     "LogSoftmax", "MSELoss", "MaxPool1d", "MaxPool2d", "Module", "ModuleDict", "ModuleList", "NLLLoss", "Parameter",
     "ReLU", "Sequential", "SiLU", "Sigmoid", "SmoothL1Loss", "Softmax", "Tanh", "Unflatten", "Upsample",
     "functional", "init", "utils",
+    "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell", "MultiheadAttention", "Transformer",
+    "TransformerEncoder", "TransformerEncoderLayer", "CTCLoss",
 ]

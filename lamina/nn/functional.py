@@ -5,19 +5,22 @@ import math
 import numpy as np
 
 from lamina import ops
-from lamina.autograd import as_operand, no_grad, wrap
+from lamina.autograd import Tensor, as_operand, no_grad, wrap
 from lamina.backend import generator, get_array_module
 from lamina.ops import conv as conv_ops
 from lamina.ops import linear, log_softmax, relu, sigmoid, softmax, tanh  # noqa: F401  (re-exported)
 from lamina.ops.conv import avg_pool2d, conv2d, conv_transpose2d, max_pool2d  # noqa: F401  (re-exported)
+from lamina.ops.ctc import CTCLoss
 from lamina.ops.nn import (  # noqa: F401  (the fused loss kernels, re-exported)
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
+    check_reduction,
     check_same_shape,
     cross_entropy,
     nll_loss,
     reduce_loss,
 )
+from lamina.ops.nn import layer_norm as _fused_layer_norm
 from lamina.ops.shape import pad  # noqa: F401  (re-exported)
 
 
@@ -230,14 +233,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if input.shape[input.ndim - len(normalized_shape):] != normalized_shape:
         raise ValueError(f"layer_norm: input of shape {input.shape} does not end in {normalized_shape}")
-    axes = tuple(range(input.ndim - len(normalized_shape), input.ndim))
-    centered = input - input.mean(axes, keepdim=True)
-    out = centered * ((centered * centered).mean(axes, keepdim=True) + eps) ** -0.5
-    if weight is not None:
-        out = out * weight
-    if bias is not None:
-        out = out + bias
-    return out
+    return _fused_layer_norm(input, len(normalized_shape), weight, bias, eps)
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
@@ -255,10 +251,137 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     return out
 
 
+def _lengths(value, batch, what):
+    array = np.asarray(value.numpy() if isinstance(value, Tensor) else value)
+    if array.shape != (batch,) or array.dtype.kind not in "iu":
+        raise ValueError(f"ctc_loss: {what} must hold one integer per sequence ({batch}), got shape {array.shape} "
+                         f"and dtype {array.dtype}")
+    return array.astype(np.int64)
+
+
+def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=False):
+    """Connectionist temporal classification loss, as torch.nn.functional.ctc_loss.
+
+    log_probs (T, N, C) are log-softmax outputs (or (T, C) for one sequence); targets are (N, S) padded, or
+    1-D, all targets one after another; lengths are one integer per sequence. 'mean' divides each loss by
+    its target length, then averages over the batch. A target longer than its input cannot be aligned:
+    that raises a ValueError, unless zero_infinity, where (as for any impossible alignment) the loss and
+    its gradient are zero; without zero_infinity other impossible alignments give inf, as in PyTorch.
+    The gradient is the true derivative with respect to log_probs; after a log_softmax it equals PyTorch's.
+    """
+    check_reduction(reduction, "ctc_loss")
+    unbatched = log_probs.ndim == 2
+    if unbatched:
+        log_probs = ops.unsqueeze(log_probs, 1)
+    if log_probs.ndim != 3 or log_probs.dtype.kind != "f":
+        raise ValueError(f"ctc_loss: log_probs must be float (T, N, C) or (T, C), got shape {log_probs.shape}")
+    steps, batch, classes = log_probs.shape
+    if not 0 <= blank < classes:
+        raise ValueError(f"ctc_loss: blank {blank} is not a class of log_probs with {classes} classes")
+    targets = np.asarray(targets.numpy() if isinstance(targets, Tensor) else targets)
+    if unbatched and targets.ndim == 1:
+        targets = targets[None]
+    input_lengths = _lengths(np.atleast_1d(np.asarray(input_lengths)) if unbatched else input_lengths, batch,
+                             "input_lengths")
+    target_lengths = _lengths(np.atleast_1d(np.asarray(target_lengths)) if unbatched else target_lengths, batch,
+                              "target_lengths")
+    if targets.dtype.kind not in "iu":
+        raise TypeError(f"ctc_loss: targets must be integers, not {targets.dtype}")
+    if input_lengths.min() < 1 or input_lengths.max() > steps:
+        raise ValueError(f"ctc_loss: input_lengths must lie in [1, {steps}], got {input_lengths.tolist()}")
+    if target_lengths.min() < 0:
+        raise ValueError(f"ctc_loss: target_lengths must not be negative, got {target_lengths.tolist()}")
+    if targets.ndim == 1:  # concatenated: cut it into rows
+        if len(targets) != target_lengths.sum():
+            raise ValueError(f"ctc_loss: 1-D targets have {len(targets)} labels but target_lengths sum to "
+                             f"{target_lengths.sum()}")
+        padded = np.full((batch, max(int(target_lengths.max()), 0)), blank, dtype=np.int64)
+        for n, (start, size) in enumerate(zip(np.cumsum(target_lengths) - target_lengths, target_lengths)):
+            padded[n, :size] = targets[start:start + size]
+        targets = padded
+    elif targets.ndim != 2 or targets.shape[0] != batch or targets.shape[1] < target_lengths.max():
+        raise ValueError(f"ctc_loss: targets of shape {targets.shape} do not fit {batch} sequences with "
+                         f"target_lengths up to {target_lengths.max()}")
+    longer = np.flatnonzero(target_lengths > input_lengths)
+    if len(longer) and not zero_infinity:
+        n = int(longer[0])
+        raise ValueError(f"ctc_loss: the target of sequence {n} ({target_lengths[n]} labels) is longer than its "
+                         f"input ({input_lengths[n]} frames), so no alignment exists; pass zero_infinity=True "
+                         "to give such sequences zero loss instead")
+    labels = targets[:, :int(target_lengths.max()) if batch else 0].astype(np.int64)
+    valid = np.arange(labels.shape[1])[None] < target_lengths[:, None]
+    if valid.any() and ((labels[valid] < 0).any() or (labels[valid] >= classes).any() or
+                        (labels[valid] == blank).any()):
+        raise ValueError(f"ctc_loss: target labels must lie in [0, {classes}) and not be the blank ({blank})")
+    extended = np.full((batch, 2 * labels.shape[1] + 1), blank, dtype=np.int64)
+    extended[:, 1::2] = np.where(valid, labels, blank)
+    loss = CTCLoss(extended, input_lengths, target_lengths, blank, zero_infinity)(log_probs)
+    if reduction == "none":
+        return ops.squeeze(loss, 0) if unbatched else loss
+    if reduction == "sum":
+        return loss.sum()
+    divisor = np.maximum(target_lengths, 1).astype(log_probs.dtype)
+    return (loss / wrap(divisor)).mean()
+
+
+# --- attention ----------------------------------------------------------------------------------------------
+def _additive(mask, dtype, may_attend, where, shape):
+    """A mask as something to add to the scores: a constant array for bool masks, the tensor itself for floats."""
+    if mask is None:
+        return None
+    data = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    try:
+        np.broadcast_shapes(data.shape, shape)
+    except ValueError:
+        raise ValueError(f"{where} of shape {tuple(data.shape)} does not fit attention scores of shape {shape}") \
+            from None
+    if data.dtype == np.bool_:
+        xp = get_array_module(data)
+        blocked = data if not may_attend else ~data
+        return wrap(xp.where(blocked, xp.asarray(-np.inf, dtype=dtype), xp.asarray(0, dtype=dtype)))
+    if data.dtype.kind != "f":
+        raise TypeError(f"{where} must be a bool or float mask, not {data.dtype}")
+    return as_operand(mask).to(dtype) if data.dtype != dtype else as_operand(mask)
+
+
+def _attend(q, k, v, bias, dropout_p, scale):
+    """softmax(q k^T * scale + bias) v and the weights, on (..., L, E), (..., S, E), (..., S, Ev)."""
+    scores = ops.matmul(q * scale, ops.transpose(k, -2, -1))
+    if bias is not None:
+        scores = scores + bias
+    weights = ops.softmax(scores, -1)
+    if dropout_p > 0:
+        weights = dropout(weights, dropout_p, True)
+    return ops.matmul(weights, v), weights
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+    """softmax(query key^T / sqrt(E) + mask) value, as torch.nn.functional.scaled_dot_product_attention.
+
+    query (..., L, E), key (..., S, E), value (..., S, Ev). A bool attn_mask is True where attention is
+    allowed; a float one is added to the scores; is_causal lets query i see keys 0..i only.
+    """
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if t.ndim < 2:
+            raise ValueError(f"scaled_dot_product_attention: {name} needs at least 2 dims, got shape {t.shape}")
+    if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
+        raise ValueError(f"scaled_dot_product_attention: query {query.shape}, key {key.shape} and value "
+                         f"{value.shape} do not fit (need query and key to share E, key and value to share S)")
+    length, source = query.shape[-2], key.shape[-2]
+    if is_causal and attn_mask is not None:
+        raise ValueError("scaled_dot_product_attention: pass either attn_mask or is_causal, not both")
+    if is_causal:
+        attn_mask = np.tril(np.ones((length, source), dtype=bool))
+    scores_shape = (*np.broadcast_shapes(query.shape[:-2], key.shape[:-2]), length, source)
+    bias = _additive(attn_mask, query.dtype, True, "scaled_dot_product_attention: attn_mask", scores_shape)
+    scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
+    return _attend(query, key, value, bias, dropout_p, scale)[0]
+
+
 __all__ = [
     "adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d", "batch_norm", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits", "conv1d", "conv2d", "conv_transpose2d", "cross_entropy", "dropout",
+    "binary_cross_entropy_with_logits", "conv1d", "conv2d", "conv_transpose2d", "cross_entropy", "ctc_loss", "dropout",
     "dropout2d", "elu", "embedding", "gelu", "group_norm", "huber_loss", "interpolate", "l1_loss", "layer_norm",
     "leaky_relu", "linear", "log_softmax", "max_pool1d", "max_pool2d", "mse_loss", "nll_loss", "one_hot", "pad",
-    "relu", "sigmoid", "silu", "softmax", "tanh",
+    "relu", "scaled_dot_product_attention", "sigmoid", "silu", "softmax", "tanh",
 ]

@@ -1,0 +1,247 @@
+"""Attention, MultiheadAttention and the Transformer encoder: gradient checks, PyTorch equality (outputs and
+gradients, weights copied both ways), bad input, and a tiny Transformer that learns."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import lamina
+import lamina.nn as nn
+import lamina.nn.functional as F
+
+rng = np.random.default_rng(0)
+
+
+def _leaf(*shape):
+    return lamina.Tensor(rng.standard_normal(shape), requires_grad=True)
+
+
+@pytest.mark.parametrize("mask", ["none", "bool", "float", "causal"])
+def test_scaled_dot_product_attention_gradchecks(mask):
+    q, k, v = _leaf(2, 3, 4), _leaf(2, 5, 4), _leaf(2, 5, 3)
+    kwargs = {}
+    if mask == "bool":
+        kwargs["attn_mask"] = rng.random((3, 5)) > 0.3
+        kwargs["attn_mask"][:, 0] = True  # every query sees at least one key
+    elif mask == "float":
+        kwargs["attn_mask"] = lamina.Tensor(rng.standard_normal((2, 3, 5)))
+    elif mask == "causal":
+        k, v = _leaf(2, 3, 4), _leaf(2, 3, 3)
+        kwargs["is_causal"] = True
+    fn = lambda q, k, v: F.scaled_dot_product_attention(q, k, v, **kwargs)  # noqa: E731
+    assert lamina.gradcheck(fn, [q, k, v])
+    assert lamina.gradgradcheck(fn, [q, k, v])
+
+
+def test_multihead_attention_and_encoder_layer_gradcheck():
+    mha = nn.MultiheadAttention(4, 2, batch_first=True).double()
+    x, mem = _leaf(2, 3, 4), _leaf(2, 5, 4)
+    padding = np.array([[False] * 4 + [True], [False] * 5])
+    fn = lambda x, mem, *ps: mha(x, mem, mem, key_padding_mask=padding)[0]  # noqa: E731
+    assert lamina.gradcheck(fn, [x, mem, *mha.parameters()])
+    assert lamina.gradgradcheck(lambda x, mem: fn(x, mem), [x, mem])
+    layer = nn.TransformerEncoderLayer(4, 2, 6, dropout=0.0, activation="gelu", norm_first=True).double()
+    assert lamina.gradcheck(lambda x, *ps: layer(x, is_causal=True), [_leaf(3, 2, 4), *layer.parameters()])
+
+
+def test_causal_mask_helper():
+    mask = nn.Transformer.generate_square_subsequent_mask(3).numpy()
+    assert mask.dtype == np.float32
+    np.testing.assert_array_equal(mask, [[0, -np.inf, -np.inf], [0, 0, -np.inf], [0, 0, 0]])
+    np.testing.assert_array_equal(nn.TransformerEncoder.generate_square_subsequent_mask(3).numpy(), mask)
+
+
+def test_bad_input_names_the_layer_and_shapes():
+    mha = nn.MultiheadAttention(4, 2, batch_first=True)
+    x = lamina.randn(2, 3, 4)
+    with pytest.raises(ValueError, match=r"MultiheadAttention\(4, num_heads=2\): attn_mask should have shape "
+                                         r"\(3, 3\) or \(4, 3, 3\), got \(3, 4\)"):
+        mha(x, x, x, attn_mask=np.zeros((3, 4), dtype=bool))
+    with pytest.raises(ValueError, match=r"key_padding_mask should have shape \(2, 3\), got \(3, 2\)"):
+        mha(x, x, x, key_padding_mask=np.zeros((3, 2), dtype=bool))
+    with pytest.raises(ValueError, match=r"query of shape \(2, 3, 5\) should end in embed_dim 4"):
+        mha(lamina.randn(2, 3, 5), x, x)
+    with pytest.raises(ValueError, match=r"embed_dim 5 is not divisible by num_heads 2"):
+        nn.MultiheadAttention(5, 2)
+    with pytest.raises(ValueError, match=r"attn_mask of shape \(2, 2\) does not fit attention scores of shape "
+                                         r"\(3, 5\)"):
+        F.scaled_dot_product_attention(lamina.randn(3, 4), lamina.randn(5, 4), lamina.randn(5, 4),
+                                       attn_mask=np.ones((2, 2), dtype=bool))
+
+
+def test_encoder_survives_save_and_load(tmp_path):
+    model = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), 2, norm=nn.LayerNorm(8))
+    model.eval()
+    lamina.save(model, tmp_path / "enc.npz")
+    back = lamina.load(tmp_path / "enc.npz").eval()
+    x = lamina.randn(2, 5, 8)
+    np.testing.assert_array_equal(back(x).numpy(), model(x).numpy())
+
+
+def test_tiny_transformer_learns_to_predict_the_next_token():
+    """A 1-layer causal Transformer on a repeating pattern drops its loss far below the uniform guess."""
+    lamina.manual_seed(0)
+    vocab, context = 5, 8
+    stream = np.tile(np.array([0, 1, 2, 3, 4, 2, 1]), 20)
+    starts = np.arange(len(stream) - context - 1)
+    x = np.stack([stream[s:s + context] for s in starts])
+    y = np.stack([stream[s + 1:s + context + 1] for s in starts])
+
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed, self.pos = nn.Embedding(vocab, 16), nn.Embedding(context, 16)
+            self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, 0.0, batch_first=True), 1)
+            self.head = nn.Linear(16, vocab)
+
+        def forward(self, tokens):
+            h = self.embed(tokens) + self.pos(lamina.Tensor(np.arange(tokens.shape[1])))
+            return self.head(self.encoder(h, is_causal=True,
+                                          mask=nn.Transformer.generate_square_subsequent_mask(tokens.shape[1])))
+
+    model = Tiny()
+    opt = lamina.optim.AdamW(model.parameters(), lr=0.01)
+    for _ in range(60):
+        loss = F.cross_entropy(model(lamina.Tensor(x)).reshape(-1, vocab), lamina.Tensor(y.reshape(-1)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.3 * np.log(vocab)
+
+
+# --- against PyTorch ----------------------------------------------------------------------------------------
+def _torch():
+    return pytest.importorskip("torch")
+
+
+def _both(torch, ours, theirs):
+    """Copy PyTorch's initial weights into ours and back: the keys and shapes must agree both ways."""
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    theirs.load_state_dict({k: torch.tensor(v.numpy()) for k, v in ours.state_dict().items()})
+
+
+def _check_grads(ours, theirs, pairs):
+    for ours_x, theirs_x in pairs:
+        np.testing.assert_allclose(ours_x.grad.numpy(), theirs_x.grad.numpy(), rtol=1e-9, atol=1e-11)
+    theirs_params = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        np.testing.assert_allclose(p.grad.numpy(), theirs_params[name].grad.numpy(), rtol=1e-9, atol=1e-11,
+                                   err_msg=name)
+
+
+MHA_SWEEP = list(itertools.product(
+    [False, True],  # batch_first
+    [True, False],  # self-attention (query is key is value)
+    ["none", "bool", "float", "3d"],  # attn_mask
+    [False, True],  # key_padding_mask
+    [(True, True), (True, False), (False, True)],  # need_weights, average_attn_weights
+))[::3]
+
+
+@pytest.mark.torch
+@pytest.mark.filterwarnings("ignore:Support for mismatched")  # PyTorch's note on mixing bool and float masks
+@pytest.mark.parametrize("batch_first,self_attention,mask,padding,weights", MHA_SWEEP)
+def test_multihead_attention_matches_torch(batch_first, self_attention, mask, padding, weights):
+    torch = _torch()
+    embed, heads, batch, length = 6, 3, 2, 4
+    source = length if self_attention else 5
+    theirs = torch.nn.MultiheadAttention(embed, heads, batch_first=batch_first).double()
+    ours = nn.MultiheadAttention(embed, heads, batch_first=batch_first).double()
+    _both(torch, ours, theirs)
+
+    def arrange(n):
+        return rng.standard_normal((batch, n, embed) if batch_first else (n, batch, embed))
+
+    q = arrange(length)
+    k, v = (q, q) if self_attention else (arrange(source), arrange(source))
+    kwargs = {"need_weights": weights[0], "average_attn_weights": weights[1]}
+    attn_mask = None
+    if mask == "bool":
+        attn_mask = rng.random((length, source)) < 0.3
+        attn_mask[:, 0] = False
+    elif mask == "float":
+        attn_mask = rng.standard_normal((length, source))
+    elif mask == "3d":
+        attn_mask = rng.standard_normal((batch * heads, length, source))
+    key_padding = None
+    if padding:
+        key_padding = np.zeros((batch, source), dtype=bool)
+        key_padding[0, -2:] = True
+    tq = torch.tensor(q, requires_grad=True)
+    tk, tv = (tq, tq) if self_attention else (torch.tensor(k, requires_grad=True), torch.tensor(v, requires_grad=True))
+    lq = lamina.Tensor(q, requires_grad=True)
+    lk, lv = (lq, lq) if self_attention else (lamina.Tensor(k, requires_grad=True),
+                                              lamina.Tensor(v, requires_grad=True))
+    out_t, w_t = theirs(tq, tk, tv, key_padding_mask=None if key_padding is None else torch.tensor(key_padding),
+                        attn_mask=None if attn_mask is None else torch.tensor(attn_mask), **kwargs)
+    out_l, w_l = ours(lq, lk, lv, key_padding_mask=key_padding, attn_mask=attn_mask, **kwargs)
+    np.testing.assert_allclose(out_l.numpy(), out_t.detach().numpy(), rtol=1e-10, atol=1e-12)
+    if weights[0]:
+        np.testing.assert_allclose(w_l.numpy(), w_t.detach().numpy(), rtol=1e-10, atol=1e-12)
+    else:
+        assert w_l is None and w_t is None
+    g = rng.standard_normal(out_l.shape)
+    (out_t * torch.tensor(g)).sum().backward()
+    (out_l * lamina.Tensor(g)).sum().backward()
+    _check_grads(ours, theirs, [(lq, tq)] + ([] if self_attention else [(lk, tk), (lv, tv)]))
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("mask", ["bool", "float", "causal"])
+def test_scaled_dot_product_attention_matches_torch(mask):
+    torch = _torch()
+    q, k, v = (rng.standard_normal((2, 3, 4, 5)) for _ in range(3))
+    kwargs = {"is_causal": True} if mask == "causal" else {
+        "attn_mask": rng.random((4, 4)) > 0.3 if mask == "bool" else rng.standard_normal((3, 4, 4))}
+    if mask == "bool":
+        kwargs["attn_mask"][:, 0] = True
+    theirs = torch.nn.functional.scaled_dot_product_attention(
+        *(torch.tensor(a) for a in (q, k, v)),
+        **{key: torch.tensor(val) if isinstance(val, np.ndarray) else val for key, val in kwargs.items()})
+    ours = F.scaled_dot_product_attention(*(lamina.Tensor(a) for a in (q, k, v)), **kwargs)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.torch
+@pytest.mark.filterwarnings("ignore:Support for mismatched")
+@pytest.mark.parametrize("norm_first,activation,batch_first,masks", [
+    (False, "relu", False, False), (True, "gelu", True, True), (False, "gelu", True, True),
+    (True, "relu", False, True)])
+def test_transformer_encoder_matches_torch(norm_first, activation, batch_first, masks):
+    torch = _torch()
+    d_model, heads, batch, length = 8, 2, 3, 5
+    kwargs = {"dim_feedforward": 12, "dropout": 0.0, "activation": activation, "batch_first": batch_first,
+              "norm_first": norm_first}
+    theirs = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(d_model, heads, **kwargs), 2,
+                                         norm=torch.nn.LayerNorm(d_model), enable_nested_tensor=False).double()
+    ours = nn.TransformerEncoder(nn.TransformerEncoderLayer(d_model, heads, **kwargs), 2,
+                                 norm=nn.LayerNorm(d_model)).double()
+    _both(torch, ours, theirs)
+    x = rng.standard_normal((batch, length, d_model) if batch_first else (length, batch, d_model))
+    mask = padding = None
+    if masks:
+        mask = nn.Transformer.generate_square_subsequent_mask(length).numpy().astype(np.float64)
+        padding = np.zeros((batch, length), dtype=bool)
+        padding[1, -2:] = True
+    tx, lx = torch.tensor(x, requires_grad=True), lamina.Tensor(x, requires_grad=True)
+    out_t = theirs(tx, mask=None if mask is None else torch.tensor(mask),
+                   src_key_padding_mask=None if padding is None else torch.tensor(padding))
+    out_l = ours(lx, mask=mask, src_key_padding_mask=padding)
+    np.testing.assert_allclose(out_l.numpy(), out_t.detach().numpy(), rtol=1e-9, atol=1e-11)
+    g = rng.standard_normal(out_l.shape)
+    (out_t * torch.tensor(g)).sum().backward()
+    (out_l * lamina.Tensor(g)).sum().backward()
+    _check_grads(ours, theirs, [(lx, tx)])
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_fused_layer_norm_matches_its_reference_to_second_order(affine):
+    from lamina.ops.nn import layer_norm, layer_norm_reference
+
+    x = _leaf(3, 2, 4)
+    params = [_leaf(2, 4), _leaf(2, 4)] if affine else []
+    np.testing.assert_allclose(layer_norm(x, 2, *params).numpy(), layer_norm_reference(x, *params, dims=2).numpy(),
+                               rtol=1e-12, atol=1e-12)
+    assert lamina.gradcheck(lambda *a: layer_norm(a[0], 2, *a[1:]), [x, *params])
+    assert lamina.gradgradcheck(lambda *a: layer_norm(a[0], 2, *a[1:]), [x, *params])
