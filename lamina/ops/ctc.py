@@ -76,6 +76,10 @@ class CTCLoss(Function):
             loss = np.where(np.isinf(loss), 0, loss).astype(log_probs.dtype)
         return loss.astype(log_probs.dtype)
 
+    def release(self):
+        super().release()
+        self.alpha = self.emit = None
+
     def backward(self, gy):
         if is_grad_enabled():
             raise RuntimeError("ctc_loss: backward is computed on arrays and is differentiable once only; "

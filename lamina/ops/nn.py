@@ -335,6 +335,10 @@ class LayerNorm(Function):
         y += bias
         return y
 
+    def release(self):
+        super().release()
+        self.normalized = self.rstd = None
+
     def backward(self, gy):
         if is_grad_enabled():
             return differentiate_reference(self, lambda *a: layer_norm_reference(*a, self.dims, self.eps), gy)

@@ -46,15 +46,23 @@ def _sigmoid_(a):
     return a
 
 
+class _Sequence(Function):
+    """What the sequence ops share: how they run, and what they keep for backward (in `kept`)."""
+
+    def __init__(self, reverse=False, batch_sizes=None):
+        self.reverse, self.batch_sizes = reverse, batch_sizes
+
+    def release(self):
+        super().release()
+        self.kept = None  # the per-step activations: the bulk of a recurrent graph's memory
+
+
 # --- LSTM -----------------------------------------------------------------------------------------------------
-class LSTMSequence(Function):
+class LSTMSequence(_Sequence):
     """LSTM over a whole sequence. Inputs: gx (T, B, 4H) = x W_ih^T + b_ih + b_hh, h0, c0 (B, H), w_hh (4H, H).
 
     Gates in PyTorch's order i, f, g, o: c' = f c + i g, h' = o tanh(c').
     """
-
-    def __init__(self, reverse=False, batch_sizes=None):
-        self.reverse, self.batch_sizes = reverse, batch_sizes
 
     def forward(self, gx, h0, c0, w_hh):
         xp = get_array_module(gx)
@@ -183,14 +191,11 @@ def lstm_reference(gx, h0, c0, w_hh, reverse=False, batch_sizes=None):
 
 
 # --- GRU ------------------------------------------------------------------------------------------------------
-class GRUSequence(Function):
+class GRUSequence(_Sequence):
     """GRU over a whole sequence. Inputs: gx (T, B, 3H) = x W_ih^T + b_ih, h0 (B, H), w_hh (3H, H), b_hh (3H,).
 
     Gates in PyTorch's order r, z, n: n = tanh(gx_n + r (W_hn h + b_hn)), h' = (1 - z) n + z h.
     """
-
-    def __init__(self, reverse=False, batch_sizes=None):
-        self.reverse, self.batch_sizes = reverse, batch_sizes
 
     def forward(self, gx, h0, w_hh, b_hh):
         xp = get_array_module(gx)
@@ -288,7 +293,7 @@ def gru_reference(gx, h0, w_hh, b_hh, reverse=False, batch_sizes=None):
 
 
 # --- Elman RNN ------------------------------------------------------------------------------------------------
-class RNNSequence(Function):
+class RNNSequence(_Sequence):
     """Elman RNN over a whole sequence: h' = act(gx_t + h W_hh^T), gx = x W_ih^T + b_ih + b_hh; act tanh or relu."""
 
     def __init__(self, nonlinearity="tanh", reverse=False, batch_sizes=None):
