@@ -31,7 +31,14 @@ def generate_square_subsequent_mask(sz, dtype=None):
 
 class MultiheadAttention(Module):
     """Multi-head attention as torch.nn.MultiheadAttention (same parameters: in_proj_weight, in_proj_bias,
-    out_proj.weight, out_proj.bias). Returns (output, weights); weights are None unless need_weights."""
+    out_proj.weight, out_proj.bias). Returns (output, weights); weights are None unless need_weights.
+
+    >>> mha = lamina.nn.MultiheadAttention(8, num_heads=2, batch_first=True)
+    >>> x = lamina.randn(3, 5, 8)
+    >>> out, weights = mha(x, x, x, key_padding_mask=lamina.zeros(3, 5) > 0)
+    >>> out.shape, weights.shape
+    ((3, 5, 8), (3, 5, 5))
+    """
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, add_bias_kv=False, add_zero_attn=False,
                  kdim=None, vdim=None, batch_first=False, dtype=None):

@@ -268,6 +268,11 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     that raises a ValueError, unless zero_infinity, where (as for any impossible alignment) the loss and
     its gradient are zero; without zero_infinity other impossible alignments give inf, as in PyTorch.
     The gradient is the true derivative with respect to log_probs; after a log_softmax it equals PyTorch's.
+
+    >>> log_probs = lamina.log_softmax(lamina.randn(6, 2, 4), 2)   # 6 frames, 2 sequences, blank + 3 labels
+    >>> loss = ctc_loss(log_probs, [[1, 2], [3, 3]], [6, 5], [2, 2], reduction="none")
+    >>> loss.shape, bool((loss.numpy() > 0).all())
+    ((2,), True)
     """
     check_reduction(reduction, "ctc_loss")
     unbatched = log_probs.ndim == 2

@@ -193,13 +193,24 @@ class RNN(RNNBase):
 
 
 class LSTM(RNNBase):
-    """Long short-term memory, gates i, f, g, o as in PyTorch; returns (output, (h_n, c_n))."""
+    """Long short-term memory, gates i, f, g, o as in PyTorch; returns (output, (h_n, c_n)).
+
+    >>> lstm = lamina.nn.LSTM(3, 5, num_layers=2, batch_first=True)
+    >>> output, (h_n, c_n) = lstm(lamina.randn(2, 7, 3), lengths=[7, 4])
+    >>> output.shape, h_n.shape, sorted(lstm.state_dict())[:2]
+    ((2, 7, 5), (2, 2, 5), ['bias_hh_l0', 'bias_hh_l1'])
+    """
 
     mode = "LSTM"
 
 
 class GRU(RNNBase):
-    """Gated recurrent unit, gates r, z, n as in PyTorch; returns (output, h_n)."""
+    """Gated recurrent unit, gates r, z, n as in PyTorch; returns (output, h_n).
+
+    >>> output, h_n = lamina.nn.GRU(3, 4, bidirectional=True)(lamina.randn(6, 2, 3))   # (T, B, F)
+    >>> output.shape, h_n.shape
+    ((6, 2, 8), (2, 2, 4))
+    """
 
     mode = "GRU"
 
