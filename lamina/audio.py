@@ -102,14 +102,18 @@ def mel_filterbank(n_mels, n_fft, sample_rate, f_min=0.0, f_max=None):
     return np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
 
 
+def mel_spectrogram(samples, sample_rate, n_mels=40, n_fft=256, hop_length=80, f_min=0.0, f_max=None):
+    """The energy in each mel band of each frame: (..., n) samples -> (..., frames, n_mels) float32."""
+    return power_spectrogram(samples, n_fft, hop_length) @ mel_filterbank(n_mels, n_fft, sample_rate, f_min, f_max).T
+
+
 def log_mel(samples, sample_rate, n_mels=40, n_fft=256, hop_length=80, f_min=0.0, f_max=None, floor=1e-6):
     """Log-mel spectrogram: (..., n) samples -> (..., frames, n_mels) float32, natural log.
 
     Defaults suit 8 kHz speech: 32 ms frames every 10 ms, 40 bands up to 4 kHz. `floor` is added
     before the log so silence gives log(floor) instead of -inf.
     """
-    power = power_spectrogram(samples, n_fft, hop_length)
-    bands = power @ mel_filterbank(n_mels, n_fft, sample_rate, f_min, f_max).T
+    bands = mel_spectrogram(samples, sample_rate, n_mels, n_fft, hop_length, f_min, f_max)
     return np.log(bands + np.float32(floor))
 
 
@@ -127,6 +131,29 @@ def mfcc(samples, sample_rate, n_mfcc=13, **log_mel_args):
     return bands @ dct_matrix(n_mfcc, bands.shape[-1]).T
 
 
+def speech_features(samples, sample_rate, frames=80, kind="logmel", n_mels=40, n_mfcc=13):
+    """A recording as one fixed-size float32 input for a speech network: (frames, n_mels or n_mfcc).
+
+    32 ms windows every 10 ms and bands from 0 to 4 kHz whatever the sample rate (at least 8 kHz), so
+    a 16 or 44.1 kHz recording gives the same kind of picture as FSDD's 8 kHz ones without resampling.
+    The log is floored 60 dB below the recording's loudest band, each band has the recording's own
+    mean subtracted and everything is divided by the recording's standard deviation: loudness and
+    microphone colour drop out, and no training-set statistics are needed to read a new file. Then
+    cropped or padded with zeros (the recording's average) to `frames`.
+    """
+    if sample_rate < 8000:
+        raise ValueError(f"speech_features: need a sample rate of at least 8 kHz, got {sample_rate} Hz")
+    if kind not in ("logmel", "mfcc"):
+        raise ValueError(f"speech_features: kind must be 'logmel' or 'mfcc', not {kind!r}")
+    n_fft, hop = round(0.032 * sample_rate), round(0.010 * sample_rate)
+    energy = mel_spectrogram(samples, sample_rate, n_mels, n_fft, hop, f_max=4000.0)
+    bands = np.log(energy + (energy.max() * np.float32(1e-6) + np.float32(1e-30)))
+    if kind == "mfcc":
+        bands = bands @ dct_matrix(n_mfcc, n_mels).T
+    bands = (bands - bands.mean(axis=0)) / (bands.std() + np.float32(1e-5))
+    return fix_frames(bands, frames, 0).astype(np.float32, copy=False)
+
+
 def fix_frames(features, count, fill):
     """Crop or pad (with `fill`) a (frames, bands) array to exactly `count` frames, keeping the start.
 
@@ -140,4 +167,4 @@ def fix_frames(features, count, fill):
 
 
 __all__ = ["AudioError", "dct_matrix", "fix_frames", "frames", "hz_to_mel", "log_mel", "mel_filterbank", "mel_to_hz",
-           "mfcc", "power_spectrogram", "read_wav"]
+           "mel_spectrogram", "mfcc", "power_spectrogram", "read_wav", "speech_features"]

@@ -144,6 +144,18 @@ def test_mfcc_first_coefficient_is_the_scaled_mean_log_energy():
     np.testing.assert_allclose(coefficients[:, 0], bands.sum(axis=1) / np.sqrt(40), rtol=1e-4)
 
 
+def test_speech_features_ignore_loudness_and_sample_rate():
+    words = tone(300, 0.3) + tone(1200, 0.3, amplitude=0.2)
+    features = audio.speech_features(words, RATE)
+    assert features.shape == (80, 40) and features.dtype == np.float32 and (features[30:] == 0).all()
+    np.testing.assert_allclose(audio.speech_features(words * 0.05, RATE), features, atol=1e-4)
+    twice_the_rate = audio.speech_features(tone(300, 0.3, 16000) + tone(1200, 0.3, 16000, 0.2), 16000)
+    assert np.corrcoef(twice_the_rate[:28].ravel(), features[:28].ravel())[0, 1] > 0.95
+    assert audio.speech_features(words, RATE, frames=20, kind="mfcc").shape == (20, 13)
+    with pytest.raises(ValueError, match="speech_features: need a sample rate of at least 8 kHz, got 4000 Hz"):
+        audio.speech_features(words, 4000)
+
+
 def test_fix_frames_crops_or_pads_with_the_fill():
     features = np.arange(12, dtype=np.float32).reshape(6, 2)
     assert audio.fix_frames(features, 4, 0).tolist() == features[:4].tolist()

@@ -92,9 +92,10 @@ def spoken_digits(test_speaker=None, features=None, frames=80, root=None, downlo
     x: with features=None, a list of float32 waveforms in [-1, 1) at 8 kHz, of different lengths
     (1,148 to 18,262 samples; audio.frames / audio.log_mel take them one at a time or padded);
     with features="logmel" (40 bands) or "mfcc" (13 coefficients), one float32 array of shape
-    (n, frames, bands): 10 ms frames, cropped or padded with silence to `frames` (80 = 0.8 s keeps
-    all of 98% of the recordings), then standardized with the training set's mean and standard
-    deviation. Add a channel axis (x[:, None]) for a CNN; feed (n, frames, bands) to a batch_first RNN.
+    (n, frames, bands) made by audio.speech_features: 10 ms frames, each recording normalized on its
+    own, cropped or padded to `frames` (80 = 0.8 s keeps all of 98% of the recordings). The same
+    function turns any other WAV into the same kind of input. Add a channel axis (x[:, None]) for a
+    CNN; feed (n, frames, bands) to a batch_first RNN.
     y: int64 digits. speakers: the speaker's name for each recording.
     """
     if test_speaker is not None and test_speaker not in SPEAKERS:
@@ -108,7 +109,7 @@ def spoken_digits(test_speaker=None, features=None, frames=80, root=None, downlo
     speakers = np.array([k[1] for k in keys])
     test = speakers == test_speaker if test_speaker else np.array([k[2] < 5 for k in keys])
     if features is not None:
-        waves = _features(waves, features, frames, ~test)
+        waves = np.stack([audio.speech_features(w, SAMPLE_RATE, frames, features) for w in waves])
     train_idx, test_idx = np.flatnonzero(~test), np.flatnonzero(test)
 
     def take(indices):
@@ -116,17 +117,6 @@ def spoken_digits(test_speaker=None, features=None, frames=80, root=None, downlo
         return x, labels[indices], speakers[indices]
 
     return take(train_idx), take(test_idx)
-
-
-def _features(waves, kind, frames, train):
-    """(n, frames, bands) standardized features; the mean and scale come from the training recordings."""
-    extract = audio.log_mel if kind == "logmel" else audio.mfcc
-    per_wave = [extract(w, SAMPLE_RATE) for w in waves]
-    seen = np.concatenate([f for f, t in zip(per_wave, train) if t])
-    mean, std = seen.mean(axis=0), seen.std(axis=0) + np.float32(1e-5)
-    silence = extract(np.zeros(256, np.float32), SAMPLE_RATE)[0]  # what padding sounds like
-    fixed = np.stack([audio.fix_frames(f, frames, silence) for f in per_wave])
-    return ((fixed - mean) / std).astype(np.float32)
 
 
 __all__ = ["FSDD_ARCHIVE", "FSDD_COMMIT", "FSDD_URL", "SAMPLE_RATE", "SPEAKERS", "read_recordings", "spoken_digits"]
