@@ -212,9 +212,11 @@ def test_make_lines_fits_the_widest_digits_with_the_widest_gaps():
     wide = np.full((3, 28, 28), 255, np.uint8)
     lines, targets, lengths = datasets.make_lines(wide, np.array([1, 2, 3]), 20, digits_per_line=4, gap=(8, 8))
     assert lines.shape == (20, 28, 112) and (lines.sum(axis=(1, 2)) == 255 * 28 * 28 * 4).all()
+    with pytest.raises(ValueError, match=r"make_lines: gap must be .* got \(8, 2\)"):
+        datasets.make_lines(wide, np.array([1, 2, 3]), 1, gap=(8, 2))
 
 
-def test_load_knows_the_sequence_sets_and_lists_them_when_asked_for_another(monkeypatch, tmp_path):
+def test_load_knows_the_sequence_sets_and_lists_them_when_asked_for_another():
     with pytest.raises(datasets.DatasetError, match="unknown dataset 'speech'; choose from .*spoken-digits, numbers"):
         datasets.load("speech")
     if SHARED_NAMES.exists():

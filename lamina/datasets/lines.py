@@ -27,6 +27,8 @@ def make_lines(images, labels, count, digits_per_line=(3, 8), gap=(2, 8), rng=No
     `gap` is the (smallest, largest) blank columns between two digits' ink.
     """
     low, high = _digits_per_line(digits_per_line)
+    if not 0 <= gap[0] <= gap[1]:
+        raise ValueError(f"make_lines: gap must be (smallest, largest) with 0 <= smallest <= largest, got {gap!r}")
     rng = np.random.default_rng(rng)
     height, width = images.shape[1], images.shape[2] * high
     ink = images.max(axis=1) > 0  # (n, 28): the columns that hold ink
