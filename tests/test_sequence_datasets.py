@@ -83,6 +83,18 @@ def test_spoken_digits_downloads_once_checks_and_writes_atomically(tmp_path, mon
     np.testing.assert_array_equal(again[7], x_train[7])
 
 
+@needs_fsdd
+def test_fsdd_checksum_is_over_the_recordings_not_the_wrapping():
+    """GitHub's archive of the commit has another folder name, other files and other gzip bytes."""
+    with tarfile.open(SHARED_FSDD) as tar:
+        files = {f"free-spoken-digit-dataset-{speech.FSDD_COMMIT}/recordings/{m.name.rsplit('/', 1)[1]}":
+                 tar.extractfile(m).read() for m in tar if m.isfile() and "/recordings/" in m.name}
+    files["free-spoken-digit-dataset-x/utils/trimmer.py"] = b"print('never run')"
+    links = [("free-spoken-digit-dataset-x/docs/link", "../README.md")]  # links elsewhere are skipped
+    recordings = speech.read_recordings(io.BytesIO(tar_gz(dict(reversed(files.items())), links)), "github")
+    assert len(recordings) == 3000 and recordings[7, "theo", 12][:4] == b"RIFF"
+
+
 def test_spoken_digits_download_failures_leave_nothing_behind(tmp_path, monkeypatch):
     serve(monkeypatch, urllib.error.URLError("network is unreachable"))
     with pytest.raises(datasets.DatasetError, match=f"could not download .*put {speech.FSDD_ARCHIVE} into"):
