@@ -1,9 +1,11 @@
-"""The datasets of the essay: handwritten digits, the admissions example, and 2-D toy sets.
+"""The datasets of the essay: handwritten digits and numbers, spoken digits, names, the admissions example,
+and 2-D toy sets.
 
 Image sets come back as ((x_train, y_train), (x_test, y_test)) with uint8
 images and int64 labels, as Keras returns them; `scale` turns images into
 float32 in [0, 1]. The 2-D sets come back as (X float32 of shape (n, 2),
-y int64 of shape (n,)).
+y int64 of shape (n,)). The sequence sets (spoken_digits, names, number_lines)
+say what they return in their own docstrings.
 """
 
 import hashlib
@@ -15,7 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from lamina.datasets.cache import DatasetError, data_dir
 from lamina.datasets.idx import IDXError, read_idx
+from lamina.datasets.lines import PAD, make_lines
+from lamina.datasets.speech import SPEAKERS, spoken_digits
+from lamina.datasets.text import VOCABULARY, decode, encode, name_sequences, name_windows, names
 
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -35,10 +41,6 @@ MNIST_MIRRORS = (
     "http://yann.lecun.com/exdb/mnist/",
 )
 DIGITS_DIR = Path(__file__).resolve().parent / "digits"
-
-
-class DatasetError(RuntimeError):
-    """A dataset is missing, unreachable, or fails its checksum."""
 
 
 def scale(images):
@@ -86,8 +88,7 @@ def digits():
 
 
 def default_mnist_dir():
-    base = os.environ.get("LAMINA_DATA")
-    return Path(base) / "mnist" if base else Path.home() / ".cache" / "lamina" / "mnist"
+    return data_dir("mnist")
 
 
 def _download(name, directory, mirrors, timeout):
@@ -134,6 +135,24 @@ def mnist(root=None, download=True, mirrors=MNIST_MIRRORS, timeout=30):
         verify_file(directory / name)
     train = _load_split(directory, MNIST_FILES["train_images"], MNIST_FILES["train_labels"])
     test = _load_split(directory, MNIST_FILES["test_images"], MNIST_FILES["test_labels"])
+    return train, test
+
+
+def number_lines(n_train=10_000, n_test=1_000, digits_per_line=(3, 8), source="digits", seed=0, root=None):
+    """Lines of handwritten digits: ((x_train, targets_train, lengths_train), (x_test, targets_test, lengths_test)).
+
+    Training lines are made of training digits only and test lines of test digits only, from the
+    bundled digits() (offline) or, with source="mnist", the full mnist(root). `digits_per_line` is a
+    count (5 for the 5-digit test lines) or (fewest, most). x: uint8 (n, 28, 28 * most), the line at a
+    random offset and padded with blank columns to that width; targets: int64 (n, most), digits left
+    to right then PAD (-1); lengths: int64 (n,). For CTC, shift the digits by one to keep 0 for blank.
+    The lines are the same for the same arguments (`seed`).
+    """
+    if source not in ("digits", "mnist"):
+        raise ValueError(f"number_lines: source must be 'digits' or 'mnist', not {source!r}")
+    (x_train, y_train), (x_test, y_test) = digits() if source == "digits" else mnist(root=root)
+    train = make_lines(x_train, y_train, n_train, digits_per_line, rng=np.random.default_rng([seed, 0]))
+    test = make_lines(x_test, y_test, n_test, digits_per_line, rng=np.random.default_rng([seed, 1]))
     return train, test
 
 
@@ -203,6 +222,7 @@ def xor(n=400, noise=0.05, seed=0):
 
 TOY_SETS = {"admissions": admissions, "moons": moons, "circles": circles, "spiral": spiral, "xor": xor}
 IMAGE_SETS = ("digits", "mnist")
+SEQUENCE_SETS = ("spoken-digits", "numbers", "names")
 
 
 def as_model_input(model, images):
@@ -216,23 +236,37 @@ def as_model_input(model, images):
 
 
 def load(name, data_dir=None, seed=0):
-    """A dataset by name, ready to train on: ((x_train, y_train), (x_test, y_test)), float32 inputs.
+    """A dataset by name, ready to train on: ((x_train, y_train), (x_test, y_test)).
 
     Images are scaled to [0, 1]; a 2-D set is drawn with 1,000 points, the last 200 held out for testing.
+    The sequence sets: "spoken-digits" gives float32 log-mel features (n, 80 frames, 40 bands) and the
+    digit, on the official split; "numbers" float32 lines (n, 28, 224) of 3 to 8 digits and int64
+    targets (n, 8) padded with PAD; "names" int64 windows of the 32 characters before each character
+    (n, 32) and that character (n,). `data_dir` is the folder holding the MNIST files, the FSDD tarball
+    or names.txt.
     """
     if name == "digits":
         (xt, yt), (xv, yv) = digits()
     elif name == "mnist":
         (xt, yt), (xv, yv) = mnist(root=data_dir)
+    elif name == "spoken-digits":
+        (xt, yt, _), (xv, yv, _) = spoken_digits(features="logmel", root=data_dir)
+        return (xt, yt), (xv, yv)
+    elif name == "numbers":
+        (xt, yt, _), (xv, yv, _) = number_lines(seed=seed)
+    elif name == "names":
+        train, test = names(root=data_dir)
+        return name_windows(train, 32), name_windows(test, 32)
     elif name in TOY_SETS:
         X, y = TOY_SETS[name](n=1000, seed=seed)
         return (X[:800], y[:800]), (X[800:], y[800:])
     else:
-        raise DatasetError(f"unknown dataset {name!r}; choose from {', '.join(IMAGE_SETS + tuple(TOY_SETS))}")
+        known = IMAGE_SETS + SEQUENCE_SETS + tuple(TOY_SETS)
+        raise DatasetError(f"unknown dataset {name!r}; choose from {', '.join(known)}")
     return (scale(xt), yt), (scale(xv), yv)
 
 __all__ = [
-    "as_model_input",
-    "DatasetError", "IDXError", "MNIST_FILES", "admissions", "circles", "digits", "load", "mnist", "moons", "read_idx",
-    "scale", "spiral", "verify_file", "xor",
+    "PAD", "SPEAKERS", "VOCABULARY", "DatasetError", "IDXError", "MNIST_FILES", "admissions", "as_model_input",
+    "circles", "decode", "digits", "encode", "load", "mnist", "moons", "name_sequences", "name_windows", "names",
+    "number_lines", "read_idx", "scale", "spiral", "spoken_digits", "verify_file", "xor",
 ]
