@@ -20,7 +20,8 @@ from lamina.gradient_check import GradcheckError, gradcheck, gradgradcheck
 from lamina.ops import *  # noqa: F403  (the differentiable functions: add, matmul, softmax, ...)
 from lamina.ops import __all__ as _ops_all
 from lamina import data, datasets, nn, optim, training
-from lamina.io import load, load_checkpoint, save
+from lamina.io import load, load_checkpoint, load_state_dict, load_weights, save
+from lamina import onnx  # export only; the onnx package itself is imported when exporting
 
 __version__ = "0.1.0"
 
@@ -29,7 +30,8 @@ backend.cache_freed_memory()  # large NumPy temporaries are reused instead of pa
 __all__ = [
     "Function", "GradcheckError", "Tensor", "arange", "as_tensor", "bool", "detect_anomaly", "empty",
     "enable_grad", "eye", "float32", "float64", "from_numpy", "full", "full_like", "get_array_module", "grad",
-    "gradcheck", "gradgradcheck", "int64", "is_grad_enabled", "linspace", "load", "load_checkpoint", "manual_seed",
-    "nn", "no_grad", "ones", "optim", "data", "datasets", "training", "save",
+    "gradcheck", "gradgradcheck", "int64", "is_grad_enabled", "linspace", "load", "load_checkpoint",
+    "load_state_dict", "load_weights", "manual_seed", "nn", "no_grad", "ones", "onnx", "optim", "data", "datasets",
+    "training", "save",
     "ones_like", "rand", "randint", "randn", "set_grad_enabled", "tensor", "zeros", "zeros_like", *_ops_all,
 ]

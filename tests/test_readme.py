@@ -18,3 +18,4 @@ def test_readme_python_blocks_run(capsys, tmp_path, monkeypatch):
     assert "['0.weight', '0.bias', '2.weight', '2.bias']" in out
     assert "['accuracy', 'loss', 'lr', 'val_accuracy', 'val_loss']" in out and "True" in out
     assert (tmp_path / "model.npz").exists()
+    assert (tmp_path / "model.onnx").exists() and (tmp_path / "model.safetensors").exists()
