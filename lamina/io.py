@@ -230,9 +230,9 @@ def _read_safetensors(path):
     optimizer_keys = set((document.get("optimizer") or {}).get("tensors", []))
     order = [k for k in document.get("tensors", []) if k in header]
     order += sorted((k for k in header if k not in set(order)), key=lambda k: header[k]["data_offsets"][0])
-    from safetensors import SafetensorError, safe_open  # _safetensors_numpy has checked that it imports
+    _safetensors_numpy(path)  # a clear error when the package is missing
+    from safetensors import SafetensorError, safe_open
 
-    _safetensors_numpy(path)
     arrays, key = {}, None
     try:
         with safe_open(path, framework="np") as f:
