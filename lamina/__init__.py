@@ -21,7 +21,9 @@ from lamina.ops import *  # noqa: F403  (the differentiable functions: add, matm
 from lamina.ops import __all__ as _ops_all
 from lamina import data, datasets, nn, optim, training
 from lamina.io import load, load_checkpoint, load_state_dict, load_weights, save
-from lamina import onnx  # export only; the onnx package itself is imported when exporting
+# lamina.onnx.export; the onnx package itself is imported on use. Left out of __all__, where a star import
+# would shadow the onnx package.
+from lamina import onnx as onnx
 
 __version__ = "0.1.0"
 
@@ -31,7 +33,7 @@ __all__ = [
     "Function", "GradcheckError", "Tensor", "arange", "as_tensor", "bool", "detect_anomaly", "empty",
     "enable_grad", "eye", "float32", "float64", "from_numpy", "full", "full_like", "get_array_module", "grad",
     "gradcheck", "gradgradcheck", "int64", "is_grad_enabled", "linspace", "load", "load_checkpoint",
-    "load_state_dict", "load_weights", "manual_seed", "nn", "no_grad", "ones", "onnx", "optim", "data", "datasets",
+    "load_state_dict", "load_weights", "manual_seed", "nn", "no_grad", "ones", "optim", "data", "datasets",
     "training", "save",
     "ones_like", "rand", "randint", "randn", "set_grad_enabled", "tensor", "zeros", "zeros_like", *_ops_all,
 ]
