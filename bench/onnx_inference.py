@@ -65,10 +65,11 @@ def per_call(fn, seconds):
 
 
 def timed(fn, calls):
-    start = time.perf_counter()
+    """(wall seconds, CPU seconds of the whole process) per call."""
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(calls):
         fn()
-    return (time.perf_counter() - start) / calls
+    return (time.perf_counter() - start) / calls, (time.process_time() - cpu) / calls
 
 
 def main(argv=None):
@@ -122,13 +123,18 @@ def main(argv=None):
                                 # (OpenBLAS's and ONNX Runtime's pools) and would slow the other one down
                                 time.sleep(args.pause if n_threads is None else 0)
                                 times[key].append(timed(fn, calls[key]))
-                        lam, onnx_rt = (statistics.median(times[k]) for k in ("lamina", "ort"))
-                        rows.append((name, label, batch, lam, onnx_rt, difference))
-    print(f"\n{'model':<5} {'threads':<9} {'batch':>5} {'lamina ms':>10} {'ORT ms':>9} {'lamina/ORT':>10} "
-          f"{'lamina samples/s':>17} {'ORT samples/s':>14} {'max |diff|':>10}")
-    for name, label, batch, lam, onnx_rt, difference in rows:
+                        lam, onnx_rt = (statistics.median(t[0] for t in times[k]) for k in ("lamina", "ort"))
+                        lam_cpu, ort_cpu = (statistics.median(t[1] for t in times[k]) for k in ("lamina", "ort"))
+                        rows.append((name, label, batch, lam, onnx_rt, lam_cpu, ort_cpu, difference))
+    print("\nms per batch: wall clock, and CPU time of the process (at 1 thread, CPU time is what an idle core "
+          "would take,\neven when other work shares the machine; at the default count it adds up every thread)")
+    print(f"{'model':<5} {'threads':<9} {'batch':>5} {'lamina ms':>10} {'ORT ms':>9} {'lamina/ORT':>10} "
+          f"{'lamina cpu':>10} {'ORT cpu':>9} {'cpu ratio':>9} {'lamina samples/s':>17} {'ORT samples/s':>14} "
+          f"{'max |diff|':>10}")
+    for name, label, batch, lam, onnx_rt, lam_cpu, ort_cpu, difference in rows:
         print(f"{name:<5} {label:<9} {batch:>5} {lam * 1e3:>10.3f} {onnx_rt * 1e3:>9.3f} {lam / onnx_rt:>10.2f} "
-              f"{batch / lam:>17,.0f} {batch / onnx_rt:>14,.0f} {difference:>10.1e}")
+              f"{lam_cpu * 1e3:>10.3f} {ort_cpu * 1e3:>9.3f} {lam_cpu / ort_cpu:>9.2f} {batch / lam:>17,.0f} "
+              f"{batch / onnx_rt:>14,.0f} {difference:>10.1e}")
 
 
 if __name__ == "__main__":
