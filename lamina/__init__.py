@@ -21,7 +21,10 @@ from lamina.gradient_check import GradcheckError, gradcheck, gradgradcheck
 from lamina.ops import *  # noqa: F403  (the differentiable functions: add, matmul, softmax, ...)
 from lamina.ops import __all__ as _ops_all
 from lamina import data, datasets, nn, optim, training
-from lamina.io import load, load_checkpoint, save
+from lamina.io import load, load_checkpoint, load_state_dict, load_weights, save
+# lamina.onnx.export; the onnx package itself is imported on use. Left out of __all__, where a star import
+# would shadow the onnx package.
+from lamina import onnx as onnx
 
 __version__ = "0.1.0"
 
@@ -30,8 +33,9 @@ backend.cache_freed_memory()  # large NumPy temporaries are reused instead of pa
 __all__ = [
     "Function", "GradcheckError", "Tensor", "arange", "as_tensor", "bool", "detect_anomaly", "empty",
     "enable_grad", "eye", "float32", "float64", "from_numpy", "full", "full_like", "get_array_module", "grad",
-    "gradcheck", "gradgradcheck", "int64", "is_grad_enabled", "linspace", "load", "load_checkpoint", "manual_seed",
-    "nn", "no_grad", "ones", "optim", "data", "datasets", "training", "save",
-    "ones_like", "rand", "rand_like", "randint", "randn", "randn_like", "randperm", "set_grad_enabled",
-    "Generator", "double", "inference_mode", "int32", "long", "multinomial", "tensor", "zeros", "zeros_like", *_ops_all,
+    "gradcheck", "gradgradcheck", "int64", "is_grad_enabled", "linspace", "load", "load_checkpoint",
+    "load_state_dict", "load_weights", "manual_seed", "nn", "no_grad", "ones", "optim", "data", "datasets",
+    "training", "save", "ones_like", "rand", "rand_like", "randint", "randn", "randn_like", "randperm",
+    "set_grad_enabled", "Generator", "double", "inference_mode", "int32", "long", "multinomial", "tensor", "zeros",
+    "zeros_like", *_ops_all,
 ]  # lamina.float and lamina.int exist too, kept out of star imports where they would hide the builtins

@@ -642,6 +642,21 @@ class record_ops:
         _Mode.recorders = [r for r in _Mode.recorders if r is not self.recorder]
 
 
+def recording():
+    """True inside `record_ops`: ops computed outside Function.__call__ should then call `record`."""
+    return bool(_Mode.recorders)
+
+
+def record(function, inputs, output):
+    """Show every active `record_ops` recorder an op that ran outside Function.__call__.
+
+    Comparisons and argmax give results outside the graph (no grad_fn), but a
+    traced model (ONNX export) still has to see them.
+    """
+    for recorder in _Mode.recorders:
+        recorder(function, inputs, output)
+
+
 def as_operand(value, like=None):
     """`value` as a Tensor; a Python number takes the dtype of `like` as PyTorch does."""
     if isinstance(value, Tensor):

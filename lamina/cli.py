@@ -336,6 +336,29 @@ def info(args):
         print(f"test accuracy {r['test_accuracy']:.2%}, test loss {r['test_loss']:.4f}, {r['seconds']}s")
 
 
+# --- export ------------------------------------------------------------------------------------------------
+def _shape(text):
+    try:
+        shape = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--input-shape takes sizes like 1,28,28, not {text!r}") from None
+    if not shape or any(s <= 0 for s in shape):
+        raise argparse.ArgumentTypeError(f"--input-shape sizes must be positive, got {text!r}")
+    return shape
+
+
+def export(args):
+    try:
+        from lamina import onnx
+
+        onnx._onnx()
+    except ImportError as e:
+        raise CommandError(f"lamina export: {e}") from None
+    opset = args.opset or onnx.DEFAULT_OPSET
+    shapes = onnx.export_file(args.model, args.out, args.input_shape, opset)
+    print(f"Wrote {args.out} (ONNX opset {opset}): input {shapes[0]} -> output {shapes[1]}")
+
+
 # --- the parser ---------------------------------------------------------------------------------------
 def make_parser():
     parser = _Parser(prog="lamina", description="Train and inspect neural networks with lamina.")
@@ -387,6 +410,14 @@ def make_parser():
     i = commands.add_parser("info", help="layers, parameter counts and training summary of a saved model")
     i.add_argument("model")
     i.set_defaults(run=info)
+
+    x = commands.add_parser("export", help="write a saved model as ONNX (a dynamic batch axis), for ONNX Runtime")
+    x.add_argument("model")
+    x.add_argument("out", help="the .onnx file to write")
+    x.add_argument("--input-shape", type=_shape, help="one sample's shape, without the batch axis, e.g. 1,28,28 "
+                   "(default: from the model's training settings or its first Linear layer)")
+    x.add_argument("--opset", type=int, help="ONNX opset version (13 or later; default 17)")
+    x.set_defaults(run=export)
     return parser
 
 

@@ -19,3 +19,4 @@ def test_readme_python_blocks_run(capsys, tmp_path, monkeypatch):
     assert "['accuracy', 'loss', 'lr', 'val_accuracy', 'val_loss']" in out and "True" in out
     assert "['loss', 'lr', 'penalty']" in out
     assert (tmp_path / "model.npz").exists()
+    assert (tmp_path / "model.onnx").exists() and (tmp_path / "model.safetensors").exists()

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from lamina.autograd import Function, Tensor, as_operand, wrap
+from lamina.autograd import Function, Tensor, as_operand, record, recording, wrap
 from lamina.backend import default_float, get_array_module, is_array
 from lamina.ops.shape import broadcast_to, sum_to
 
@@ -15,16 +15,16 @@ def _pair(a, b):
     a_float, b_float = a.data.dtype.kind == "f", b.data.dtype.kind == "f"
     if a_float != b_float:  # integer with float: the float's dtype wins (NumPy would widen to float64)
         if a_float:
-            b = wrap(b.data.astype(a.data.dtype))
+            b = Cast(a.data.dtype)(b)  # an op, not a bare astype, so that a traced graph (ONNX) sees it
         else:
-            a = wrap(a.data.astype(b.data.dtype))
+            a = Cast(b.data.dtype)(a)
     return a, b
 
 
 def _floating(x):
     """Integer input to a float-valued op becomes float32, as in PyTorch, never float64."""
     x = as_operand(x)
-    return x if x.data.dtype.kind in "fc" else wrap(x.data.astype(default_float))
+    return x if x.data.dtype.kind in "fc" else Cast(default_float)(x)
 
 
 class Add(Function):
@@ -511,13 +511,27 @@ clip = clamp
 
 
 # --- comparisons: results are bool tensors outside the graph ---------------------------------------
+class Compare(Function):
+    """a < b and the like. Never called: comparisons stay outside the graph; this only names them to
+    `record_ops` (ONNX export), with the NumPy ufunc that computed them."""
+
+    def __init__(self, ufunc):
+        self.ufunc = ufunc
+
+    def forward(self, a, b):
+        return self.ufunc(a, b)
+
+
 def _compare(ufunc):
     def compare(a, b):
         a, b = _pair(a, b)
         try:
-            return wrap(ufunc(a.data, b.data))
+            out = wrap(ufunc(a.data, b.data))
         except ValueError:
             raise ValueError(f"{ufunc.__name__}: shapes {a.shape} and {b.shape} do not broadcast") from None
+        if recording():
+            record(Compare(ufunc), (a, b), out)
+        return out
 
     compare.__name__ = ufunc.__name__
     return compare

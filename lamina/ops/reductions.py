@@ -4,7 +4,7 @@ import builtins
 import math
 from collections import namedtuple
 
-from lamina.autograd import Function, Tensor, wrap
+from lamina.autograd import Function, Tensor, record, recording, wrap
 from lamina.backend import get_array_module
 from lamina.ops.elementwise import _floating, exp, maximum, minimum
 from lamina.ops.shape import BroadcastTo, _dim, gather, reshape, squeeze
@@ -243,18 +243,38 @@ def min(x, dim=None, keepdim=False):
     return amin(x) if dim is None else _select(x, dim, keepdim, take_min=True)
 
 
+class ArgMax(Function):
+    """Index of the first maximum (or minimum) along `axis`, or of the flattened input when axis is None.
+
+    Never called: like comparisons, the indices stay outside the graph; this only names the op to
+    `record_ops` (ONNX export)."""
+
+    def __init__(self, axis, keepdim, take_min=False):
+        self.axis, self.keepdim, self.take_min = axis, keepdim, take_min
+
+    def forward(self, a):
+        select = a.argmin if self.take_min else a.argmax
+        if self.axis is None:
+            return select().astype("int64")
+        return select(axis=self.axis, keepdims=self.keepdim).astype("int64")
+
+
+def _arg(x, dim, keepdim, take_min):
+    fn = ArgMax(None if dim is None else _dim(dim, x.ndim, "argmin" if take_min else "argmax"), keepdim, take_min)
+    out = wrap(get_array_module(x.data).asarray(fn.forward(x.data)))  # a 0-d array, not a NumPy scalar
+    if recording():
+        record(fn, (x,), out)
+    return out
+
+
 def argmax(x, dim=None, keepdim=False):
     """Index of the largest value (over all elements, or along `dim`).
 
     >>> lamina.argmax(lamina.tensor([[1.0, 5.0], [7.0, 2.0]]), dim=1).tolist()
     [1, 0]
     """
-    if dim is None:
-        return wrap(x.data.argmax().astype("int64"))
-    return wrap(x.data.argmax(axis=_dim(dim, x.ndim, "argmax"), keepdims=keepdim).astype("int64"))
+    return _arg(x, dim, keepdim, take_min=False)
 
 
 def argmin(x, dim=None, keepdim=False):
-    if dim is None:
-        return wrap(x.data.argmin().astype("int64"))
-    return wrap(x.data.argmin(axis=_dim(dim, x.ndim, "argmin"), keepdims=keepdim).astype("int64"))
+    return _arg(x, dim, keepdim, take_min=True)
