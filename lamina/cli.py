@@ -281,7 +281,9 @@ def _train(args, settings, dist, main, out):
             from lamina.viz.report import save_boundary_frames
 
             save_boundary_frames(recorder, out)
-        print(f"Report: {viz.write_report(out)}")
+        start = time.perf_counter()
+        path = viz.write_report(out)
+        print(f"Report: {path} (built in {time.perf_counter() - start:.1f}s)")
     else:
         print("For report.html with pictures of what the network learned: pip install 'lamina[viz]'")
     return summary
