@@ -32,6 +32,7 @@ import numpy as np
 
 from lamina.training import Callback
 from lamina.viz import plots
+from lamina.viz.report import describe
 
 PAGE = Path(__file__).with_name("live.html")
 
@@ -108,7 +109,7 @@ class LiveView(Callback):
             self._start()
         self._finished = False
         metrics = list(getattr(self.model, "metric_names", []) or [])
-        setup = {"title": self.title or type(self.model).__name__, "epochs": self.params.get("epochs"),
+        setup = {"title": self.title or describe(self.model), "epochs": self.params.get("epochs"),
                  "steps": self.params.get("steps"), "metrics": metrics, "view": self._view()}
         if setup["view"] == "plane":
             gx, gy, _ = plots._grid(self.x, self.resolution)
@@ -306,9 +307,10 @@ class LiveView(Callback):
                 messages, sent = self._log[sent:], len(self._log)
                 frame = self._frame if self._frame_version != version else None
                 version = self._frame_version
+            if frame is not None:  # after the setup it belongs to, before the end of training
+                ends = [i for i, (event, _) in enumerate(messages) if event == "end"]
+                messages.insert(ends[0] if ends else len(messages), ("frame", frame))
             chunks = [f"event: {event}\ndata: {data}\n\n" for event, data in messages]
-            if frame is not None:
-                chunks.append(f"event: frame\ndata: {frame}\n\n")
             out.write(("".join(chunks) or ": still here\n\n").encode())
             out.flush()
 
