@@ -36,6 +36,7 @@ def machine():
         with open("/proc/cpuinfo") as f:
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
     try:
+        import numpy  # noqa: F401  (threadpoolctl sees only the BLAS of modules already loaded)
         from threadpoolctl import threadpool_info
 
         blas = ", ".join(f"{i['internal_api']} {i['num_threads']} thread(s)" for i in threadpool_info()

@@ -133,7 +133,7 @@ class LiveView(Callback):
         numbers = {k: _finite(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))}
         with self._lock:
             self._pending_epochs.append({"epoch": epoch + 1, "step": self._step, "logs": numbers})
-        self._snap(force=epoch + 1 == self.params.get("epochs"))
+        self._snap()  # the last epoch's picture comes from on_train_end, which always draws one
         self._wake.set()
 
     def on_train_end(self, logs=None):
@@ -187,7 +187,7 @@ class LiveView(Callback):
 
     # --- in the drawing thread --------------------------------------------------------------------------
     def _draw_loop(self):
-        while True:
+        while not self._closing:
             self._wake.wait(0.2)
             self._wake.clear()
             finished = self._finished
@@ -208,8 +208,6 @@ class LiveView(Callback):
             if finished and not self._pending_points and self._snapshot is None:
                 self._publish("end", {"step": self._step})
                 self._finished = False
-                if self._closing:
-                    return
 
     def _frame_message(self, step, snapshot):
         view, grid_shape, stages = snapshot
