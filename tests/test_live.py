@@ -69,7 +69,8 @@ def test_live_view_streams_the_curves_and_the_plane(capsys):
         assert kinds[0] == "setup" and setup["view"] == "plane" and setup["epochs"] == 3 and setup["steps"] == 4
         points = [p for event, data in messages if event == "batch" for p in data]
         assert [p[0] for p in points] == list(range(1, 13))  # every batch, in order: step, loss, accuracy
-        assert np.allclose(points[-1][1], history.history["loss"][-1])
+        assert np.allclose(points[-1][1:], [history.history["loss"][-1], history.history["accuracy"][-1]])
+        assert setup["metrics"] == ["accuracy"]
         epochs = [data for event, data in messages if event == "epoch"]
         assert [e["epoch"] for e in epochs] == [1, 2, 3] and "val_accuracy" in epochs[-1]["logs"]
         frame = next(data for event, data in messages if event == "frame")

@@ -108,9 +108,9 @@ class LiveView(Callback):
         if self._server is None:
             self._start()
         self._finished = False
-        metrics = list(getattr(self.model, "metric_names", []) or [])
+        self._logged = ("loss", *self._metric_names())  # what each batch sends: its step, then these
         setup = {"title": self.title or describe(self.model), "epochs": self.params.get("epochs"),
-                 "steps": self.params.get("steps"), "metrics": metrics, "view": self._view()}
+                 "steps": self.params.get("steps"), "metrics": list(self._logged[1:]), "view": self._view()}
         if setup["view"] == "plane":
             gx, gy, _ = plots._grid(self.x, self.resolution)
             span = [float(gx.min()), float(gx.max()), float(gy.min()), float(gy.max())]
@@ -125,7 +125,7 @@ class LiveView(Callback):
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
         self._step += 1
-        point = [self._step, *(_finite(logs.get(k)) for k in ("loss", *self._metric_names()))]
+        point = [self._step, *(_finite(logs.get(k)) for k in self._logged)]
         with self._lock:
             self._pending_points.append(point)
 
@@ -142,8 +142,10 @@ class LiveView(Callback):
         self._wake.set()
 
     def _metric_names(self):
-        return [m if isinstance(m, str) else getattr(m, "name", str(m))
-                for m in getattr(self.model, "metric_names", []) or []]
+        """The names of the compiled metrics, as they appear in the logs."""
+        trainer = getattr(self.model, "trainer", None)  # compile() keeps the metrics on the model's trainer
+        names = getattr(trainer, "metric_names", None) or getattr(self.model, "metric_names", None) or []
+        return [m if isinstance(m, str) else getattr(m, "name", str(m)) for m in names]
 
     def _view(self):
         if self.x is None:
