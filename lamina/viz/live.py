@@ -20,6 +20,7 @@ fetched from the network), so it works offline.
 
 import base64
 import json
+import math
 import os
 import sys
 import threading
@@ -49,7 +50,7 @@ def _pack(array, low=None, high=None):
 
 def _finite(value):
     """A number JSON can carry (None for NaN and infinities, which JSON has no words for)."""
-    return float(value) if value is not None and np.isfinite(value) else None
+    return float(value) if value is not None and math.isfinite(value) else None
 
 
 def _pack_maps(maps):
@@ -134,7 +135,6 @@ class LiveView(Callback):
         with self._lock:
             self._pending_epochs.append({"epoch": epoch + 1, "step": self._step, "logs": numbers})
         self._snap()  # the last epoch's picture comes from on_train_end, which always draws one
-        self._wake.set()
 
     def on_train_end(self, logs=None):
         self._snap(force=True)
@@ -178,7 +178,11 @@ class LiveView(Callback):
         # Here, not in the drawing thread: no_grad and eval mode are switches of the whole process.
         if view == "plane":
             gx, _, points = plots._grid(self.x, self.resolution)
-            stages = plots._stages(self.model, points)
+            # In pieces the size of a training batch: one big product would wake BLAS's other threads,
+            # which then spin for a while on the cores training needs.
+            pieces = [plots._stages(self.model, points[i:i + 256]) for i in range(0, len(points), 256)]
+            stages = [(title, np.concatenate([piece[k][1] for piece in pieces]))
+                      for k, (title, _) in enumerate(pieces[0])]
             snapshot = ("plane", gx.shape, stages)
         else:
             snapshot = ("layers", None, plots._stages(self.model, self._inputs))
@@ -186,6 +190,7 @@ class LiveView(Callback):
             if self._snapshot is not None:
                 self.frames_dropped += 1
             self._snapshot = (self._step, snapshot)
+        self._wake.set()  # otherwise the drawing thread wakes on its own, five times a second
 
     # --- in the drawing thread --------------------------------------------------------------------------
     def _draw_loop(self):
