@@ -19,6 +19,7 @@ fetched from the network), so it works offline.
 """
 
 import base64
+import collections
 import json
 import math
 import os
@@ -95,14 +96,15 @@ class LiveView(Callback):
         self._log = []  # (event, data) messages every page receives in order, from the start
         self._frame = None  # the newest picture as a message; only the newest is ever sent
         self._frame_version = 0
-        self._pending_points, self._pending_epochs = [], []
+        # Appended by training, taken by the drawing thread: a deque's append and popleft need no lock.
+        self._pending_points, self._pending_epochs = collections.deque(), collections.deque()
         self._snapshot = None  # the newest forward pass to draw, handed from training to the drawing thread
         self._wake = threading.Event()
         self._step = 0
         self._last_snapshot = -float("inf")
         self._finished = False
         self._closing = False
-        self._lock = threading.Lock()  # uncontended almost always: the two threads take turns at it briefly
+        self._lock = threading.Lock()  # for the one picture waiting to be drawn
 
     # --- in the training thread: cheap ------------------------------------------------------------------
     def on_train_begin(self, logs=None):
@@ -127,13 +129,11 @@ class LiveView(Callback):
         logs = logs or {}
         self._step += 1
         point = [self._step, *(_finite(logs.get(k)) for k in self._logged)]
-        with self._lock:
-            self._pending_points.append(point)
+        self._pending_points.append(point)
 
     def on_epoch_end(self, epoch, logs=None):
         numbers = {k: _finite(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))}
-        with self._lock:
-            self._pending_epochs.append({"epoch": epoch + 1, "step": self._step, "logs": numbers})
+        self._pending_epochs.append({"epoch": epoch + 1, "step": self._step, "logs": numbers})
         self._snap()  # the last epoch's picture comes from on_train_end, which always draws one
 
     def on_train_end(self, logs=None):
@@ -198,9 +198,9 @@ class LiveView(Callback):
             self._wake.wait(0.2)
             self._wake.clear()
             finished = self._finished
+            points = [self._pending_points.popleft() for _ in range(len(self._pending_points))]
+            epochs = [self._pending_epochs.popleft() for _ in range(len(self._pending_epochs))]
             with self._lock:
-                points, self._pending_points = self._pending_points, []
-                epochs, self._pending_epochs = self._pending_epochs, []
                 snapshot, self._snapshot = self._snapshot, None
             if points:
                 self._publish("batch", points)
