@@ -16,7 +16,11 @@ from lamina.data import DataLoader, RandomShift, TensorDataset
 from lamina.training import LearningRateScheduler
 
 lamina.manual_seed(0)
-(x_train, y_train), (x_test, y_test) = datasets.mnist(root=sys.argv[1] if len(sys.argv) > 1 else None)
+try:
+    (x_train, y_train), (x_test, y_test) = datasets.mnist(root=sys.argv[1] if len(sys.argv) > 1 else None)
+except datasets.DatasetError:  # offline, most likely: say how to get the files, without a traceback
+    sys.exit(f"mnist_cnn.py needs the full MNIST set and could not read or download it: put its four files "
+             f"({', '.join(datasets.MNIST_FILES.values())}) in a folder and run: python examples/mnist_cnn.py FOLDER")
 x_train, x_test = datasets.scale(x_train)[:, None], datasets.scale(x_test)[:, None]  # (N, 1, 28, 28) in [0, 1]
 
 model = nn.Sequential(

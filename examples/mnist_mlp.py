@@ -12,7 +12,11 @@ from lamina.data import DataLoader, RandomShift, TensorDataset
 from lamina.training import LearningRateScheduler
 
 lamina.manual_seed(0)
-(x_train, y_train), (x_test, y_test) = datasets.mnist(root=sys.argv[1] if len(sys.argv) > 1 else None)
+try:
+    (x_train, y_train), (x_test, y_test) = datasets.mnist(root=sys.argv[1] if len(sys.argv) > 1 else None)
+except datasets.DatasetError:  # offline, most likely: say how to get the files, without a traceback
+    sys.exit(f"mnist_mlp.py needs the full MNIST set and could not read or download it: put its four files "
+             f"({', '.join(datasets.MNIST_FILES.values())}) in a folder and run: python examples/mnist_mlp.py FOLDER")
 x_train, x_test = datasets.scale(x_train), datasets.scale(x_test)
 
 model = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Dropout(0.2), nn.Linear(256, 128), nn.ReLU(),

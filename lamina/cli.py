@@ -6,7 +6,10 @@ ship with lamina, epoch by epoch, and is saved with its history.
 """
 
 import argparse
+import functools
 import json
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -28,6 +31,18 @@ class CommandError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise CommandError(message)
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help that shows each option's default, where it has one that says something."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        unsaid = default is None or default is False or default == argparse.SUPPRESS
+        if unsaid or "%(default)" in text or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
 
 
 # --- data and models -------------------------------------------------------------------------------
@@ -55,7 +70,7 @@ def build_cnn(in_channels, classes, dropout=0.0):
 
 def _hidden(text):
     try:
-        sizes = [int(s) for s in text.split(",") if s.strip()]
+        sizes = [int(s) for s in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"--hidden takes widths like 256,128, not {text!r}") from None
     if any(s <= 0 for s in sizes):
@@ -63,14 +78,27 @@ def _hidden(text):
     return sizes
 
 
-def _positive(kind):
+def _number(kind, low=None, high=None, low_included=False):
+    """An argument type: a number of `kind` in (low, high) (or [low, high) with low_included), said plainly."""
+    what = "a whole number" if kind is int else "a number"
+
     def parse(text):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        if low is not None and (value < low or (value == low and not low_included)):
+            bound = "positive" if low == 0 and not low_included else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, not {text}")
+        if high is not None and value >= high:
+            raise argparse.ArgumentTypeError(f"must be below {high}, not {text}")
         return value
 
     return parse
+
+
+def _positive(kind):
+    return _number(kind, low=0)
 
 
 DEFAULTS = {  # per model and dataset: hidden widths, epochs, dropout, augmentation (pixels of random shift)
@@ -162,20 +190,45 @@ def _schedule(optimizer, settings, loader, out, resume):
     return schedule, done, History.from_dict(document.get("history") or {})
 
 
+def _launched_ranks():
+    """How many processes mpiexec started for this job (1 when it was not started by mpiexec)."""
+    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"):
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return 1
+
+
 def train(args):
+    ranks = _launched_ranks()
+    if ranks > 1 and not args.distributed:
+        raise CommandError(f"started by mpiexec as {ranks} processes without --distributed: that would be {ranks} "
+                           "independent trainings writing one folder; add --distributed, or run without mpiexec")
     dist = _start_distributed(args)
     main = dist is None or dist.is_main()
     settings = _settings(args) if main else None
     if dist is not None:
         settings = dist.broadcast_object(settings)  # every rank uses rank 0's run folder and settings
     out = Path(settings["out"])
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {out} is an existing file; give a folder for the run")
+    created = main and not out.exists()
+    try:
+        return _train(args, settings, dist, main, out)
+    except BaseException:
+        # A run that failed before its first checkpoint leaves nothing behind.
+        if created and out.exists() and not (out / "checkpoint.npz").exists():
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _train(args, settings, dist, main, out):
     lamina.manual_seed(settings["seed"])
     (x_train, y_train), (x_test, y_test) = datasets.load(settings["dataset"], settings.get("data_dir"),
                                                          settings["seed"])
     if settings.get("model") == "cnn":
         x_train, x_test = x_train[:, None], x_test[:, None]  # one channel: (N, 1, 28, 28)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
     model = _model_for(settings, x_train, int(max(y_train.max(), y_test.max())) + 1)
     optimizer = lamina.optim.create(settings["optimizer"], model.parameters(), lr=settings["lr"])
     if args.resume:
@@ -197,13 +250,17 @@ def train(args):
     recorder = _boundary_recorder(viz, settings, x_train, y_train, out, args.resume)
     if recorder is not None:
         callbacks.append(recorder)
+    if getattr(args, "watch", None) is not None and main:
+        if viz is None:
+            raise CommandError("--watch needs the viz extra: pip install 'lamina[viz]'")
+        title = f"{_what(settings)} on {settings['dataset']}"
+        callbacks.append(viz.LiveView(x_test, y_test, port=args.watch, title=title))
     if main:
         (out / "settings.json").write_text(json.dumps(settings, indent=2))
         if args.resume:
             print(f"Resuming {out} at epoch {initial_epoch + 1}/{settings['epochs']}")
-        what = "a CNN" if settings.get("model") == "cnn" else f"a {settings['hidden']} MLP"
         ranks = f" on {dist.world_size()} ranks" if dist else ""
-        print(f"Training {what} on {settings['dataset']} ({len(x_train):,} training samples, "
+        print(f"Training {_what(settings)} on {settings['dataset']} ({len(x_train):,} training samples, "
               f"{len(x_test):,} test) for {settings['epochs']} epochs{ranks}")
     start = time.perf_counter()
     history = model.fit(loader, epochs=settings["epochs"], validation_data=(x_test, y_test), callbacks=callbacks,
@@ -224,10 +281,16 @@ def train(args):
             from lamina.viz.report import save_boundary_frames
 
             save_boundary_frames(recorder, out)
-        print(f"Report: {viz.write_report(out)}")
+        start = time.perf_counter()
+        path = viz.write_report(out)
+        print(f"Report: {path} (built in {time.perf_counter() - start:.1f}s)")
     else:
         print("For report.html with pictures of what the network learned: pip install 'lamina[viz]'")
     return summary
+
+
+def _what(settings):
+    return "a CNN" if settings.get("model") == "cnn" else f"a {settings['hidden']} MLP"
 
 
 def _boundary_recorder(viz, settings, x_train, y_train, out, resume):
@@ -266,15 +329,48 @@ def show(args):
     if viz is None:
         raise CommandError("lamina show needs the viz extra: pip install 'lamina[viz]'")
     model, _ = _load_model(args.model)
-    image = datasets.as_model_input(model, read_digit_image(args.image)[None])[0]
-    out = args.out or f"{Path(args.image).stem}-representations.png"
+    image = read_digit_image(args.image)
+    _check_input(model, image.shape, f"the image {args.image}")
+    image = datasets.as_model_input(model, image[None])[0]
+    out = args.out or _model_path(args.model).parent / f"{Path(args.image).stem}-representations.png"
     viz.representations(model, image, out)
     print(f"Wrote {out}")
 
 
 # --- evaluate, predict, info ---------------------------------------------------------------------------
+def _model_path(path):
+    """A model file, or the model.npz of a run folder."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "model.npz").exists():
+            raise CommandError(f"{path} is a folder without a model.npz (not a finished run of lamina train)")
+        return path / "model.npz"
+    return path
+
+
 def _load_model(path):
+    path = _model_path(path)
     return io.load(path), io.read_metadata(path)
+
+
+def _first_layer(model):
+    """The first module with weights, in the order data flows (None if there is none)."""
+    for _, module in model.named_modules():
+        if not list(module.children()) and any(True for _ in module.parameters(recurse=False)):
+            return module
+    return None
+
+
+def _check_input(model, sample_shape, what):
+    """One line in the user's terms when a sample cannot go into the model (2-D points given an image, ...)."""
+    first = _first_layer(model)
+    size = int(np.prod(sample_shape))
+    unit = "pixels" if len(sample_shape) >= 2 else "features"
+    if isinstance(first, nn.Linear) and size != first.in_features:
+        raise CommandError(f"this model expects {first.in_features} features per sample; {what} has {size:,} {unit}")
+    if isinstance(first, nn.Conv2d) and len(sample_shape) < 2:
+        raise CommandError(f"this model expects images (it starts with a convolution); {what} has {size} {unit} "
+                           "per sample")
 
 
 def evaluate(args):
@@ -282,6 +378,7 @@ def evaluate(args):
     settings = document.get("metadata", {}).get("settings", {})
     name = args.dataset or settings.get("dataset", "digits")
     _, (x_test, y_test) = datasets.load(name, args.data_dir or settings.get("data_dir"), settings.get("seed", 0))
+    _check_input(model, x_test.shape[1:], f"the {name} set")
     x_test = datasets.as_model_input(model, x_test)
     model.compile(lamina.optim.SGD(model.parameters()), "cross_entropy", ["accuracy"])
     results = model.evaluate(x_test, y_test)
@@ -309,7 +406,9 @@ def read_digit_image(path):
 def predict(args):
     model, _ = _load_model(args.model)
     for path in args.images:
-        image = datasets.as_model_input(model, read_digit_image(path)[None])
+        image = read_digit_image(path)[None]
+        _check_input(model, image.shape[1:], f"the image {path}")
+        image = datasets.as_model_input(model, image)
         with lamina.no_grad():
             scores = model(lamina.tensor(image))
         probs = lamina.softmax(scores, 1).numpy()[0]
@@ -319,7 +418,7 @@ def predict(args):
 
 def info(args):
     model, document = _load_model(args.model)
-    print(f"{args.model}: lamina {document.get('version')} model")
+    print(f"{_model_path(args.model)}: lamina {document.get('version')} model")
     total = 0
     for name, p in model.named_parameters():
         total += p.data.size
@@ -355,64 +454,77 @@ def export(args):
     except ImportError as e:
         raise CommandError(f"lamina export: {e}") from None
     opset = args.opset or onnx.DEFAULT_OPSET
-    shapes = onnx.export_file(args.model, args.out, args.input_shape, opset)
+    shapes = onnx.export_file(_model_path(args.model), args.out, args.input_shape, opset)
     print(f"Wrote {args.out} (ONNX opset {opset}): input {shapes[0]} -> output {shapes[1]}")
+
+
+MODEL_HELP = "a model file (model.npz) or the run folder of lamina train that holds it"
 
 
 # --- the parser ---------------------------------------------------------------------------------------
 def make_parser():
-    parser = _Parser(prog="lamina", description="Train and inspect neural networks with lamina.")
+    parser = _Parser(prog="lamina", description="Train and inspect neural networks with lamina.",
+                     epilog="Start with: lamina train (about 10 seconds; lamina train --watch to see it learn)")
     parser.add_argument("--version", action="version", version=f"lamina {lamina.__version__}")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+    command = functools.partial(commands.add_parser, formatter_class=_HelpFormatter)
 
-    t = commands.add_parser("train", help="train a network (default: an MLP on the bundled digits)")
-    t.add_argument("--dataset", choices=DATASETS, default="digits")
-    t.add_argument("--model", choices=("mlp", "cnn"), default="mlp")
-    t.add_argument("--hidden", type=_hidden, help="hidden layer widths, e.g. 256,128")
-    t.add_argument("--epochs", type=_positive(int))
-    t.add_argument("--batch-size", type=_positive(int), default=128)
+    t = command("train", help="train a network (default: an MLP on the bundled digits)")
+    t.add_argument("--dataset", choices=DATASETS, default="digits", help="what to learn")
+    t.add_argument("--model", choices=("mlp", "cnn"), default="mlp", help="the kind of network")
+    t.add_argument("--hidden", type=_hidden, metavar="WIDTHS",
+                   help="hidden layer widths (default: 256,128; toy sets: 16,16)")
+    t.add_argument("--epochs", type=_positive(int), metavar="N",
+                   help="passes over the training set (default: digits 30, mnist 10, toy sets 100; cnn: 12, 5)")
+    t.add_argument("--batch-size", type=_positive(int), default=128, metavar="N", help="samples per step")
     t.add_argument("--lr", type=_positive(float), default=3e-3, help="peak learning rate of the one-cycle schedule")
-    t.add_argument("--optimizer", choices=sorted(lamina.optim.OPTIMIZERS), default="adam")
-    t.add_argument("--dropout", type=float, help="dropout after each hidden layer (digits: 0.2)")
-    t.add_argument("--augment", type=int, help="random shift of training images, in pixels (images: 1)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", help="run folder (default ./lamina-runs/<timestamp>)")
+    t.add_argument("--optimizer", choices=sorted(lamina.optim.OPTIMIZERS), default="adam",
+                   help="what moves the weights")
+    t.add_argument("--dropout", type=_number(float, 0, 1, low_included=True), metavar="P",
+                   help="dropout after each hidden layer (default: images 0.2, cnn 0.25, toy sets 0)")
+    t.add_argument("--augment", type=_number(int, 0, low_included=True), metavar="PIXELS",
+                   help="random shift of training images, in pixels (default: images 1, toy sets 0)")
+    t.add_argument("--seed", type=_number(int), default=0, help="of every random draw: weights, shuffling")
+    t.add_argument("--out", metavar="DIR", help="run folder (default: ./lamina-runs/<timestamp>)")
     t.add_argument("--resume", nargs="?", const="latest", metavar="RUN",
                    help="continue the latest run (or the run folder RUN) from its checkpoint")
-    t.add_argument("--data-dir", help="folder holding the four MNIST files (for --dataset mnist)")
-    t.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
+    t.add_argument("--data-dir", metavar="DIR", help="folder holding the four MNIST files (for --dataset mnist)")
+    t.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
+                   help="0 silent, 1 a progress bar, 2 one line per epoch")
+    t.add_argument("--watch", nargs="?", const=0, type=_number(int, 0, 65536, low_included=True), metavar="PORT",
+                   help="watch it learn: serve a live page on http://127.0.0.1:PORT/ (default: a free port)")
     t.add_argument("--distributed", action="store_true",
                    help="data-parallel over MPI ranks: run as mpiexec -n N lamina train --distributed")
     t.set_defaults(run=train)
 
-    e = commands.add_parser("evaluate", help="accuracy and loss of a saved model on a test set")
-    e.add_argument("model")
-    e.add_argument("--dataset", choices=DATASETS)
-    e.add_argument("--data-dir")
+    e = command("evaluate", help="accuracy and loss of a saved model on a test set")
+    e.add_argument("model", help=MODEL_HELP)
+    e.add_argument("--dataset", choices=DATASETS, help="(default: the one the model was trained on)")
+    e.add_argument("--data-dir", metavar="DIR", help="folder holding the four MNIST files")
     e.set_defaults(run=evaluate)
 
-    p = commands.add_parser("predict", help="classify images of digits (PNG or JPEG)")
-    p.add_argument("model")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--top", type=_positive(int), default=3)
+    p = command("predict", help="classify images of digits (PNG or JPEG)")
+    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("images", nargs="+", help="PNG or JPEG files, one digit each")
+    p.add_argument("--top", type=_positive(int), default=3, metavar="K", help="how many classes to list")
     p.set_defaults(run=predict)
 
-    r = commands.add_parser("report", help="rebuild report.html of a training run")
-    r.add_argument("run_dir")
+    r = command("report", help="rebuild report.html of a training run")
+    r.add_argument("run_dir", help="the run folder of lamina train")
     r.set_defaults(run=report)
 
-    s = commands.add_parser("show", help="draw how a model's layers represent your own image of a digit")
-    s.add_argument("model")
+    s = command("show", help="draw how a model's layers represent your own image of a digit")
+    s.add_argument("model", help=MODEL_HELP)
     s.add_argument("--image", required=True, help="a PNG or JPEG of one digit")
-    s.add_argument("--out", help="where to write the picture (default: <image>-representations.png)")
+    s.add_argument("--out", help="where to write the picture (default: <image>-representations.png next to the model)")
     s.set_defaults(run=show)
 
-    i = commands.add_parser("info", help="layers, parameter counts and training summary of a saved model")
-    i.add_argument("model")
+    i = command("info", help="layers, parameter counts and training summary of a saved model")
+    i.add_argument("model", help=MODEL_HELP)
     i.set_defaults(run=info)
 
-    x = commands.add_parser("export", help="write a saved model as ONNX (a dynamic batch axis), for ONNX Runtime")
-    x.add_argument("model")
+    x = command("export", help="write a saved model as ONNX (a dynamic batch axis), for ONNX Runtime")
+    x.add_argument("model", help=MODEL_HELP)
     x.add_argument("out", help="the .onnx file to write")
     x.add_argument("--input-shape", type=_shape, help="one sample's shape, without the batch axis, e.g. 1,28,28 "
                    "(default: from the model's training settings or its first Linear layer)")
@@ -424,9 +536,14 @@ def make_parser():
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     try:
-        args = make_parser().parse_args(argv or ["train"])
+        parser = make_parser()
+        if not argv:  # a bare `lamina` explains itself rather than starting a training
+            parser.print_help()
+            return 0
+        args = parser.parse_args(argv)
         if args.command is None:
-            raise CommandError("choose a command: train, evaluate, predict, report, show or info (lamina --help)")
+            raise CommandError("choose a command: train, evaluate, predict, report, show, info or export "
+                               "(lamina --help)")
         args.run(args)
     except CommandError as e:
         print(f"lamina: error: {e}", file=sys.stderr)

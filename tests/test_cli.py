@@ -1,6 +1,7 @@
 """The lamina command: the main job, resuming, evaluate / predict / info, and one-line errors."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,14 @@ from lamina import cli, datasets
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
 def run(*args, cwd=None):
+    """`lamina ARGS` in a fresh process, importing this checkout's lamina whatever the folder it runs in."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     return subprocess.run([sys.executable, "-m", "lamina", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=600)
+                          timeout=600, env=env)
 
 
 def test_train_a_toy_set_then_evaluate_info_and_resume(tmp_path, capsys):
@@ -27,7 +33,9 @@ def test_train_a_toy_set_then_evaluate_info_and_resume(tmp_path, capsys):
         p.name for p in out.iterdir()}
     assert cli.main(["info", str(out / "model.npz")]) == 0
     assert "parameters" in capsys.readouterr().out
-    assert cli.main(["evaluate", str(out / "model.npz")]) == 0
+    assert cli.main(["info", str(out)]) == 0  # the run folder will do
+    assert "parameters" in capsys.readouterr().out
+    assert cli.main(["evaluate", str(out)]) == 0
     assert "moons test set" in capsys.readouterr().out
     assert cli.main(["train", "--resume", str(out), "--epochs", "6", "--verbose", "2"]) == 0
     assert "Resuming" in capsys.readouterr().out
@@ -59,6 +67,13 @@ def test_predict_reads_a_digit_photo(tmp_path, capsys):
     (["evaluate", __file__], "not a lamina model file"),
     (["predict", "/no/such/model.npz", "x.png"], "no such model file"),
     (["bogus"], "invalid choice"),
+    (["train", "--lr", "abc"], "--lr: not a number: 'abc'"),
+    (["train", "--epochs", "ten"], "--epochs: not a whole number"),
+    (["train", "--augment", "-1"], "--augment: must be at least 0"),
+    (["train", "--dropout", "1.5"], "--dropout: must be below 1"),
+    (["train", "--hidden", "256,,128"], "--hidden takes widths like 256,128"),
+    (["train", "--watch", "70000"], "--watch: must be below 65536"),
+    (["info", "."], "is a folder without a model.npz"),
 ])
 def test_bad_input_gives_one_line_and_status_2(args, message):
     result = run(*args)
@@ -68,8 +83,8 @@ def test_bad_input_gives_one_line_and_status_2(args, message):
 
 @pytest.mark.slow
 def test_main_job_reaches_target_accuracy(tmp_path):
-    """`lamina train` with no arguments: >= 97.5% test accuracy on the bundled digits."""
-    result = run(cwd=tmp_path)
+    """`lamina train` with no other arguments: >= 97.5% test accuracy on the bundled digits."""
+    result = run("train", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run_dir = next((tmp_path / "lamina-runs").iterdir())
     summary = json.loads((run_dir / "history.json").read_text())
@@ -108,3 +123,76 @@ def test_cnn_example_on_full_mnist_reaches_99_percent(capsys):
 def test_cnn_model_needs_images(capsys):
     assert cli.main(["train", "--model", "cnn", "--dataset", "moons"]) == 2
     assert "needs an image dataset" in capsys.readouterr().err
+
+
+def test_bare_lamina_explains_itself_and_help_shows_defaults(tmp_path):
+    result = run(cwd=tmp_path)
+    assert result.returncode == 0 and "usage: lamina" in result.stdout and "lamina train" in result.stdout
+    assert not (tmp_path / "lamina-runs").exists()  # and trains nothing
+    result = run("train", "--help")
+    assert "(default: 128)" in result.stdout and "(default: adam)" in result.stdout and "None" not in result.stdout
+
+
+def test_a_failed_run_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+
+    def offline(*args, **kwargs):
+        raise datasets.DatasetError("could not download train-images-idx3-ubyte.gz")
+
+    monkeypatch.setattr(cli.datasets, "load", offline)
+    assert cli.main(["train", "--dataset", "mnist"]) == 2
+    assert "could not download" in capsys.readouterr().err
+    assert not any((tmp_path / "lamina-runs").glob("*"))
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+
+    class Broken(cli.CSVLogger):  # fails once settings.json and history.csv are written, before any checkpoint
+        def on_epoch_begin(self, epoch, logs=None):
+            raise RuntimeError("a bug in training")
+
+    monkeypatch.setattr(cli, "CSVLogger", Broken)
+    with pytest.raises(RuntimeError, match="a bug in training"):
+        cli.main(["train", "--dataset", "xor", "--verbose", "0"])
+    assert not any((tmp_path / "lamina-runs").glob("*"))
+
+
+def test_an_existing_file_as_out_and_mpiexec_without_distributed(tmp_path, monkeypatch, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert cli.main(["train", "--out", str(tmp_path / "notes.txt")]) == 2
+    assert "is an existing file; give a folder" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    monkeypatch.setenv("PMI_SIZE", "2")  # what mpiexec -n 2 sets for each process
+    assert cli.main(["train", "--dataset", "xor", "--out", str(tmp_path / "run")]) == 2
+    assert "2 independent trainings" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_messages_in_the_users_terms(tmp_path, capsys):
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    out = tmp_path / "run"
+    assert cli.main(["train", "--dataset", "moons", "--epochs", "1", "--out", str(out), "--verbose", "0"]) == 0
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "digit.png")
+    capsys.readouterr()
+    for command in (["predict", str(out), str(tmp_path / "digit.png")],
+                    ["show", str(out), "--image", str(tmp_path / "digit.png")],
+                    ["evaluate", str(out), "--dataset", "digits"]):
+        assert cli.main(command) == 2
+        err = capsys.readouterr().err
+        assert "this model expects 2 features per sample;" in err and ("784 pixels" in err or "784 features" in err)
+        assert err.count("\n") == 1
+
+
+def test_mnist_examples_offline_say_how_to_get_the_files(tmp_path, monkeypatch):
+    import runpy
+
+    def offline(name, directory, mirrors, timeout):
+        raise datasets.DatasetError(f"could not download {name}")
+
+    monkeypatch.setattr(datasets, "_download", offline)
+    for example in ("mnist_mlp.py", "mnist_cnn.py"):
+        monkeypatch.setattr(sys, "argv", [example, str(tmp_path / "empty")])
+        with pytest.raises(SystemExit) as exit_:
+            runpy.run_path(str(Path(__file__).resolve().parent.parent / "examples" / example), run_name="__main__")
+        message = str(exit_.value.code)
+        assert "\n" not in message and f"python examples/{example} FOLDER" in message

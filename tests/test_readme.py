@@ -1,13 +1,17 @@
-"""The README's Python examples (fenced ```python; ```py marks a sketch) run as written."""
+"""The README's Python examples (fenced ```python) run as printed, in order, as one session."""
 
 import re
 from pathlib import Path
+
+import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def test_readme_python_blocks_run(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the saving example writes model.npz
+    live = pytest.importorskip("lamina.viz.live")
+    monkeypatch.setattr(live, "_can_open_a_browser", lambda: False)  # the LiveView example: no window
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert blocks
     namespace = {}
@@ -20,3 +24,5 @@ def test_readme_python_blocks_run(capsys, tmp_path, monkeypatch):
     assert "['loss', 'lr', 'penalty']" in out
     assert (tmp_path / "model.npz").exists()
     assert (tmp_path / "model.onnx").exists() and (tmp_path / "model.safetensors").exists()
+    assert "Live view: http://127.0.0.1:" in out
+    assert "with 1 process(es)" in out and float(out.split("test accuracy ")[-1].split("%")[0]) > 85

@@ -54,7 +54,12 @@ def test_representations_of_an_mlp_and_a_cnn(tmp_path, mlp_and_data):
     _check_picture(viz.representations(model, x[0], tmp_path / "mlp.png"))
     cnn = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 13 * 13, 10))
     height, width = _check_picture(viz.representations(cnn, x[0][None], tmp_path / "cnn.png"))
-    assert width == 800 and height > 800  # one row per layer
+    assert height > width  # a column of rows: input, conv + ReLU, pool (+ flatten), class probabilities
+    three, titles = x[:3], ["right and sure", "right but unsure", "wrong"]
+    height3, width3 = _check_picture(viz.representations(model, three, tmp_path / "mlp3.png", titles=titles))
+    assert width3 > 2.5 * width and height3 < 1.5 * width3  # three columns, and compact
+    with pytest.raises(ValueError, match="3 inputs but 2 titles"):
+        viz.representations(model, three, tmp_path / "x.png", titles=titles[:2])
     svg = viz.representations(model, x[1], tmp_path / "mlp.svg")
     assert Path(svg).read_text().lstrip().startswith("<?xml")
 
@@ -100,7 +105,7 @@ def test_tensorboard_event_files(tmp_path, mlp_and_data):
     assert [e.step for e in events.Scalars("loss/training")] == [1, 2]
     assert "weights/1.weight" in tags["histograms"] and "gradients/1.weight" in tags["histograms"]
     image = events.Images("representations")[-1]
-    assert image.width == 800 and image.height > 0
+    assert image.width == 410 and image.height > 0  # one column of representations
 
 
 def _browser():
@@ -138,7 +143,7 @@ def test_report_opens_in_a_real_browser(tmp_path, dataset):
     assert cli.main(["report", str(run)]) == 0  # rebuilding works too
 
 
-def test_show_writes_the_representations_of_an_image(tmp_path, capsys):
+def test_show_writes_the_representations_of_an_image(tmp_path, capsys, monkeypatch):
     assert cli.main(["train", "--epochs", "1", "--out", str(tmp_path / "run"), "--verbose", "0"]) == 0
     (_, _), (x_test, _) = datasets.digits()
     Image.fromarray(255 - x_test[3]).save(tmp_path / "digit.png")
@@ -146,6 +151,10 @@ def test_show_writes_the_representations_of_an_image(tmp_path, capsys):
     assert cli.main(["show", str(tmp_path / "run" / "model.npz"), "--image", str(tmp_path / "digit.png"),
                      "--out", str(out)]) == 0
     _check_picture(out)
+    monkeypatch.chdir(tmp_path / "run" / "..")
+    assert cli.main(["show", str(tmp_path / "run"), "--image", str(tmp_path / "digit.png")]) == 0  # a run folder
+    _check_picture(tmp_path / "run" / "digit-representations.png")  # written next to the run's model
+    assert not (tmp_path / "digit-representations.png").exists()
 
 
 def test_training_without_the_viz_extra_says_how_to_get_the_report(tmp_path, capsys, monkeypatch):

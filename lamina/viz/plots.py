@@ -6,7 +6,6 @@ computes over its input plane. plot_history, confusion_matrix, misclassified,
 weights: the training process and its result.
 """
 
-import io as _io
 import math
 
 import matplotlib
@@ -99,52 +98,118 @@ def _show_image(ax, image, title):
     ax.axis("off")
 
 
-def representations(model, x, path, class_names=None, max_maps=32):
-    """For one input, every layer's output in the order data flows: the essay's picture, for your model.
+_ELEMENTWISE = ("ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Tanh", "Sigmoid")
+_INVISIBLE = ("Dropout", "Dropout2d", "Identity", "Flatten")  # identity at test time, or a mere reshape
 
-    Convolutional feature maps are drawn as a grid of small images, dense
-    activations as a heat strip, and the last layer as class probabilities.
+
+def _stages(model, batch):
+    """[(title, outputs)] worth a picture: an activation joins the layer before it, and Dropout, Identity
+    and Flatten (the identity at test time, or a reshape) join the layer before them too."""
+    stages = []
+    for name, module, out in layer_outputs(model, batch):
+        kind = type(module).__name__
+        if stages and (kind in _INVISIBLE or kind in _ELEMENTWISE):
+            title, _ = stages[-1]
+            if kind in _ELEMENTWISE:
+                stages[-1] = (f"{title} + {kind}", out)
+            elif kind == "Flatten" and stages[-1][1].ndim > 2:
+                stages[-1] = (f"{title}, then flattened", stages[-1][1])
+            continue
+        if kind in _INVISIBLE:  # a model that starts with Flatten: the input row shows the image it came from
+            continue
+        stages.append((f"{name}: {kind}", out))
+    return stages
+
+
+def _strip(vector, width=32):
+    """A vector of units as a compact block of rows `width` wide (NaN where the last row ends)."""
+    n = vector.size
+    columns = min(n, width)
+    rows = math.ceil(n / columns)
+    block = np.full(rows * columns, np.nan)
+    block[:n] = vector.ravel()
+    return block.reshape(rows, columns)
+
+
+def representations(model, x, path, class_names=None, max_maps=32, titles=None):
+    """Every layer's output in the order data flows, for one input or a few side by side (one column each).
+
+    `x` is one input, or a batch of inputs when `titles` names each. Convolutional
+    feature maps are drawn as a grid of small images (each scaled to its own range),
+    dense activations as a heat strip with its colour scale, and the last layer as
+    class probabilities. Activations are drawn with the layer they follow; Dropout
+    (the identity at test time) and Flatten add no row of their own.
     """
     x = np.asarray(x.numpy() if isinstance(x, lamina.Tensor) else x, dtype=np.float32)
-    single = x[None] if x.ndim in (1, 3) or (x.ndim == 2 and x.shape != (1, x.shape[1])) else x[:1]
-    outputs = layer_outputs(model, single)
-    if not outputs:
-        raise ValueError("representations: the model has no layers to show")
-    heights = [2.2] + [2.2 if out.ndim == 4 else 0.9 for _, _, out in outputs[:-1]] + [2.0]
-    fig = plt.figure(figsize=(8, sum(heights)), layout="constrained")
-    grid = fig.add_gridspec(len(heights), 1, height_ratios=heights)
-    image = single[0]
-    ax = fig.add_subplot(grid[0])
-    if image.ndim >= 2:
-        _show_image(ax, image, f"input {tuple(image.shape)}")
+    if titles is None:
+        batch = x[None] if x.ndim in (1, 3) or (x.ndim == 2 and x.shape != (1, x.shape[1])) else x[:1]
+        titles = [""]
     else:
-        ax.imshow(image[None], aspect="auto", cmap="viridis")
-        ax.set_title(f"input {tuple(image.shape)}", fontsize=9, loc="left")
-        ax.set_yticks([])
-    for row, (name, module, out) in enumerate(outputs[:-1], start=1):
-        ax = fig.add_subplot(grid[row])
-        label = f"{name}: {type(module).__name__} {tuple(out.shape[1:])}"
+        batch = x
+        if len(titles) != len(batch):
+            raise ValueError(f"representations: {len(batch)} inputs but {len(titles)} titles")
+    stages = _stages(model, batch)
+    if not stages:
+        raise ValueError("representations: the model has no layers to show")
+    k = len(batch)
+    inputs = batch[:, 0] if batch.ndim == 4 and batch.shape[1] == 1 else batch
+    rows = [("input", inputs)] + stages[:-1]
+
+    def height(out):
         if out.ndim == 4:
-            maps = out[0][:max_maps]
-            ax.imshow(_mosaic(maps, columns=min(16, len(maps))), cmap="magma", interpolation="nearest")
-            ax.set_title(label + (f", first {max_maps} maps" if out.shape[1] > max_maps else ""), fontsize=9,
-                         loc="left")
-            ax.axis("off")
-        else:
-            strip = out[0].reshape(1, -1)
-            ax.imshow(strip, aspect="auto", cmap="magma", interpolation="nearest")
-            ax.set_title(label, fontsize=9, loc="left")
+            maps = min(out.shape[1], max_maps)
+            columns = min(8, maps)
+            return 0.35 + 3.0 / columns * math.ceil(maps / columns) * out.shape[2] / out.shape[3]
+        if out.ndim == 3:
+            return 1.7
+        return 0.35 + 0.12 * math.ceil(out.shape[1] / 32)
+
+    heights = [height(out) for _, out in rows] + [1.3]
+    fig = plt.figure(figsize=(3.2 * k + 0.9, sum(heights) + 0.4), layout="constrained")
+    axes = fig.subplots(len(heights), k, squeeze=False, gridspec_kw={"height_ratios": heights})
+    for column, title in enumerate(titles):
+        if title:
+            axes[0, column].set_title(title, fontsize=9, pad=14)
+    for row, (label, out) in enumerate(rows):
+        shown = None
+        if out.ndim == 2:
+            low, high = float(np.nanmin(out)), float(np.nanmax(out))
+        for column in range(k):
+            ax = axes[row, column]
+            ax.set_xticks([])
             ax.set_yticks([])
-    name, module, last = outputs[-1]
-    probs = _probabilities(last.reshape(1, -1))[0]
-    names = class_names or [str(i) for i in range(len(probs))]
-    ax = fig.add_subplot(grid[-1])
-    bars = ax.bar(range(len(probs)), probs, color="#bbbbbb")
-    bars[int(np.argmax(probs))].set_color("#d62728")
-    ax.set_xticks(range(len(probs)), names)
-    ax.set_ylim(0, 1)
-    ax.set_title(f"{name}: {type(module).__name__}, as class probabilities (prediction: "
-                 f"{names[int(np.argmax(probs))]}, {probs.max():.1%})", fontsize=9, loc="left")
+            if out.ndim == 4:
+                maps = out[column][:max_maps]
+                ax.imshow(_mosaic(maps, columns=min(8, len(maps))), cmap="magma", interpolation="nearest")
+                ax.axis("off")
+            elif out.ndim == 3:
+                ax.imshow(out[column], cmap="gray_r", interpolation="nearest")
+                ax.axis("off")
+            else:
+                shown = ax.imshow(_strip(out[column]), aspect="auto", cmap="magma", interpolation="nearest",
+                                  vmin=low, vmax=high if high > low else low + 1)
+        what = f"{label} {tuple(out.shape[1:])}"
+        if out.ndim == 4 and out.shape[1] > max_maps:
+            what += f", first {max_maps} of {out.shape[1]} maps"
+        elif out.ndim == 4:
+            what += ", each map on its own scale"
+        axes[row, 0].text(0, 1.02, what, transform=axes[row, 0].transAxes, fontsize=8, va="bottom")
+        if shown is not None:
+            fig.colorbar(shown, ax=list(axes[row]), location="right", aspect=8, pad=0.01).ax.tick_params(labelsize=6)
+    name, last = stages[-1]
+    probs = _probabilities(last.reshape(k, -1))
+    names = class_names or [str(i) for i in range(probs.shape[1])]
+    for column in range(k):
+        ax = axes[-1, column]
+        bars = ax.bar(range(len(names)), probs[column], color="#bbbbbb")
+        best = int(np.argmax(probs[column]))
+        bars[best].set_color("#d62728")
+        ax.set_xticks(range(len(names)), names, fontsize=7)
+        ax.set_ylim(0, 1)
+        ax.tick_params(labelsize=6)
+        ax.set_title(f"prediction {names[best]} ({probs[column, best]:.1%})", fontsize=8)
+    axes[-1, 0].text(0, 1.25, f"{name}, as class probabilities", transform=axes[-1, 0].transAxes, fontsize=8,
+                     va="bottom")
     return _save(fig, path)
 
 
@@ -191,28 +256,34 @@ def decision_boundary(model, X, y, path, resolution=200, title="decision boundar
     return _save(fig, path)
 
 
-def hidden_units(model, X, path, resolution=80, max_units=16):
-    """Each hidden unit's response over the input plane as a small heat map, one row per layer."""
+def hidden_units(model, X, path, resolution=60, max_units=16):
+    """Each hidden unit's response over the input plane as a small heat map, one row per hidden layer.
+
+    A layer followed by an activation is drawn after the activation, as TensorFlow
+    Playground draws its neurons; at most `max_units` units a layer.
+    """
     X = np.asarray(X)
     gx, gy, points = _grid(X, resolution)
-    outputs = [(n, m, out) for n, m, out in layer_outputs(model, points)[:-1] if out.ndim == 2]
+    outputs = [(title, out) for title, out in _stages(model, points)[:-1] if out.ndim == 2]
     if not outputs:
         raise ValueError("hidden_units: the model has no hidden layers with unit outputs")
-    columns = min(max_units, max(out.shape[1] for _, _, out in outputs))
-    fig, axes = plt.subplots(len(outputs), columns, figsize=(1.1 * columns + 0.6, 1.25 * len(outputs) + 0.3),
+    columns = min(max_units, max(out.shape[1] for _, out in outputs))
+    fig, axes = plt.subplots(len(outputs), 1, figsize=(0.58 * columns + 0.3, 0.78 * len(outputs) + 0.35),
                              squeeze=False, layout="constrained")
-    for row, (name, module, out) in enumerate(outputs):
-        for unit in range(columns):
-            ax = axes[row, unit]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if unit >= out.shape[1]:
-                ax.axis("off")
-                continue
-            ax.imshow(out[:, unit].reshape(gx.shape), origin="lower", cmap="RdBu_r", interpolation="bilinear")
-            if unit == 0:
-                ax.set_ylabel(f"{name}\n{type(module).__name__}", fontsize=7)
-    fig.suptitle("what each hidden unit computes over the input plane", fontsize=10)
+    for ax, (title, out) in zip(axes[:, 0], outputs):
+        responses = out[:, :columns].T.reshape(-1, *gx.shape)[:, ::-1]  # (units, rows, columns), y upwards
+        limits = np.maximum(np.abs(responses).max(axis=(1, 2), keepdims=True), 1e-6)
+        # One image for the whole layer (one axes is far quicker to draw than one per unit); each unit is
+        # scaled to its own strength, white at zero.
+        tiles = np.full((gx.shape[0], columns * (gx.shape[1] + 3) - 3), np.nan)
+        for unit, response in enumerate(responses / limits):
+            tiles[:, unit * (gx.shape[1] + 3):unit * (gx.shape[1] + 3) + gx.shape[1]] = response
+        ax.imshow(tiles, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+        ax.axis("off")
+        shown = f", first {columns} shown" if out.shape[1] > columns else ""
+        ax.set_title(f"{title} ({out.shape[1]} units{shown})", fontsize=8, loc="left")
+    fig.suptitle("what each hidden unit computes over the input plane (red positive, blue negative, white 0)",
+                 fontsize=9)
     return _save(fig, path)
 
 
@@ -239,9 +310,52 @@ class BoundaryRecorder(Callback):
             self._record(epoch)
 
 
+def _points_layer(X, y, classes, size):
+    """The data points as a transparent RGBA layer, drawn once and laid over every frame."""
+    from PIL import Image, ImageDraw
+
+    layer = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    low, high = X.min(0), X.max(0)
+    span = np.where(high > low, high - low, 1.0)
+    u = (X - (low - 0.1 * span)) / (1.2 * span) * (size - 1)  # the grid reaches 10% beyond the data (_grid)
+    y = np.asarray(y)
+    colours = (matplotlib.colormaps["RdBu_r"](y / max(classes - 1, 1)) if classes == 2
+               else matplotlib.colormaps["tab10"](y % 10))
+    for (px, py), colour in zip(u, colours):
+        fill = tuple(int(255 * c) for c in colour[:3]) + (255,)
+        draw.ellipse([px - 3, size - 1 - py - 3, px + 3, size - 1 - py + 3], fill=fill, outline=(0, 0, 0, 255))
+    return layer
+
+
+def boundary_frame(probs, X=None, y=None, size=320, points=None):
+    """One recorded boundary as an RGB image (size x size), drawn with Pillow: quick enough for every epoch.
+
+    Two classes: the probability of class 1 from blue through white to red; more:
+    each class's colour, paler where the model is unsure. The points X on top
+    (or `points`, a layer from an earlier call, to draw them only once).
+    """
+    from PIL import Image
+
+    classes = probs.shape[-1]
+    if classes == 2:
+        rgb = matplotlib.colormaps["RdBu_r"](probs[..., 1])[..., :3]
+    else:
+        palette = matplotlib.colormaps["tab10"](np.arange(classes) % 10)[:, :3]
+        confidence = probs.max(-1, keepdims=True)
+        rgb = 1 - (1 - palette[probs.argmax(-1)]) * (0.25 + 0.5 * confidence)
+    rgb = 0.4 + 0.6 * rgb  # paler than the points drawn on it
+    image = Image.fromarray((rgb[::-1] * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)
+    if points is None and X is not None:
+        points = _points_layer(np.asarray(X), y, classes, size)
+    if points is not None:
+        image = Image.alpha_composite(image.convert("RGBA"), points).convert("RGB")
+    return image
+
+
 def boundary_animation(recorder, path, fps=6, max_frames=60):
     """The recorded boundaries as an animated GIF: learning as a search for a change of coordinates."""
-    from PIL import Image
+    from PIL import ImageDraw
 
     if not recorder.frames:
         raise ValueError("boundary_animation: the recorder holds no frames; pass it to fit(callbacks=[...])")
@@ -249,15 +363,12 @@ def boundary_animation(recorder, path, fps=6, max_frames=60):
     chosen = list(range(0, len(recorder.frames), step))
     if chosen[-1] != len(recorder.frames) - 1:
         chosen.append(len(recorder.frames) - 1)
-    gx, gy = recorder.grid
+    points = _points_layer(recorder.X, recorder.y, recorder.frames[0].shape[-1], 320)
     images = []
     for i in chosen:
-        fig, ax = plt.subplots(figsize=(4.5, 4.5), layout="constrained")
-        _draw_boundary(ax, gx, gy, recorder.frames[i], recorder.X, recorder.y, f"epoch {recorder.epochs[i]}")
-        buffer = _io.BytesIO()
-        fig.savefig(buffer, dpi=80, format="png")
-        plt.close(fig)
-        images.append(Image.open(buffer).convert("P", palette=Image.ADAPTIVE))
+        image = boundary_frame(recorder.frames[i], points=points)
+        ImageDraw.Draw(image).text((8, 6), f"epoch {recorder.epochs[i]}", fill=(0, 0, 0))
+        images.append(image.quantize(128, method=2))  # 2: fast octree, a few ms a frame (median cut: 30)
     images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
     return path
 
@@ -291,7 +402,8 @@ def confusion_matrix(y_true, y_pred, path, class_names=None):
     counts = _metrics.confusion_matrix(y_true, y_pred, num_classes=classes)
     k = counts.shape[0]
     names = class_names or [str(i) for i in range(k)]
-    fig, ax = plt.subplots(figsize=(1 + 0.5 * k, 0.8 + 0.5 * k), layout="constrained")
+    side = max(3.4, 1 + 0.5 * k)  # room for the title, even with two classes
+    fig, ax = plt.subplots(figsize=(side, side - 0.2), layout="constrained")
     ax.imshow(counts, cmap="Blues")
     for i in range(k):
         for j in range(k):
@@ -301,7 +413,7 @@ def confusion_matrix(y_true, y_pred, path, class_names=None):
     ax.set_yticks(range(k), names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"confusion matrix (accuracy {np.trace(counts) / max(counts.sum(), 1):.2%})", fontsize=10)
+    ax.set_title(f"confusion matrix\naccuracy {np.trace(counts) / max(counts.sum(), 1):.2%}", fontsize=10)
     return _save(fig, path)
 
 
@@ -341,22 +453,24 @@ def weights(model, path, max_filters=32):
     elif w.ndim == 2 and int(math.isqrt(w.shape[1])) ** 2 == w.shape[1]:
         side = math.isqrt(w.shape[1])
         images = w[:max_filters].reshape(-1, side, side)
-    rows = len(params) + (1 if images is not None else 0)
-    fig = plt.figure(figsize=(8, 1.9 * rows), layout="constrained")
-    grid = fig.add_gridspec(rows, 1)
-    row = 0
+    hist_rows = math.ceil(len(params) / 2)  # two histograms a row
+    heights = ([2.2] if images is not None else []) + [1.5] * hist_rows
+    fig = plt.figure(figsize=(9, sum(heights)))  # a fixed layout: the constrained one would double the time
+    grid = fig.add_gridspec(len(heights), 2, height_ratios=heights, left=0.06, right=0.98, wspace=0.15,
+                            hspace=0.75, top=1 - 0.3 / sum(heights), bottom=0.35 / sum(heights))
     if images is not None:
-        ax = fig.add_subplot(grid[0])
+        ax = fig.add_subplot(grid[0, :])
         ax.imshow(_mosaic(images, columns=min(16, len(images))), cmap="RdBu_r", interpolation="nearest")
         ax.set_title(f"{first_name}: what the first layer's units look for", fontsize=9, loc="left")
         ax.axis("off")
-        row = 1
-    for name, p in params:
-        ax = fig.add_subplot(grid[row])
-        ax.hist(p.numpy().ravel(), bins=60, alpha=0.7, label="weights")
+    first_row = 1 if images is not None else 0
+    for i, (name, p) in enumerate(params):
+        ax = fig.add_subplot(grid[first_row + i // 2, i % 2])
+        # np.histogram + stairs: one artist per histogram, where ax.hist draws one patch per bin.
+        ax.stairs(*np.histogram(p.numpy().ravel(), bins=60), fill=True, alpha=0.7, label="weights")
         if p.grad is not None:
-            ax.hist(p.grad.numpy().ravel(), bins=60, alpha=0.6, label="gradients")
+            ax.stairs(*np.histogram(p.grad.numpy().ravel(), bins=60), fill=True, alpha=0.6, label="gradients")
             ax.legend(fontsize=7)
         ax.set_title(f"{name} {tuple(p.shape)}", fontsize=9, loc="left")
-        row += 1
+        ax.tick_params(labelsize=7)
     return _save(fig, path)

@@ -24,13 +24,80 @@ def _gif(path):
     return "data:image/gif;base64," + base64.b64encode(Path(path).read_bytes()).decode()
 
 
-def _figure(title, uri, caption=""):
+def _figure(title, uri, caption="", wide=False):
     note = f"<p>{html.escape(caption)}</p>" if caption else ""
-    return (f'<figure><figcaption><h2>{html.escape(title)}</h2>{note}</figcaption>'
+    return (f'<figure class="{"wide" if wide else ""}"><figcaption><h2>{html.escape(title)}</h2>{note}</figcaption>'
             f'<img src="{uri}" alt="{html.escape(title)}"></figure>')
 
 
-def write_report(run_dir, samples=3):
+def describe(model, input_shape=None):
+    """The model in one line: 'input 28×28 → Linear 256 + ReLU → ... → Linear 10 (235,146 parameters)'."""
+    parts = [f"input {'×'.join(str(d) for d in input_shape)}"] if input_shape else []
+    for _, module in plots._layers(model):
+        kind = type(module).__name__
+        if kind == "Linear":
+            parts.append(f"Linear {module.out_features}")
+        elif kind.startswith("Conv"):
+            size = "×".join(str(k) for k in np.atleast_1d(module.kernel_size))
+            parts.append(f"{kind[:-2]} {module.out_channels} {size}")
+        elif "Pool" in kind:
+            parts.append(f"{kind[:-2]} {getattr(module, 'kernel_size', '')}".strip())
+        elif kind.startswith("Dropout"):
+            parts.append(f"{kind} {module.p:g}")
+        elif kind in plots._ELEMENTWISE and parts:
+            parts[-1] += f" + {kind}"
+        elif kind != "Flatten":
+            parts.append(kind)
+    count = sum(p.data.size for p in model.parameters())
+    return f"{' → '.join(parts)} ({count:,} parameters)"
+
+
+def _settings_rows(settings, results):
+    """The run's settings and results in words and plain numbers: no None, False or 17-digit floats."""
+    hidden = ", ".join(str(h) for h in settings.get("hidden") or []) or "none"
+    augment = settings.get("augment") or 0
+    rows = {
+        "dataset": settings.get("dataset"),
+        "model": settings.get("model", "mlp").upper(),
+        "hidden widths": hidden if settings.get("model", "mlp") == "mlp" else "(fixed architecture)",
+        "epochs": settings.get("epochs"),
+        "batch size": settings.get("batch_size"),
+        "optimizer": settings.get("optimizer"),
+        "peak learning rate (one-cycle)": f"{settings['lr']:g}" if "lr" in settings else None,
+        "dropout": f"{settings['dropout']:g}" if settings.get("dropout") else "none",
+        "augmentation": f"random shifts of up to {augment} pixel{'s' if augment > 1 else ''}" if augment else "none",
+        "seed": settings.get("seed"),
+        "data": settings.get("data_dir") or "bundled with lamina",
+    }
+    if results:
+        rows.update({
+            "test accuracy": f"{results['test_accuracy']:.2%}",
+            "test loss": f"{results['test_loss']:.4f}",
+            "training time": f"{results['seconds']:.1f} s",
+            "epochs trained": f"{results['epochs']}" + (" (interrupted)" if results.get("interrupted") else ""),
+        })
+    return "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+                   for k, v in rows.items() if v is not None)
+
+
+def instructive_samples(probs, y):
+    """[(index, title)]: one right and sure, one right but unsure, one wrong (the most confident mistake)."""
+    predicted, confidence = probs.argmax(1), probs.max(1)
+    right, wrong = np.flatnonzero(predicted == y), np.flatnonzero(predicted != y)
+    chosen = []
+    if len(right):
+        sure = right[np.argmax(confidence[right])]
+        unsure = right[np.argmin(confidence[right])]
+        chosen.append((sure, f"right and sure: {y[sure]} ({confidence[sure]:.1%})"))
+        if unsure != sure:
+            chosen.append((unsure, f"right but unsure: {y[unsure]} ({confidence[unsure]:.1%})"))
+    if len(wrong):
+        worst = wrong[np.argmax(confidence[wrong])]
+        chosen.append((worst, f"wrong: a {y[worst]} taken for {predicted[worst]} ({confidence[worst]:.1%})"))
+    return chosen
+
+
+def write_report(run_dir):
     """Build run_dir/report.html from the run's model, settings, history (and boundary frames)."""
     run = Path(run_dir)
     model = lamina.load(run / "model.npz")
@@ -40,12 +107,15 @@ def write_report(run_dir, samples=3):
     results = document.get("metadata", {}).get("results", {})
     name = settings["dataset"]
     (x_train, y_train), (x_test, y_test) = datasets.load(name, settings.get("data_dir"), settings.get("seed", 0))
+    input_shape = x_test.shape[1:]
     x_train, x_test = datasets.as_model_input(model, x_train), datasets.as_model_input(model, x_test)
     scores = np.concatenate([plots._predict(model, x_test[i:i + 1000]) for i in range(0, len(x_test), 1000)])
 
     sections = [_figure("Loss and accuracy per epoch", _png(lambda b: plots.plot_history(history, b)),
                         "The loss function scores the predictions; training lowers it epoch by epoch. "
-                        "Validation is the held-out test set.")]
+                        "Validation is the held-out test set."),
+                _figure("Confusion matrix on the test set", _png(lambda b: plots.confusion_matrix(y_test, scores, b)),
+                        "Rows: the true class; columns: the predicted one. Everything off the diagonal is a mistake.")]
     if name in datasets.TOY_SETS:
         frames = run / "boundary_frames.npz"
         if frames.exists():
@@ -60,33 +130,47 @@ def write_report(run_dir, samples=3):
         sections.append(_figure("Decision boundary on the test points",
                                 _png(lambda b: plots.decision_boundary(model, x_test, y_test, b))))
         sections.append(_figure("Hidden units", _png(lambda b: plots.hidden_units(model, x_test, b)),
-                                "Each small map is one unit's output over the input plane."))
+                                "Each small map is one unit's output over the input plane.", wide=True))
     else:
-        for i in range(samples):
-            sections.append(_figure(f"Representations of test digit {i + 1} (label {y_test[i]})",
-                                    _png(lambda b, i=i: plots.representations(model, x_test[i], b)),
-                                    "Each layer transforms the digit into a new representation; the last one "
-                                    "says which digit it is."))
+        chosen = instructive_samples(plots._probabilities(scores), y_test)
+        sections.append(_figure(
+            "What each layer makes of three test digits",
+            _png(lambda b: plots.representations(model, x_test[[i for i, _ in chosen]], b,
+                                                 titles=[t for _, t in chosen])),
+            "Each layer transforms the digit into a new representation (brighter: a larger value, on the scale at "
+            "the right); the last one says which digit it is. Dropout is the identity at test time, so it has no row.",
+            wide=True))
         sections.append(_figure("Most confident mistakes",
-                                _png(lambda b: plots.misclassified(model, x_test, y_test, b))))
-    sections.append(_figure("Confusion matrix on the test set",
-                            _png(lambda b: plots.confusion_matrix(y_test, scores, b))))
-    sections.append(_figure("Weights", _png(lambda b: plots.weights(model, b))))
+                                _png(lambda b: plots.misclassified(model, x_test, y_test, b)), wide=True))
+    sections.append(_figure("Weights", _png(lambda b: plots.weights(model, b)), wide=True))
 
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
-                   for k, v in {**settings, **results}.items())
+    accuracy = f"{results['test_accuracy']:.2%}" if results else "not recorded"
+    seconds = f"{results['seconds']:.1f} s" if results else "not recorded"
+    files = ", ".join(p.name for p in sorted(run.iterdir()) if p.is_file() and p.name != "report.html")
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>lamina run {html.escape(run.name)}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; max-width: 980px; margin: 2em auto; color: #222; }}
-table {{ border-collapse: collapse; margin-bottom: 2em; }} th, td {{ text-align: left; padding: 2px 12px; }}
-th {{ color: #555; font-weight: normal; }} figure {{ margin: 0 0 2.5em 0; }}
-h2 {{ font-size: 1.1em; margin-bottom: 0.2em; }} img {{ max-width: 100%; border: 1px solid #eee; }}
-figcaption p {{ margin-top: 0; color: #555; }}
+body {{ font-family: system-ui, sans-serif; max-width: 1240px; margin: 1.5em auto; padding: 0 1em; color: #222; }}
+.headline {{ font-size: 1.15em; line-height: 1.5; margin-bottom: 1em; }}
+.headline strong {{ font-size: 1.6em; color: #1a5e20; }}
+table {{ border-collapse: collapse; margin-bottom: 2em; }}
+th, td {{ text-align: left; padding: 3px 14px; border-bottom: 1px solid #eee; }}
+th {{ color: #555; font-weight: normal; }}
+main {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(440px, 1fr)); gap: 0 2em; }}
+figure {{ margin: 0 0 2.2em 0; }} figure.wide {{ grid-column: 1 / -1; }}
+h2 {{ font-size: 1.1em; margin-bottom: 0.2em; }} img {{ max-width: 100%; height: auto; border: 1px solid #eee; }}
+figcaption p {{ margin-top: 0; color: #555; max-width: 60em; }}
+code {{ background: #f4f4f4; padding: 0 3px; }}
 </style></head><body>
 <h1>lamina run {html.escape(run.name)}</h1>
-<table>{rows}</table>
+<p class="headline"><strong>{accuracy}</strong> test accuracy on <b>{html.escape(name)}</b>
+({len(x_test):,} test samples) after {seconds} of training.<br>
+Model: {html.escape(describe(model, input_shape))}.<br>
+Files in <code>{html.escape(str(run))}</code>: {html.escape(files)}.</p>
+<table>{_settings_rows(settings, results)}</table>
+<main>
 {''.join(sections)}
+</main>
 </body></html>
 """
     path = run / "report.html"
