@@ -345,9 +345,10 @@ def test_empty_data_and_bool_labels_get_one_clear_error():
         model.fit(np.zeros((4, 2), np.float32), np.array([True, False, True, False]), verbose=0)
 
 
-@pytest.mark.parametrize("loss", ["bce_with_logits", "bce", nn.BCEWithLogitsLoss(), "cross_entropy"])
+@pytest.mark.parametrize("loss", ["bce_with_logits", "bce", nn.BCEWithLogitsLoss(), "cross_entropy",
+                                  nn.CrossEntropyLoss()])
 def test_fit_refuses_targets_a_loss_reads_as_probabilities_outside_zero_one(loss):
-    soft = loss == "cross_entropy"
+    soft = loss == "cross_entropy" or isinstance(loss, nn.CrossEntropyLoss)
     model = nn.Sequential(nn.Linear(2, 2 if soft else 1), *([] if soft or loss != "bce" else [nn.Sigmoid()]))
     model.compile("sgd", loss)
     y = np.array([[1.5, -0.5], [0.0, 1.0]], np.float32) if soft else np.array([0.0, 2.0], np.float32)

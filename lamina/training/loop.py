@@ -144,9 +144,9 @@ def _targets_for(loss_fn, y, output):
             y = y.to(output.dtype)
         if y.shape != output.shape and y.data.size == output.data.size:
             y = y.reshape(output.shape)  # (N,) targets for (N, 1) outputs
+    soft_classes = y.data.dtype.kind == "f" and (loss_fn is F.cross_entropy or isinstance(loss_fn, nn.CrossEntropyLoss))
     probabilities = loss_fn in _PROBABILITY_TARGET_LOSSES or isinstance(loss_fn, _PROBABILITY_TARGET_MODULES)
-    if (probabilities or y.data.dtype.kind == "f" and loss_fn in (F.cross_entropy, nn.CrossEntropyLoss)) \
-            and y.data.size and (y.data.min() < 0 or y.data.max() > 1):
+    if (probabilities or soft_classes) and y.data.size and (y.data.min() < 0 or y.data.max() > 1):
         raise ValueError(f"fit: the loss reads the targets as probabilities in [0, 1], but they range over "
                          f"[{y.data.min():g}, {y.data.max():g}]")
     return y
