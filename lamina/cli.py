@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -300,8 +301,12 @@ def _boundary_recorder(viz, settings, x_train, y_train, out, resume):
     recorder = viz.BoundaryRecorder(x_train, y_train)
     frames = out / "boundary_frames.npz"
     if resume and frames.exists():
-        with np.load(frames, allow_pickle=False) as saved:
-            recorder.frames, recorder.epochs = list(saved["frames"]), list(saved["epochs"])
+        try:
+            with np.load(frames, allow_pickle=False) as saved:
+                recorder.frames, recorder.epochs = list(saved["frames"]), list(saved["epochs"])
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # not worth stopping the run
+            print(f"Warning: {frames} cannot be read ({e}); the boundary animation starts again from here",
+                  file=sys.stderr)
     return recorder
 
 

@@ -337,6 +337,8 @@ def save(obj, path, optimizer=None, scheduler=None, epoch=None, history=None, me
         document["epoch"] = int(epoch)
     if history is not None:
         document["history"] = history
+    if optimizer is not None:  # a checkpoint: resuming continues the same random draws (shuffling, dropout)
+        document["rng_state"] = backend.generator().bit_generator.state
     if _is_safetensors(path):
         _write_safetensors(path, arrays, document)
         return
@@ -429,8 +431,11 @@ def load(path, model=None):
     return model
 
 
-def load_checkpoint(path, model=None, optimizer=None, scheduler=None):
-    """Restore a checkpoint: weights into `model` (built from the file if None), optimizer and scheduler state.
+def load_checkpoint(path, model=None, optimizer=None, scheduler=None, restore_rng=True):
+    """Restore a checkpoint: weights into `model` (built from the file if None), optimizer and scheduler state,
+    and lamina's random generator as it was when the checkpoint was written, so that a resumed run draws
+    the same shuffles, augmentations and dropout masks as one that never stopped (restore_rng=False keeps
+    the generator as it is).
 
     Returns a dict with the model, the epoch, the history and the metadata.
     """
@@ -453,8 +458,20 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None):
         optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
     if scheduler is not None and "scheduler" in document:
         scheduler.load_state_dict(document["scheduler"]["state"])
+    if restore_rng and "rng_state" in document:
+        _restore_rng(document["rng_state"], path)
     return {"model": model, "epoch": document.get("epoch"), "history": document.get("history"),
             "metadata": document.get("metadata", {}), "version": document.get("version")}
+
+
+def _restore_rng(state, path):
+    generator = backend.generator().bit_generator
+    if not isinstance(state, dict) or state.get("bit_generator") != type(generator).__name__:
+        raise ModelFileError(f"{path}: rng_state is not a {type(generator).__name__} generator's state")
+    try:
+        generator.state = state
+    except (TypeError, ValueError, KeyError) as e:
+        raise ModelFileError(f"{path}: rng_state cannot be restored ({e})") from None
 
 
 def load_weights(path):

@@ -180,5 +180,5 @@ Files in <code>{html.escape(str(run))}</code>: {html.escape(files)}.</p>
 
 def save_boundary_frames(recorder, run_dir):
     gx, gy = recorder.grid
-    np.savez(Path(run_dir) / "boundary_frames.npz", frames=np.stack(recorder.frames),
-             epochs=np.asarray(recorder.epochs), gx=gx, gy=gy)
+    arrays = dict(frames=np.stack(recorder.frames), epochs=np.asarray(recorder.epochs), gx=gx, gy=gy)
+    write_atomically(Path(run_dir) / "boundary_frames.npz", lambda f: np.savez(f, **arrays))
