@@ -549,7 +549,10 @@ def main(argv=None):
         if args.command is None:
             raise CommandError("choose a command: train, evaluate, predict, report, show, info or export "
                                "(lamina --help)")
-        args.run(args)
+        result = args.run(args)
+    except KeyboardInterrupt:  # Ctrl-C outside training (start-up, evaluation, the report): no traceback
+        print("\nlamina: interrupted", file=sys.stderr)
+        return 130
     except CommandError as e:
         print(f"lamina: error: {e}", file=sys.stderr)
         return 2
@@ -557,6 +560,8 @@ def main(argv=None):
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"lamina: error: {message}", file=sys.stderr)
         return 2
+    if isinstance(result, dict) and result.get("interrupted"):
+        return 130  # as a shell reports a run stopped by Ctrl-C, after what was kept has been saved
     return 0
 
 

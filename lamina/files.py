@@ -6,9 +6,12 @@ recognises such leftovers by name and by their free lock and removes them, while
 from a file that another live process is still writing.
 """
 
+import contextlib
 import os
 import secrets
+import signal
 import stat
+import threading
 import time
 
 try:
@@ -75,6 +78,30 @@ def _create_temporary(directory, name):
             continue
 
 
+@contextlib.contextmanager
+def _interrupts_deferred():
+    """Hold a Ctrl-C that arrives during the block until the block is done, then deliver it.
+
+    A save interrupted half-way would be thrown away; one Ctrl-C too many must not cost the file. A
+    process that ignores SIGINT (a background job) goes on ignoring it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous):  # SIG_IGN, SIG_DFL or unknown: leave it as it is
+        yield
+        return
+    received = []
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            previous(signal.SIGINT, received[0])
+
+
 def write_atomically(path, write):
     """Call write(binary_file) on a temporary file beside `path`, then rename it over `path`.
 
@@ -84,6 +111,11 @@ def write_atomically(path, write):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     remove_stale_temporaries(directory)
+    with _interrupts_deferred():
+        _write_and_rename(path, directory, write)
+
+
+def _write_and_rename(path, directory, write):
     fd, tmp = _create_temporary(directory, os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:

@@ -202,3 +202,24 @@ def test_mnist_examples_offline_say_how_to_get_the_files(tmp_path, monkeypatch):
             runpy.run_path(str(Path(__file__).resolve().parent.parent / "examples" / example), run_name="__main__")
         message = str(exit_.value.code)
         assert "\n" not in message and f"python examples/{example} FOLDER" in message
+
+
+def test_ctrl_c_saves_what_was_learned_and_exits_130(tmp_path):
+    import signal
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    out = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "lamina", "train", "--dataset", "moons", "--epochs", "100000",
+                                "--out", str(out), "--verbose", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env)
+    try:
+        for line in process.stdout:
+            if line.startswith("Epoch 3/"):
+                process.send_signal(signal.SIGINT)
+                break
+        stdout, stderr = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Saved the model" in stdout and (out / "model.npz").exists()
+    assert json.loads((out / "history.json").read_text())["interrupted"] is True

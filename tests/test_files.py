@@ -110,3 +110,17 @@ def test_saving_never_changes_the_process_umask(tmp_path, monkeypatch):
     for t in threads:
         t.join()
     assert calls == [] and len(list(tmp_path.glob("*.npz"))) == 4
+
+
+def test_ctrl_c_during_a_save_waits_for_the_whole_file(tmp_path):
+    target = tmp_path / "m.npz"
+
+    def write(f):
+        f.write(b"first half ")
+        os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C mid-save
+        f.write(b"second half")
+
+    with pytest.raises(KeyboardInterrupt):
+        files.write_atomically(target, write)
+    assert target.read_bytes() == b"first half second half" and _temporaries(tmp_path) == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -354,3 +354,19 @@ def test_fit_refuses_targets_a_loss_reads_as_probabilities_outside_zero_one(loss
     y = np.array([[1.5, -0.5], [0.0, 1.0]], np.float32) if soft else np.array([0.0, 2.0], np.float32)
     with pytest.raises(ValueError, match=r"targets as probabilities in \[0, 1\], but they range over"):
         model.fit(np.zeros((2, 2), np.float32), y, verbose=0)
+
+
+def test_a_process_that_ignores_ctrl_c_goes_on_ignoring_it():
+    X, y = datasets.moons(n=32)
+    model = _classifier().compile()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        class PressCtrlC(Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                os.kill(os.getpid(), signal.SIGINT)
+
+        history = model.fit(X, y, epochs=2, batch_size=16, verbose=0, callbacks=[PressCtrlC()])
+        assert not history.interrupted and history.epoch == [0, 1]
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

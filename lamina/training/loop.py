@@ -160,7 +160,9 @@ class _Interrupt:
 
     def __enter__(self):
         self._previous = None
-        if threading.current_thread() is threading.main_thread():
+        # a process that ignores SIGINT (a background job) goes on ignoring it
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is not \
+                signal.SIG_IGN:
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
@@ -296,7 +298,7 @@ class Trainer:
                 if not completed:  # a partial epoch is recorded, but epoch-end callbacks (checkpoints) never see it
                     history.record_interrupted(epoch, logs)
                     if interrupt.requested and self.strategy.is_main:
-                        print(f"\nInterrupted: stopped after batch of epoch {epoch + 1}; weights kept.")
+                        print(f"\nInterrupted: stopped after a batch of epoch {epoch + 1}.")
                     break
                 if validation_data is not None:
                     val = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
