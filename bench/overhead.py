@@ -46,7 +46,7 @@ def train_lamina(x, y, weights, steps):
             p.grad = None
         loss.backward()
         for p in params:
-            p.data -= LR * p.grad.data
+            p.array -= LR * p.grad.array
     return loss.item()
 
 

@@ -120,7 +120,7 @@ def lamina_inference(samples=10_000, batch=1000):
 
     def run():
         with lamina.no_grad():
-            return sum(float(model(lamina.Tensor(x[i:i + batch])).data[0, 0]) for i in range(0, samples, batch))
+            return sum(float(model(lamina.Tensor(x[i:i + batch])).array[0, 0]) for i in range(0, samples, batch))
 
     return run
 

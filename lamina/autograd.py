@@ -95,13 +95,13 @@ def is_grad_enabled():
 class Tensor:
     """An array with an optional gradient and a record of the op that made it."""
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_version", "__weakref__")
+    __slots__ = ("array", "grad", "requires_grad", "grad_fn", "_version", "__weakref__")
     generation = 0  # a leaf comes before every op (Function.generation counts from here)
     __array_ufunc__ = None  # numpy defers `array * tensor` to Tensor.__rmul__
     __hash__ = object.__hash__  # == is elementwise, yet tensors stay usable as dict keys
 
     def __init__(self, data, dtype=None, requires_grad=False):
-        self.data = data if dtype is None and type(data) is np.ndarray else as_array(data, dtype)
+        self.array = data if dtype is None and type(data) is np.ndarray else as_array(data, dtype)
         self.grad = None
         self.grad_fn = None
         self.requires_grad = False
@@ -110,53 +110,74 @@ class Tensor:
 
     # --- properties -------------------------------------------------------------------------
     @property
+    def data(self):
+        """This tensor's values as a tensor cut from the graph, sharing its memory, as PyTorch's `.data`.
+
+        Changing it in place (`p.data -= lr * p.grad`) changes this tensor without being recorded; the
+        raw array is `.array` (or `.numpy()`).
+
+        >>> w = lamina.ones(2, requires_grad=True)
+        >>> w.data -= 0.5
+        >>> w.tolist(), w.requires_grad, w.data.requires_grad
+        ([0.5, 0.5], True, False)
+        """
+        return wrap(self.array)
+
+    @data.setter
+    def data(self, value):
+        array = value.array if isinstance(value, Tensor) else as_array(value)
+        if array.shape != self.array.shape or array.dtype != self.array.dtype:
+            self.grad = None  # PyTorch allows a new shape or dtype here; an old gradient would no longer fit
+        self.array = array
+
+    @property
     def shape(self):
-        return self.data.shape
+        return self.array.shape
 
     @property
     def ndim(self):
-        return self.data.ndim
+        return self.array.ndim
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self.array.dtype
 
     @property
     def is_leaf(self):
         return self.grad_fn is None
 
     def size(self, dim=None):
-        return self.data.shape if dim is None else self.data.shape[dim]
+        return self.array.shape if dim is None else self.array.shape[dim]
 
     def numel(self):
-        return self.data.size
+        return self.array.size
 
     def dim(self):
-        return self.data.ndim
+        return self.array.ndim
 
     def __len__(self):
-        if self.data.ndim == 0:
+        if self.array.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self.array.shape[0]
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
     # --- conversion -------------------------------------------------------------------------
     def numpy(self):
-        return self.data
+        return self.array
 
     def __array__(self, dtype=None, copy=None):
-        array = self.data if get_array_module(self.data) is np else self.data.get()
+        array = self.array if get_array_module(self.array) is np else self.array.get()
         return array if dtype is None else array.astype(dtype)
 
     def item(self):
-        if self.data.size != 1:
-            raise ValueError(f"item(): tensor of shape {self.shape} has {self.data.size} elements, not 1")
-        return self.data.item()
+        if self.array.size != 1:
+            raise ValueError(f"item(): tensor of shape {self.shape} has {self.array.size} elements, not 1")
+        return self.array.item()
 
     def tolist(self):
-        return self.data.tolist()
+        return self.array.tolist()
 
     def __float__(self):
         return float(self.item())
@@ -172,11 +193,11 @@ class Tensor:
 
     def detach(self):
         """A tensor sharing this one's data, cut from the graph."""
-        return Tensor(self.data)
+        return Tensor(self.array)
 
     def requires_grad_(self, requires_grad=True):
-        if requires_grad and self.data.dtype.kind not in "fc":
-            raise RuntimeError(f"only floating point tensors can require gradients, not {self.data.dtype}")
+        if requires_grad and self.array.dtype.kind not in "fc":
+            raise RuntimeError(f"only floating point tensors can require gradients, not {self.array.dtype}")
         if not requires_grad and self.grad_fn is not None:
             raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use detach() instead")
         self.requires_grad = bool(requires_grad)
@@ -200,11 +221,11 @@ class Tensor:
     def type(self, dtype=None):
         """With no argument, the type's name as PyTorch spells it ("lamina.FloatTensor"); else a cast."""
         if dtype is None:
-            return f"lamina.{_TYPE_NAMES.get(self.data.dtype.name, self.data.dtype.name)}Tensor"
+            return f"lamina.{_TYPE_NAMES.get(self.array.dtype.name, self.array.dtype.name)}Tensor"
         return _ops.cast(self, dtype)
 
     def nelement(self):
-        return self.data.size
+        return self.array.size
 
     def contiguous(self):
         return self  # every result is laid out for its next op already
@@ -213,13 +234,13 @@ class Tensor:
         return _ops.reshape(self, other.shape)
 
     def __index__(self):
-        if self.data.dtype.kind not in "iub" or self.data.size != 1:
+        if self.array.dtype.kind not in "iub" or self.array.size != 1:
             raise TypeError(f"only integer tensors of one element can be used as an index, not {self.dtype} "
                             f"of shape {self.shape}")
-        return int(self.data.reshape(()))
+        return int(self.array.reshape(()))
 
     def __format__(self, spec):
-        return format(self.item(), spec) if self.data.ndim == 0 else format(repr(self), spec)
+        return format(self.item(), spec) if self.array.ndim == 0 else format(repr(self), spec)
 
     def __repr__(self):
         body = np.array2string(np.asarray(self), separator=", ", prefix="tensor(")
@@ -236,12 +257,12 @@ class Tensor:
         if not self.requires_grad:
             raise RuntimeError("backward(): tensor does not require grad and has no grad_fn")
         if gradient is None:
-            if self.data.size != 1:
+            if self.array.size != 1:
                 raise RuntimeError(
                     f"backward(): grad can be implicitly created only for scalar outputs, "
                     f"but this tensor has shape {self.shape}; pass `gradient`"
                 )
-            gradient = wrap(get_array_module(self.data).ones_like(self.data))
+            gradient = wrap(get_array_module(self.array).ones_like(self.array))
         run_backward([self], [gradient], retain_graph or create_graph, create_graph)
 
     def retain_grad(self):
@@ -328,7 +349,7 @@ class Tensor:
             raise RuntimeError(f"{what.name}: a leaf tensor that requires grad is being used in an in-place "
                                "operation; do it inside lamina.no_grad() (as an optimizer step does)")
         if recording:
-            old = wrap(self.data.copy())
+            old = wrap(self.array.copy())
             old.requires_grad, old.grad_fn = self.requires_grad, self.grad_fn
             new = compute(old)
         else:
@@ -341,7 +362,7 @@ class Tensor:
             raise RuntimeError(f"{what.name}: a {new.dtype} result cannot be written in place into a "
                                f"{self.dtype} tensor")
         try:
-            self.data[...] = new.data
+            self.array[...] = new.array
         except ValueError as e:
             raise RuntimeError(f"{what.name}: this tensor's memory cannot be written ({e})") from None
         if self.grad_fn is not None and self.grad_fn.keeps_output:
@@ -613,7 +634,7 @@ _new = object.__new__
 def wrap(array):
     """A tensor around `array` as it is: no copy, no dtype conversion (what ops use for their results)."""
     t = _new(Tensor)
-    t.data = array
+    t.array = array
     t.grad = None
     t.grad_fn = None
     t.requires_grad = False
@@ -662,10 +683,10 @@ def as_operand(value, like=None):
     if isinstance(value, Tensor):
         return value
     if like is not None and isinstance(value, (int, float, bool)):
-        dtype = like.data.dtype
+        dtype = like.array.dtype
         if isinstance(value, float) and dtype.kind not in "fc":
             dtype = default_float
-        return wrap(get_array_module(like.data).asarray(value, dtype=dtype))
+        return wrap(get_array_module(like.array).asarray(value, dtype=dtype))
     return Tensor(value)
 
 
@@ -692,14 +713,14 @@ class Function:
 
     def __call__(self, *inputs):
         try:
-            y = self.forward(*[x.data for x in inputs])
+            y = self.forward(*[x.array for x in inputs])
         except (ValueError, IndexError, TypeError) as e:
             shapes = ", ".join(str(x.shape) for x in inputs)
             raise type(e)(f"{self.name}: {e} (input shapes {shapes})") from None
         if isinstance(y, np.generic):  # NumPy turns 0-d results into scalars; keep arrays throughout
             y = np.asarray(y)
         out = _new(Tensor)  # what wrap does, inlined on the hottest path
-        out.data = y
+        out.array = y
         out.grad = out.grad_fn = None
         out.requires_grad = False
         if _Mode.grad_enabled and True in [x.requires_grad for x in inputs]:
@@ -713,7 +734,7 @@ class Function:
                 if _Mode.inplace_seen:
                     self.input_versions = [getattr(x, "_version", 0) for x in inputs]
             else:
-                self.input_shapes = [x.data.shape for x in inputs]
+                self.input_shapes = [x.array.shape for x in inputs]
             if self.keeps_output:
                 self._output_data = y
             out.requires_grad = True
@@ -833,10 +854,10 @@ def _store_leaf_grad(leaf, g, create_graph, stored):
     if create_graph:
         leaf.grad = _accumulate(leaf.grad, g)
     elif leaf.grad is not None:
-        leaf.grad = wrap(leaf.grad.data + g.data)
+        leaf.grad = wrap(leaf.grad.array + g.array)
     else:
         # .grad must be writable, contiguous and its own: optimizers update it in place
-        array = g.data
+        array = g.array
         owner = array if array.base is None else array.base
         flags = array.flags
         if id(owner) in stored or not flags.c_contiguous or not getattr(flags, "writeable", True):
@@ -915,8 +936,8 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
                 if is_op:
                     shape, dtype = edge.out_shape, edge.out_dtype
                 else:
-                    shape, dtype = edge.data.shape, edge.data.dtype
-                g_data = gx.data
+                    shape, dtype = edge.array.shape, edge.array.dtype
+                g_data = gx.array
                 if g_data.dtype != dtype:
                     gx = _ops.cast(gx, dtype)
                 if g_data.shape != shape:
@@ -942,7 +963,7 @@ def zero_grad(tensors, set_to_none=True):
         if set_to_none or t.grad is None:
             t.grad = None
         else:
-            t.grad.data[...] = 0
+            t.grad.array[...] = 0
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
@@ -959,9 +980,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         if not out.requires_grad:
             raise RuntimeError(f"grad(): an output of shape {out.shape} does not require grad")
         if g is None:
-            if out.data.size != 1:
+            if out.array.size != 1:
                 raise RuntimeError(f"grad(): grad_outputs is needed for the non-scalar output of shape {out.shape}")
-            g = Tensor(get_array_module(out.data).ones_like(out.data))
+            g = Tensor(get_array_module(out.array).ones_like(out.array))
         seeds.append(g)
     for i, t in enumerate(inputs):
         if not t.requires_grad:
@@ -1024,13 +1045,13 @@ class _CustomCall(Function):
         self.several = isinstance(result, tuple)
         self.shapes = [o.shape for o in outputs]
         if not self.several:
-            return outputs[0].data
+            return outputs[0].array
         dtypes = {o.dtype for o in outputs}
         if len(dtypes) > 1:
             raise TypeError(f"{self.cls.__name__}.forward returned outputs of several dtypes "
                             f"{sorted(map(str, dtypes))}; lamina's custom Functions need one")
-        xp = get_array_module(outputs[0].data)
-        return xp.concatenate([o.data.reshape(-1) for o in outputs])
+        xp = get_array_module(outputs[0].array)
+        return xp.concatenate([o.array.reshape(-1) for o in outputs])
 
     def backward(self, gy):
         name = self.cls.__name__
@@ -1039,7 +1060,7 @@ class _CustomCall(Function):
                                "backward(create_graph=True) through it is not supported")
         if self.several:
             bounds = np.cumsum([0] + [int(np.prod(shape)) for shape in self.shapes]).tolist()
-            grads = [wrap(gy.data[a:b].reshape(shape)) for a, b, shape in zip(bounds, bounds[1:], self.shapes)]
+            grads = [wrap(gy.array[a:b].reshape(shape)) for a, b, shape in zip(bounds, bounds[1:], self.shapes)]
         else:
             grads = [gy]
         result = self.cls.backward(self.ctx, *grads)

@@ -426,8 +426,8 @@ def info(args):
     print(f"{_model_path(args.model)}: lamina {document.get('version')} model")
     total = 0
     for name, p in model.named_parameters():
-        total += p.data.size
-        print(f"  {name:<24} {str(p.shape):<14} {p.data.size:>10,}")
+        total += p.array.size
+        print(f"  {name:<24} {str(p.shape):<14} {p.array.size:>10,}")
     print(f"  {'total':<24} {'':<14} {total:>10,} parameters")
     print(model)
     metadata = document.get("metadata", {})

@@ -15,7 +15,7 @@ def _float_dtype(dtype):
 def tensor(data, dtype=None, requires_grad=False):
     """A new tensor holding a copy of `data` (a number, nested list, array or tensor)."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data.array
     array = as_array(data, dtype)
     return Tensor(array.copy() if array is data else array, requires_grad=requires_grad)
 
@@ -24,7 +24,7 @@ def as_tensor(data, dtype=None):
     """Like `tensor`, but shares memory with an array of the right dtype."""
     if isinstance(data, Tensor) and (dtype is None or data.dtype == np.dtype(dtype)):
         return data
-    return Tensor(as_array(data.data if isinstance(data, Tensor) else data, dtype))
+    return Tensor(as_array(data.array if isinstance(data, Tensor) else data, dtype))
 
 
 def from_numpy(array):
@@ -113,7 +113,7 @@ def multinomial(input, num_samples, replacement=False, generator=None):
     >>> lamina.multinomial(lamina.tensor([0.0, 1.0, 0.0]), 2, replacement=True).tolist()
     [1, 1]
     """
-    weights = np.asarray(input.data if isinstance(input, Tensor) else input, dtype=np.float64)
+    weights = np.asarray(input.array if isinstance(input, Tensor) else input, dtype=np.float64)
     if weights.ndim not in (1, 2) or not np.isfinite(weights).all() or (weights < 0).any():
         raise ValueError(f"multinomial: input must be 1-D or 2-D finite non-negative weights, got shape "
                          f"{weights.shape}")

@@ -24,7 +24,7 @@ def _to_float64(inputs):
     out = []
     for x in inputs:
         if isinstance(x, Tensor) and x.dtype.kind == "f":
-            out.append(Tensor(x.data.astype(float64), requires_grad=x.requires_grad))
+            out.append(Tensor(x.array.astype(float64), requires_grad=x.requires_grad))
         else:
             out.append(x)
     return out
@@ -69,9 +69,9 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
 
     for slot, i in enumerate(checked):
         x = inputs[i]
-        expected = np.zeros(x.shape) if analytic[slot] is None else np.asarray(analytic[slot].data, dtype=float64)
+        expected = np.zeros(x.shape) if analytic[slot] is None else np.asarray(analytic[slot].array, dtype=float64)
         numeric = np.zeros(x.shape)
-        flat = x.data.reshape(-1)  # a view: perturbing it perturbs x
+        flat = x.array.reshape(-1)  # a view: perturbing it perturbs x
         # grad mode stays on: for gradgradcheck, fn itself runs a backward
         for k in range(flat.size):
             original = flat[k]
@@ -80,7 +80,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
             flat[k] = original - eps
             down = _projection(fn, inputs, cotangents)
             flat[k] = original
-            numeric.reshape(-1)[k] = (float(up.data) - float(down.data)) / (2 * eps) if up is not None else 0.0
+            numeric.reshape(-1)[k] = (float(up.array) - float(down.array)) / (2 * eps) if up is not None else 0.0
         error = np.abs(expected - numeric) - (atol + rtol * np.abs(numeric))
         if error.size and (error > 0).any() or not np.isfinite(expected).all():
             worst = np.unravel_index(np.nanargmax(np.where(np.isfinite(error), error, np.inf)), x.shape)

@@ -273,7 +273,7 @@ def _refuse_pickle(path):
 
 def _host(value):
     """A NumPy array of a tensor's or an array's values, copied from the GPU when it lives there."""
-    data = value.data if isinstance(value, Tensor) else value
+    data = value.array if isinstance(value, Tensor) else value
     if backend.is_array(data) and not isinstance(data, np.ndarray):
         return data.get()  # CuPy
     return np.asarray(data)

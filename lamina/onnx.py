@@ -126,25 +126,25 @@ class _Graph:
         for table in (model.named_parameters(), model.named_buffers()):
             for name, t in table:
                 if t is not None:
-                    self.param_names.setdefault(id(t.data), name)
+                    self.param_names.setdefault(id(t.array), name)
                     self.taken.add(name)
-                    self.keep.append(t.data)
+                    self.keep.append(t.array)
 
     def _bind(self, tensor, name):
         self.names[id(tensor)] = name
-        self.array_names[id(tensor.data)] = name
+        self.array_names[id(tensor.array)] = name
         self.keep.append(tensor)
 
     # values
     def is_constant(self, t):
         """A tensor that no traced op made and whose array is no graph value: a weight or a constant."""
-        return id(t) not in self.names and id(t.data) not in self.array_names
+        return id(t) not in self.names and id(t.array) not in self.array_names
 
     def value(self, t):
         """The name of tensor t in the graph: an input, an op's output, a parameter or a constant."""
         if id(t) in self.names:
             return self.names[id(t)]
-        return self.array(t.data)  # t = value.detach() shares the value's array; else t is a constant
+        return self.array(t.array)  # t = value.detach() shares the value's array; else t is a constant
 
     def array(self, array):
         """The name of an array: a value's if one has it, else a constant's (a weight under its own name)."""
@@ -512,7 +512,7 @@ def _as_inputs(args):
     tensors = []
     for a in items:
         if isinstance(a, Tensor):
-            tensors.append(Tensor(a.data))
+            tensors.append(Tensor(a.array))
         else:
             array = np.asarray(a)
             if array.dtype == np.float64 and not isinstance(a, np.ndarray):
@@ -543,7 +543,7 @@ def _second_input(t, axes):
     Floats move a tenth of the way towards their minimum (their maximum, sum and mean all change) and
     every array is reversed along every dim; integers (indices, say) are only reversed, so they stay valid.
     """
-    array = np.asarray(t.data)
+    array = np.asarray(t.array)
     if array.dtype.kind == "f" and array.size:
         array = (array * array.dtype.type(0.9) + array.min() * array.dtype.type(0.1)).astype(array.dtype)
     array = np.flip(array, tuple(range(array.ndim))) if array.ndim else array
@@ -648,7 +648,7 @@ def export(model, args, f=None, input_names=None, output_names=None, dynamic_axe
     if difference is not None:
         raise ExportError(
             "export: the traced graph depends on the example input: " + difference + ". Part of the forward pass "
-            "uses the input's values or sizes outside lamina's ops (.numpy(), .data, .item(), a shape used as a "
+            "uses the input's values or sizes outside lamina's ops (.numpy(), .array, .item(), a shape used as a "
             "number, Python control flow on values), or an axis whose size is used that way is marked dynamic; "
             "such a graph would be right only for the example")
 

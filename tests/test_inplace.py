@@ -28,12 +28,12 @@ def test_the_hand_written_sgd_idiom_updates_the_same_tensor():
 
 def test_in_place_methods_write_the_same_memory():
     t = lamina.zeros(2, 3)
-    view_of_memory = t.data
+    view_of_memory = t.array
     t.add_(1).mul_(3).sub_(lamina.ones(3), alpha=2).div_(2)
     np.testing.assert_array_equal(view_of_memory, np.full((2, 3), 0.5, np.float32))
     t[0] = 7.0
     t[t < 1] = -1.0
-    assert t.tolist() == [[7.0, 7.0, 7.0], [-1.0, -1.0, -1.0]] and t.data is view_of_memory
+    assert t.tolist() == [[7.0, 7.0, 7.0], [-1.0, -1.0, -1.0]] and t.array is view_of_memory
     t.clamp_(min=0)
     t.fill_(2).zero_()
     assert t.numpy().sum() == 0
@@ -41,7 +41,7 @@ def test_in_place_methods_write_the_same_memory():
     t.uniform_(-1, 1)
     assert (t.numpy() >= -1).all() and (t.numpy() < 1).all() and t.dtype == lamina.float32
     t.normal_()
-    assert t.dtype == lamina.float32 and t.data is view_of_memory
+    assert t.dtype == lamina.float32 and t.array is view_of_memory
 
 
 def test_a_leaf_that_requires_grad_refuses_in_place_changes_outside_no_grad():

@@ -29,7 +29,7 @@ class TensorDataset(Dataset):
     def __init__(self, *arrays):
         if not arrays:
             raise ValueError("TensorDataset needs at least one array")
-        self.arrays = tuple(a.data if isinstance(a, Tensor) else np.asarray(a) for a in arrays)
+        self.arrays = tuple(a.array if isinstance(a, Tensor) else np.asarray(a) for a in arrays)
         lengths = [len(a) for a in self.arrays]
         if len(set(lengths)) != 1:
             shapes = ", ".join(str(a.shape) for a in self.arrays)

@@ -152,9 +152,9 @@ class DistributedDataParallel(Module):
         self.allreduce_seconds = 0.0
         self.allreduce_calls = 0
         for p in module.parameters():
-            broadcast(p.data)
+            broadcast(p.array)
         for b in module.buffers():
-            broadcast(b.data)
+            broadcast(b.array)
         self._queued = False
 
     def forward(self, *args, **kwargs):
@@ -167,12 +167,12 @@ class DistributedDataParallel(Module):
         self._queued = False
         params = list(self.module.parameters())
         # Every rank must send the same layout: a parameter without a gradient contributes zeros.
-        sizes = [p.data.size for p in params]
-        dtype = params[0].data.dtype
+        sizes = [p.array.size for p in params]
+        dtype = params[0].array.dtype
         flat = np.empty(sum(sizes), dtype=dtype)
         offset = 0
         for p, n in zip(params, sizes):
-            flat[offset:offset + n] = 0 if p.grad is None else p.grad.data.reshape(-1)
+            flat[offset:offset + n] = 0 if p.grad is None else p.grad.array.reshape(-1)
             offset += n
         start = time.perf_counter()
         all_reduce(flat, "mean")

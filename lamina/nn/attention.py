@@ -94,7 +94,7 @@ class MultiheadAttention(Module):
             attn_mask = generate_square_subsequent_mask(length, query.dtype)
         bias = None
         if attn_mask is not None:
-            m = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+            m = attn_mask.array if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
             if m.ndim == 3:
                 if m.shape != (batch * heads, length, source):
                     raise ValueError(f"{name}: a 3-D attn_mask should have shape {(batch * heads, length, source)}, "
@@ -105,7 +105,7 @@ class MultiheadAttention(Module):
                                  f"{(batch * heads, length, source)}, got {m.shape}")
             bias = _additive(attn_mask, query.dtype, False, f"{name}: attn_mask", scores)
         if key_padding_mask is not None:
-            m = key_padding_mask.data if isinstance(key_padding_mask, Tensor) else np.asarray(key_padding_mask)
+            m = key_padding_mask.array if isinstance(key_padding_mask, Tensor) else np.asarray(key_padding_mask)
             expected = (source,) if unbatched else (batch, source)
             if m.shape != expected:
                 raise ValueError(f"{name}: key_padding_mask should have shape {expected}, got {m.shape}")

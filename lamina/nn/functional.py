@@ -55,13 +55,13 @@ def dropout(input, p=0.5, training=True):
     if p == 1:
         return input * 0
     keep = generator().random(input.shape, dtype=np.float32) >= p
-    xp = get_array_module(input.data)
+    xp = get_array_module(input.array)
     scale = xp.asarray(keep) * input.dtype.type(1 / (1 - p))  # one pass, straight to the input's dtype
     return input * wrap(scale)
 
 
 def one_hot(tensor, num_classes=-1):
-    labels = as_operand(tensor).data
+    labels = as_operand(tensor).array
     if labels.dtype.kind not in "iu":
         raise TypeError(f"one_hot: labels must be integers, not {labels.dtype}")
     if num_classes < 0:
@@ -70,7 +70,7 @@ def one_hot(tensor, num_classes=-1):
 
 
 def embedding(input, weight, padding_idx=None):
-    indices = as_operand(input).data
+    indices = as_operand(input).array
     if indices.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, not {indices.dtype}")
     if indices.size and (indices.min() < 0 or indices.max() >= weight.shape[0]):
@@ -205,7 +205,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     axes = (0, *range(2, input.ndim))
     shape = (1, -1, *([1] * (input.ndim - 2)))
     if training:
-        count = input.data.size // input.shape[1]
+        count = input.array.size // input.shape[1]
         if count <= 1:
             raise ValueError(f"batch_norm: expected more than 1 value per channel in training, got input of shape "
                              f"{input.shape}")
@@ -214,10 +214,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         var = (centered * centered).mean(axes)
         if running_mean is not None:
             with no_grad():  # running statistics use the unbiased variance, as PyTorch
-                running_mean.data *= 1 - momentum
-                running_mean.data += momentum * mean.data
-                running_var.data *= 1 - momentum
-                running_var.data += momentum * var.data * (count / (count - 1))
+                running_mean.array *= 1 - momentum
+                running_mean.array += momentum * mean.array
+                running_var.array *= 1 - momentum
+                running_var.array += momentum * var.array * (count / (count - 1))
     else:
         mean, var = running_mean, running_var
         centered = input - ops.reshape(mean, shape)
@@ -334,7 +334,7 @@ def _additive(mask, dtype, may_attend, where, shape):
     """A mask as something to add to the scores: a constant array for bool masks, the tensor itself for floats."""
     if mask is None:
         return None
-    data = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    data = mask.array if isinstance(mask, Tensor) else np.asarray(mask)
     try:
         np.broadcast_shapes(data.shape, shape)
     except ValueError:

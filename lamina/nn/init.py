@@ -31,7 +31,7 @@ def _calculate_fan_in_and_fan_out(tensor):
 
 def _fill(tensor, values):
     with no_grad():
-        tensor.data[...] = values
+        tensor.array[...] = values
     return tensor
 
 

@@ -110,7 +110,7 @@ class Embedding(Module):
         self.weight = Parameter(empty(num_embeddings, embedding_dim, dtype=dtype))
         init.normal_(self.weight)
         if padding_idx is not None:
-            self.weight.data[padding_idx] = 0
+            self.weight.array[padding_idx] = 0
 
     def forward(self, indices):
         return F.embedding(indices, self.weight, self.padding_idx)

@@ -20,7 +20,7 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data, requires_grad=True):
-        super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
+        super().__init__(data.array if isinstance(data, Tensor) else data, requires_grad=requires_grad)
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
@@ -216,8 +216,8 @@ class Module:
         """Cast every floating parameter and buffer to `dtype` in place; returns self."""
         dtype = np.dtype(dtype)
         for t in list(self.parameters()) + list(self.buffers()):
-            if t.data.dtype.kind == "f":
-                t.data = t.data.astype(dtype)
+            if t.array.dtype.kind == "f":
+                t.array = t.array.astype(dtype)
                 t.grad = None
         return self
 
@@ -261,12 +261,12 @@ class Module:
         for key, value in state_dict.items():
             if key not in targets:
                 continue
-            array = value.data if isinstance(value, Tensor) else as_array(np.asarray(value))
+            array = value.array if isinstance(value, Tensor) else as_array(np.asarray(value))
             target = targets[key]
             if tuple(array.shape) != target.shape:
                 raise ValueError(f"load_state_dict: {key} has shape {tuple(array.shape)} in the state dict, "
                                  f"{target.shape} in the model")
-            target.data[...] = array
+            target.array[...] = array
         return IncompatibleKeys(missing, unexpected)
 
     # --- calling -------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ class _BatchNorm(Module):
             raise ValueError(f"{type(self).__name__}({self.num_features}): got input of shape {x.shape}")
         use_batch = self.training or not self.track_running_stats
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
+            self.num_batches_tracked.array += 1
         stats = (self.running_mean, self.running_var) if self.track_running_stats else (None, None)
         return F.batch_norm(x, *stats, self.weight, self.bias, use_batch, self.momentum, self.eps)
 

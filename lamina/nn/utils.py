@@ -13,7 +13,7 @@ def _with_grads(parameters):
 @no_grad()
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
     """Scale all gradients together so their joint norm is at most max_norm; return the norm before."""
-    grads = [p.grad.data for p in _with_grads(parameters)]
+    grads = [p.grad.array for p in _with_grads(parameters)]
     if not grads:
         return wrap(np.asarray(0.0, dtype=np.float32))
     if norm_type == float("inf"):
@@ -32,21 +32,21 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
 @no_grad()
 def clip_grad_value_(parameters, clip_value):
     for p in _with_grads(parameters):
-        np.clip(p.grad.data, -clip_value, clip_value, out=p.grad.data)
+        np.clip(p.grad.array, -clip_value, clip_value, out=p.grad.array)
 
 
 def parameters_to_vector(parameters):
-    return wrap(np.concatenate([p.data.reshape(-1) for p in parameters]))
+    return wrap(np.concatenate([p.array.reshape(-1) for p in parameters]))
 
 
 @no_grad()
 def vector_to_parameters(vec, parameters):
-    data = vec.data if isinstance(vec, Tensor) else np.asarray(vec)
+    data = vec.array if isinstance(vec, Tensor) else np.asarray(vec)
     parameters = list(parameters)
-    total = sum(p.data.size for p in parameters)
+    total = sum(p.array.size for p in parameters)
     if data.size != total:
         raise ValueError(f"vector_to_parameters: vector has {data.size} elements, the parameters {total}")
     start = 0
     for p in parameters:
-        p.data[...] = data[start:start + p.data.size].reshape(p.shape)
-        start += p.data.size
+        p.array[...] = data[start:start + p.array.size].reshape(p.shape)
+        start += p.array.size

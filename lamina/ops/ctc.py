@@ -84,7 +84,7 @@ class CTCLoss(Function):
         if is_grad_enabled():
             raise RuntimeError("ctc_loss: backward is computed on arrays and is differentiable once only; "
                                "second derivatives (create_graph=True) are not supported")
-        log_probs = self.inputs[0].data
+        log_probs = self.inputs[0].array
         alpha, emit = self.alpha, self.emit
         steps, batch, positions = alpha.shape
         rows = np.arange(batch)
@@ -122,4 +122,4 @@ class CTCLoss(Function):
         grad = -np.matmul(occupancy.transpose(1, 0, 2), onehot).transpose(1, 0, 2)
         if self.zero_infinity:
             grad[:, np.isinf(loss)] = 0
-        return wrap((grad * gy.data[None, :, None]).astype(log_probs.dtype, copy=False))
+        return wrap((grad * gy.array[None, :, None]).astype(log_probs.dtype, copy=False))

@@ -12,19 +12,19 @@ from lamina.ops.shape import broadcast_to, sum_to
 def _pair(a, b):
     """Both operands as tensors; a Python number takes the other's dtype."""
     a, b = (a, as_operand(b, like=a)) if isinstance(a, Tensor) else (as_operand(a, like=b), b)
-    a_float, b_float = a.data.dtype.kind == "f", b.data.dtype.kind == "f"
+    a_float, b_float = a.array.dtype.kind == "f", b.array.dtype.kind == "f"
     if a_float != b_float:  # integer with float: the float's dtype wins (NumPy would widen to float64)
         if a_float:
-            b = Cast(a.data.dtype)(b)  # an op, not a bare astype, so that a traced graph (ONNX) sees it
+            b = Cast(a.array.dtype)(b)  # an op, not a bare astype, so that a traced graph (ONNX) sees it
         else:
-            a = Cast(b.data.dtype)(a)
+            a = Cast(b.array.dtype)(a)
     return a, b
 
 
 def _floating(x):
     """Integer input to a float-valued op becomes float32, as in PyTorch, never float64."""
     x = as_operand(x)
-    return x if x.data.dtype.kind in "fc" else Cast(default_float)(x)
+    return x if x.array.dtype.kind in "fc" else Cast(default_float)(x)
 
 
 class Add(Function):
@@ -100,7 +100,7 @@ def div(a, b):
     tensor([0.5, 1. ], dtype=float32)
     """
     a, b = _pair(a, b)
-    if a.data.dtype.kind not in "fc" and b.data.dtype.kind not in "fc":
+    if a.array.dtype.kind not in "fc" and b.array.dtype.kind not in "fc":
         a, b = _floating(a), _floating(b)  # true division of integers gives float32
     return Div()(a, b)
 
@@ -157,7 +157,7 @@ def pow(a, b):
     [4.0, 9.0]
     """
     if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
-        if isinstance(b, float) and a.data.dtype.kind not in "fc":
+        if isinstance(b, float) and a.array.dtype.kind not in "fc":
             a = _floating(a)
         return PowConstant(b)(a)
     return Pow()(*_pair(a, b))
@@ -254,7 +254,7 @@ class Abs(Function):
         return np.abs(a)
 
     def backward(self, gy):
-        return gy * wrap(np.sign(self.inputs[0].data))
+        return gy * wrap(np.sign(self.inputs[0].array))
 
 
 def abs(a):
@@ -366,7 +366,7 @@ class ReLU(Function):
         return np.maximum(a, 0)
 
     def backward(self, gy):
-        return gy * wrap(self.inputs[0].data > 0)
+        return gy * wrap(self.inputs[0].array > 0)
 
 
 def relu(a):
@@ -386,7 +386,7 @@ class Clamp(Function):
         return np.clip(a, self.low, self.high)
 
     def backward(self, gy):
-        a = self.inputs[0].data
+        a = self.inputs[0].array
         inside = True
         if self.low is not None:
             inside = inside & (a >= self.low)
@@ -418,8 +418,8 @@ class Maximum(Function):
 
     def backward(self, gy):
         a, b = self.inputs
-        share = self.beats(a.data, b.data).astype(gy.dtype)
-        share += (a.data == b.data) * gy.dtype.type(0.5)  # in the gradient's dtype: no float64 temporary
+        share = self.beats(a.array, b.array).astype(gy.dtype)
+        share += (a.array == b.array) * gy.dtype.type(0.5)  # in the gradient's dtype: no float64 temporary
         share = wrap(share)
         return sum_to(gy * share, a.shape), sum_to(gy * (1 - share), b.shape)
 
@@ -447,7 +447,7 @@ class Where(Function):
 
     def backward(self, gy):
         a_shape, b_shape = self.input_shapes
-        zero = wrap(get_array_module(gy.data).zeros((), dtype=gy.dtype))
+        zero = wrap(get_array_module(gy.array).zeros((), dtype=gy.dtype))
         cond = self.condition
         need_a, need_b = self.needs_input_grad
         return (sum_to(where(cond, gy, zero), a_shape) if need_a else None,
@@ -461,7 +461,7 @@ def where(condition, input, other):
     >>> lamina.where(x > 0, x, 0.0).tolist()
     [0.0, 2.0]
     """
-    condition = condition.data if isinstance(condition, Tensor) else condition
+    condition = condition.array if isinstance(condition, Tensor) else condition
     if not is_array(condition):
         condition = np.asarray(condition)
     if condition.dtype != np.bool_:
@@ -493,7 +493,7 @@ def masked_fill(x, mask, value):
     >>> lamina.masked_fill(lamina.ones(3), lamina.tensor([True, False, True]), 0.0).tolist()
     [0.0, 1.0, 0.0]
     """
-    mask = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    mask = mask.array if isinstance(mask, Tensor) else np.asarray(mask)
     if mask.dtype != np.bool_:
         raise TypeError(f"masked_fill: mask must be a bool tensor, not {mask.dtype}")
     value = value.item() if isinstance(value, Tensor) else value
@@ -504,7 +504,7 @@ def masked_fill(x, mask, value):
 def cast(a, dtype):
     a = as_operand(a)
     dtype = np.dtype(dtype)
-    return a if a.data.dtype == dtype else Cast(dtype)(a)
+    return a if a.array.dtype == dtype else Cast(dtype)(a)
 
 
 clip = clamp
@@ -526,7 +526,7 @@ def _compare(ufunc):
     def compare(a, b):
         a, b = _pair(a, b)
         try:
-            out = wrap(ufunc(a.data, b.data))
+            out = wrap(ufunc(a.array, b.array))
         except ValueError:
             raise ValueError(f"{ufunc.__name__}: shapes {a.shape} and {b.shape} do not broadcast") from None
         if recording():

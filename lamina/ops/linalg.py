@@ -41,7 +41,7 @@ def matmul(a, b):
     ((2, 4), (5, 2, 4))
     """
     a, b = as_operand(a), as_operand(b)
-    a_data, b_data = a.data, b.data
+    a_data, b_data = a.array, b.array
     if a_data.ndim == 2 and b_data.ndim == 2 and a_data.shape[1] == b_data.shape[0] and a_data.dtype == b_data.dtype:
         return MatMul()(a, b)  # the common case, checked cheaply
     if a.ndim == 0 or b.ndim == 0:
@@ -57,6 +57,6 @@ def matmul(a, b):
     if a.ndim == 1 or b.ndim == 1:  # a vector acts as a one-row (or one-column) matrix, then loses that dim
         out = matmul(unsqueeze(a, 0) if a.ndim == 1 else a, unsqueeze(b, 1) if b.ndim == 1 else b)
         return squeeze(out, (-2,) * (a.ndim == 1) + (-1,) * (b.ndim == 1))
-    if a.data.dtype != b.data.dtype:
-        a, b = (a.to(b.dtype), b) if a.data.dtype.itemsize < b.data.dtype.itemsize else (a, b.to(a.dtype))
+    if a.array.dtype != b.array.dtype:
+        a, b = (a.to(b.dtype), b) if a.array.dtype.itemsize < b.array.dtype.itemsize else (a, b.to(a.dtype))
     return MatMul()(a, b)

@@ -58,7 +58,7 @@ class BCEWithLogits(Function):
 
     def backward(self, gy):
         z, t = self.inputs
-        scale = 1 / z.data.size if self.reduction == "mean" else 1
+        scale = 1 / z.array.size if self.reduction == "mean" else 1
         need_z, need_t = self.needs_input_grad
         return (BCEWithLogitsGrad(scale)(z, t, gy) if need_z else None,
                 -gy * z * scale if need_t else None)
@@ -177,13 +177,13 @@ class CrossEntropy(Function):
 
     def backward(self, gy):
         (z,) = self.inputs
-        xp = get_array_module(z.data)
+        xp = get_array_module(z.array)
         onehot = xp.zeros(z.shape, dtype=z.dtype)
-        onehot[xp.arange(len(z.data)), self.target] = 1
+        onehot[xp.arange(len(z.array)), self.target] = 1
         if self.reduction == "mean":
-            gy = gy / len(z.data)
+            gy = gy / len(z.array)
         elif self.reduction == "none":
-            gy = reshape(gy, (len(z.data), 1))
+            gy = reshape(gy, (len(z.array), 1))
         return (softmax(z, 1) - wrap(onehot)) * gy
 
 
@@ -198,13 +198,13 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     check_reduction(reduction, "cross_entropy")
     if not 0 <= label_smoothing <= 1:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    probabilities = target.data.dtype.kind == "f"
+    probabilities = target.array.dtype.kind == "f"
     if probabilities:
         if target.shape != input.shape:
             raise ValueError(f"cross_entropy: class-probability target of shape {target.shape} must match "
                              f"input of shape {input.shape}")
         return _soft_cross_entropy(input, target, weight, reduction, label_smoothing)
-    labels = target.data
+    labels = target.array
     fused = (input.ndim == 2 and weight is None and label_smoothing == 0 and labels.shape == input.shape[:1]
              and not (labels == ignore_index).any())
     if fused:
@@ -223,7 +223,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     smooth = -(flat * w).sum(1) if w is not None else -flat.sum(1)
     smooth = smooth * wrap(valid.astype(input.dtype))
     if reduction == "mean":
-        denominator = float((w.data[np.where(valid, labels.reshape(-1), 0)] * valid).sum()) if w is not None \
+        denominator = float((w.array[np.where(valid, labels.reshape(-1), 0)] * valid).sum()) if w is not None \
             else float(valid.sum())
         smooth = smooth.sum() / denominator
     elif reduction == "sum":
@@ -245,7 +245,7 @@ def _soft_cross_entropy(input, target, weight, reduction, label_smoothing):
         logp = logp * as_operand(weight).reshape(shape)
     loss = -(logp * target).sum(dim)
     if reduction == "mean":
-        return loss.sum() / (loss.data.size if input.ndim > 1 else 1)
+        return loss.sum() / (loss.array.size if input.ndim > 1 else 1)
     return reduce_loss(loss, reduction, "cross_entropy")
 
 
@@ -259,7 +259,7 @@ def _class_last(input):
 
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """Negative log-likelihood of class indices under log-probabilities `input` (N, C, ...)."""
-    labels = as_operand(target).data
+    labels = as_operand(target).array
     if labels.dtype.kind not in "iu":
         raise TypeError(f"nll_loss: target must hold class indices (integers), not {labels.dtype}")
     if input.ndim < 1 or labels.shape != input.shape[:1] + input.shape[2:]:
@@ -272,7 +272,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     if ((labels < 0) | (labels >= classes))[valid].any():
         raise IndexError(f"nll_loss: target holds classes outside [0, {classes}) (shape {input.shape})")
     safe = np.where(valid, labels, 0)
-    w = np.ones(classes, dtype=input.dtype) if weight is None else as_operand(weight).data.astype(input.dtype)
+    w = np.ones(classes, dtype=input.dtype) if weight is None else as_operand(weight).array.astype(input.dtype)
     sample_w = w[safe] * valid
     picked = gather(logp, 1, safe[:, None]).reshape(-1)
     loss = -picked * wrap(sample_w)
@@ -304,7 +304,7 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     """BCE on probabilities; logs are clamped at -100 as in PyTorch, so p = 0 or 1 gives no inf."""
     target = as_operand(target, like=input)
     check_same_shape(input, target, "binary_cross_entropy")
-    if input.data.size and (input.data.min() < 0 or input.data.max() > 1):
+    if input.array.size and (input.array.min() < 0 or input.array.max() > 1):
         raise ValueError("binary_cross_entropy: input must hold probabilities in [0, 1]; "
                          "for logits use binary_cross_entropy_with_logits")
     loss = BinaryCrossEntropy()(input, target)
@@ -342,7 +342,7 @@ class LayerNorm(Function):
     def backward(self, gy):
         if is_grad_enabled():
             return differentiate_reference(self, lambda *a: layer_norm_reference(*a, self.dims, self.eps), gy)
-        g, xhat = gy.data, self.normalized
+        g, xhat = gy.array, self.normalized
         axes = tuple(range(g.ndim - self.dims, g.ndim))
         need = self.needs_input_grad
         grads = [None] * len(self.inputs)
@@ -352,7 +352,7 @@ class LayerNorm(Function):
                 grads[1] = wrap((g * xhat).sum(axis=lead))
             if need[2]:
                 grads[2] = wrap(g.sum(axis=lead))
-            g = g * self.inputs[1].data
+            g = g * self.inputs[1].array
         if need[0]:
             gx = g - g.mean(axis=axes, keepdims=True)
             gx -= xhat * (g * xhat).mean(axis=axes, keepdims=True)

@@ -116,10 +116,10 @@ class LSTMSequence(_Sequence):
     def backward(self, gy):
         if is_grad_enabled():
             return differentiate_reference(self, lambda *a: lstm_reference(*a, self.reverse, self.batch_sizes), gy)
-        gy = gy.data
+        gy = gy.array
         xp = get_array_module(gy)
         acts, slopes, h_prev, c_prev, tanh_c = self.kept
-        w_hh = self.inputs[3].data
+        w_hh = self.inputs[3].array
         steps, batch, gates = acts.shape
         hidden = gates // 4
         sizes = _sizes(self.batch_sizes, steps, batch)
@@ -168,7 +168,7 @@ def _padded(h, batch):
     n = h.shape[0]
     if n == batch:
         return h
-    return cat([h, wrap(get_array_module(h.data).zeros((batch - n, *h.shape[1:]), dtype=h.dtype))], 0)
+    return cat([h, wrap(get_array_module(h.array).zeros((batch - n, *h.shape[1:]), dtype=h.dtype))], 0)
 
 
 def lstm_reference(gx, h0, c0, w_hh, reverse=False, batch_sizes=None):
@@ -233,10 +233,10 @@ class GRUSequence(_Sequence):
     def backward(self, gy):
         if is_grad_enabled():
             return differentiate_reference(self, lambda *a: gru_reference(*a, self.reverse, self.batch_sizes), gy)
-        gy = gy.data
+        gy = gy.array
         xp = get_array_module(gy)
         acts, gh_n, h_prev = self.kept
-        w_hh = self.inputs[2].data
+        w_hh = self.inputs[2].array
         steps, batch, gates = acts.shape
         hidden = gates // 3
         sizes = _sizes(self.batch_sizes, steps, batch)
@@ -326,10 +326,10 @@ class RNNSequence(_Sequence):
         if is_grad_enabled():
             reference = lambda *a: rnn_reference(*a, self.nonlinearity, self.reverse, self.batch_sizes)  # noqa: E731
             return differentiate_reference(self, reference, gy)
-        gy = gy.data
+        gy = gy.array
         xp = get_array_module(gy)
         h_prev, y = self.kept
-        w_hh = self.inputs[2].data
+        w_hh = self.inputs[2].array
         steps, batch, hidden = h_prev.shape
         sizes = _sizes(self.batch_sizes, steps, batch)
         dpre = xp.zeros_like(h_prev)

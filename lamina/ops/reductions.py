@@ -90,8 +90,8 @@ class Amax(Function):
 
     def backward(self, gy):
         x = self.inputs[0]
-        y = self.output.data.reshape(_keepdim_shape(x.shape, self.axes))
-        share = (x.data == y).astype(gy.dtype)
+        y = self.output.array.reshape(_keepdim_shape(x.shape, self.axes))
+        share = (x.array == y).astype(gy.dtype)
         share /= share.sum(axis=self.axes, keepdims=True)  # tied maxima split the gradient
         share = wrap(share)
         return _unreduce(gy, x.shape, self.axes) * share
@@ -218,7 +218,7 @@ def norm(x, p="fro", dim=None, keepdim=False):
 def _select(x, dim, keepdim, take_min):
     """(values, indices) along one dim; the gradient goes to the chosen index only, as in PyTorch."""
     d = _dim(dim, x.ndim, "min" if take_min else "max")
-    index = (x.data.argmin if take_min else x.data.argmax)(axis=d, keepdims=True)
+    index = (x.array.argmin if take_min else x.array.argmax)(axis=d, keepdims=True)
     values = gather(x, d, index)
     if not keepdim:
         values, index = squeeze(values, d), index.squeeze(d)
@@ -261,7 +261,7 @@ class ArgMax(Function):
 
 def _arg(x, dim, keepdim, take_min):
     fn = ArgMax(None if dim is None else _dim(dim, x.ndim, "argmin" if take_min else "argmax"), keepdim, take_min)
-    out = wrap(get_array_module(x.data).asarray(fn.forward(x.data)))  # a 0-d array, not a NumPy scalar
+    out = wrap(get_array_module(x.array).asarray(fn.forward(x.array)))  # a 0-d array, not a NumPy scalar
     if recording():
         record(fn, (x,), out)
     return out

@@ -119,9 +119,9 @@ def reshape(x, *shape):
         return x
     known = math.prod(s for s in shape if s != -1)
     if shape.count(-1) > 1 or (
-        x.data.size != known if -1 not in shape else known == 0 or x.data.size % known != 0
+        x.array.size != known if -1 not in shape else known == 0 or x.array.size % known != 0
     ):
-        raise ValueError(f"reshape: cannot reshape tensor of shape {x.shape} ({x.data.size} elements) into {shape}")
+        raise ValueError(f"reshape: cannot reshape tensor of shape {x.shape} ({x.array.size} elements) into {shape}")
     return Reshape(shape)(x)
 
 
@@ -294,7 +294,7 @@ def roll(x, shifts, dims=None):
 def _triangle(x, diagonal, lower, op):
     if x.ndim < 2:
         raise ValueError(f"{op}: needs a tensor of at least 2 dims, got shape {x.shape}")
-    xp = get_array_module(x.data)
+    xp = get_array_module(x.array)
     rows, cols = x.shape[-2:]
     keep = (xp.tril if lower else xp.triu)(xp.ones((rows, cols), dtype=bool), diagonal)
     return x * wrap(keep.astype(x.dtype))
@@ -354,9 +354,9 @@ def _is_basic(index):
 
 def _raw_index(index):
     if isinstance(index, Tensor):
-        return index.data
+        return index.array
     if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        return tuple(i.array if isinstance(i, Tensor) else i for i in index)
     if isinstance(index, list):
         return np.asarray(index)
     return index
@@ -435,7 +435,7 @@ class IndexPut(Function):
         return out
 
     def backward(self, gy):
-        xp = get_array_module(gy.data)
+        xp = get_array_module(gy.array)
         kept = xp.ones(gy.shape, dtype=gy.dtype)
         kept[self.index] = 0  # what was overwritten gets no gradient
         need_a, need_value = self.needs_input_grad
@@ -484,7 +484,7 @@ def gather(x, dim, index):
     >>> lamina.gather(x, 1, lamina.tensor([[1], [0]])).tolist()
     [[2.0], [3.0]]
     """
-    index = as_operand(index).data
+    index = as_operand(index).array
     if index.dtype.kind not in "iu":
         raise TypeError(f"gather: index must be an integer tensor, not {index.dtype}")
     if index.ndim != x.ndim:

@@ -28,7 +28,7 @@ class SGD(Optimizer):
 
     def _update(self, group, param, grad, state):
         if group["weight_decay"]:
-            grad = grad + group["weight_decay"] * param.data
+            grad = grad + group["weight_decay"] * param.array
         momentum = group["momentum"]
         if momentum:
             buf = state.get("momentum_buffer")
@@ -38,7 +38,7 @@ class SGD(Optimizer):
                 buf *= momentum
                 buf += (1 - group["dampening"]) * grad
             grad = grad + momentum * buf if group["nesterov"] else buf
-        param.data -= group["lr"] * grad
+        param.array -= group["lr"] * grad
 
 
 class Adam(Optimizer):
@@ -53,16 +53,16 @@ class Adam(Optimizer):
 
     def _decay(self, group, param, grad):
         """Adam's L2 penalty joins the gradient; AdamW overrides this to decay the weights directly."""
-        return grad + group["weight_decay"] * param.data if group["weight_decay"] else grad
+        return grad + group["weight_decay"] * param.array if group["weight_decay"] else grad
 
     def _update(self, group, param, grad, state):
         grad = self._decay(group, param, grad)
         if not state:
             state["step"] = 0
-            state["exp_avg"] = np.zeros_like(param.data)
-            state["exp_avg_sq"] = np.zeros_like(param.data)
+            state["exp_avg"] = np.zeros_like(param.array)
+            state["exp_avg_sq"] = np.zeros_like(param.array)
             if group["amsgrad"]:
-                state["max_exp_avg_sq"] = np.zeros_like(param.data)
+                state["max_exp_avg_sq"] = np.zeros_like(param.array)
         beta1, beta2 = group["betas"]
         state["step"] += 1
         step = state["step"]
@@ -85,7 +85,7 @@ class Adam(Optimizer):
         tmp += group["eps"]
         np.divide(m, tmp, out=tmp)
         tmp *= group["lr"] / bias_correction1
-        param.data -= tmp
+        param.array -= tmp
 
 
 class AdamW(Adam):
@@ -96,7 +96,7 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize)
 
     def _decay(self, group, param, grad):
-        param.data *= 1 - group["lr"] * group["weight_decay"]
+        param.array *= 1 - group["lr"] * group["weight_decay"]
         return grad
 
 
@@ -110,14 +110,14 @@ class RMSprop(Optimizer):
 
     def _update(self, group, param, grad, state):
         if group["weight_decay"]:
-            grad = grad + group["weight_decay"] * param.data
+            grad = grad + group["weight_decay"] * param.array
         if not state:
             state["step"] = 0
-            state["square_avg"] = np.zeros_like(param.data)
+            state["square_avg"] = np.zeros_like(param.array)
             if group["momentum"]:
-                state["momentum_buffer"] = np.zeros_like(param.data)
+                state["momentum_buffer"] = np.zeros_like(param.array)
             if group["centered"]:
-                state["grad_avg"] = np.zeros_like(param.data)
+                state["grad_avg"] = np.zeros_like(param.array)
         state["step"] += 1
         alpha = group["alpha"]
         square_avg = state["square_avg"]
@@ -134,9 +134,9 @@ class RMSprop(Optimizer):
             buf = state["momentum_buffer"]
             buf *= group["momentum"]
             buf += grad / avg
-            param.data -= group["lr"] * buf
+            param.array -= group["lr"] * buf
         else:
-            param.data -= group["lr"] * grad / avg
+            param.array -= group["lr"] * grad / avg
 
 
 class Adagrad(Optimizer):
@@ -150,15 +150,15 @@ class Adagrad(Optimizer):
     def _update(self, group, param, grad, state):
         if not state:
             state["step"] = 0
-            state["sum"] = np.full_like(param.data, group["initial_accumulator_value"])
+            state["sum"] = np.full_like(param.array, group["initial_accumulator_value"])
         state["step"] += 1
         if group["weight_decay"]:
-            grad = grad + group["weight_decay"] * param.data
+            grad = grad + group["weight_decay"] * param.array
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
         state["sum"] += grad * grad
         std = np.sqrt(state["sum"])
         std += group["eps"]
-        param.data -= clr * grad / std
+        param.array -= clr * grad / std
 
 
 class Adadelta(Optimizer):
@@ -175,11 +175,11 @@ class Adadelta(Optimizer):
     def _update(self, group, param, grad, state):
         if not state:
             state["step"] = 0
-            state["square_avg"] = np.zeros_like(param.data)
-            state["acc_delta"] = np.zeros_like(param.data)
+            state["square_avg"] = np.zeros_like(param.array)
+            state["acc_delta"] = np.zeros_like(param.array)
         state["step"] += 1
         if group["weight_decay"]:
-            grad = grad + group["weight_decay"] * param.data
+            grad = grad + group["weight_decay"] * param.array
         rho, eps = group["rho"], group["eps"]
         square_avg, acc_delta = state["square_avg"], state["acc_delta"]
         square_avg *= rho
@@ -187,4 +187,4 @@ class Adadelta(Optimizer):
         delta = np.sqrt(acc_delta + eps) / np.sqrt(square_avg + eps) * grad
         acc_delta *= rho
         acc_delta += (1 - rho) * delta * delta
-        param.data -= group["lr"] * delta
+        param.array -= group["lr"] * delta

@@ -11,7 +11,7 @@ class Optimizer:
     """Holds parameter groups (dicts with 'params' and hyperparameters) and per-parameter state.
 
     Subclasses implement `_update(group, param, grad, state)`, which changes
-    `param.data` in place, in the parameter's own dtype.
+    `param.array` in place, in the parameter's own dtype.
     """
 
     def __init__(self, params, defaults):
@@ -56,7 +56,7 @@ class Optimizer:
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                grad = p.grad.data
+                grad = p.grad.array
                 if group.get("maximize"):
                     grad = -grad
                 self._update(group, p, grad, self.state.setdefault(p, {}))
@@ -67,8 +67,8 @@ class Optimizer:
 
     def _scratch(self, param):
         buffer = self._scratch_buffers.get(param)
-        if buffer is None or buffer.shape != param.shape or buffer.dtype != param.data.dtype:
-            buffer = self._scratch_buffers[param] = np.empty_like(param.data)
+        if buffer is None or buffer.shape != param.shape or buffer.dtype != param.array.dtype:
+            buffer = self._scratch_buffers[param] = np.empty_like(param.array)
         return buffer
 
     # --- state dicts: parameters are referred to by their index over all groups -----------------
@@ -104,7 +104,7 @@ class Optimizer:
             restored = {}
             for k, v in values.items():
                 if isinstance(v, np.ndarray) and v.shape == p.shape:
-                    v = v.astype(p.data.dtype)  # state lives in the parameter's dtype
+                    v = v.astype(p.array.dtype)  # state lives in the parameter's dtype
                 restored[k] = v.copy() if isinstance(v, np.ndarray) else v
             self.state[p] = restored
 

@@ -94,7 +94,7 @@ class SingleProcess:
 
 
 def _as_array(x, name):
-    array = x.data if isinstance(x, Tensor) else np.asarray(x)
+    array = x.array if isinstance(x, Tensor) else np.asarray(x)
     if array.dtype == np.float64:
         array = array.astype(np.float32)  # inputs follow lamina's float32 default, as Keras casts to floatx
     if array.dtype.kind not in "biuf":
@@ -142,13 +142,14 @@ def _targets_for(loss_fn, y, output):
     if loss_fn in _FLOAT_TARGET_LOSSES or isinstance(loss_fn, _FLOAT_TARGET_MODULES):
         if y.dtype != output.dtype:
             y = y.to(output.dtype)
-        if y.shape != output.shape and y.data.size == output.data.size:
+        if y.shape != output.shape and y.array.size == output.array.size:
             y = y.reshape(output.shape)  # (N,) targets for (N, 1) outputs
-    soft_classes = y.data.dtype.kind == "f" and (loss_fn is F.cross_entropy or isinstance(loss_fn, nn.CrossEntropyLoss))
+    soft_classes = y.array.dtype.kind == "f" and (loss_fn is F.cross_entropy
+                                                  or isinstance(loss_fn, nn.CrossEntropyLoss))
     probabilities = loss_fn in _PROBABILITY_TARGET_LOSSES or isinstance(loss_fn, _PROBABILITY_TARGET_MODULES)
-    if (probabilities or soft_classes) and y.data.size and (y.data.min() < 0 or y.data.max() > 1):
+    if (probabilities or soft_classes) and y.array.size and (y.array.min() < 0 or y.array.max() > 1):
         raise ValueError(f"fit: the loss reads the targets as probabilities in [0, 1], but they range over "
-                         f"[{y.data.min():g}, {y.data.max():g}]")
+                         f"[{y.array.min():g}, {y.array.max():g}]")
     return y
 
 
@@ -217,7 +218,7 @@ class Trainer:
         self._count += n
         logs = {"loss": self._loss_sum / self._count}
         for m in self._streaming:
-            m.update(y.data, output.data)
+            m.update(y.array, output.array)
             logs[m.name] = m.result()
         return logs
 
@@ -359,7 +360,7 @@ def predict(model, x, batch_size=256):
     was_training = model.training
     model.eval()
     try:
-        outputs = [model(xb).data for xb in batches]
+        outputs = [model(xb).array for xb in batches]
     finally:
         model.train(was_training)
     return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)

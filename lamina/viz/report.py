@@ -48,7 +48,7 @@ def describe(model, input_shape=None):
             parts[-1] += f" + {kind}"
         elif kind != "Flatten":
             parts.append(kind)
-    count = sum(p.data.size for p in model.parameters())
+    count = sum(p.array.size for p in model.parameters())
     return f"{' → '.join(parts)} ({count:,} parameters)"
 
 
