@@ -373,18 +373,6 @@ class Tensor:
         _Mode.inplace_seen = True
         return self
 
-    def __iadd__(self, other):
-        return self._in_place(_InPlace("add_", other), lambda t: t + other)
-
-    def __isub__(self, other):
-        return self._in_place(_InPlace("sub_", other), lambda t: t - other)
-
-    def __imul__(self, other):
-        return self._in_place(_InPlace("mul_", other), lambda t: t * other)
-
-    def __itruediv__(self, other):
-        return self._in_place(_InPlace("div_", other), lambda t: t / other)
-
     def add_(self, other, alpha=1):
         return self._in_place(_InPlace("add_", other), lambda t: t + (other if alpha == 1 else other * alpha))
 
@@ -396,6 +384,8 @@ class Tensor:
 
     def div_(self, other):
         return self._in_place(_InPlace("div_", other), lambda t: t / other)
+
+    __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
 
     def clamp_(self, min=None, max=None):
         return self._in_place(_InPlace("clamp_"), lambda t: _ops.clamp(t, min, max))
@@ -742,8 +732,7 @@ class Function:
         if _Mode.anomaly:
             _check_finite(y, f"{self.name} returned non-finite values in its forward output")
         if _Mode.recorders:
-            for recorder in _Mode.recorders:
-                recorder(self, inputs, out)
+            record(self, inputs, out)
         return out
 
     def __init_subclass__(cls, **kwargs):

@@ -57,7 +57,7 @@ def remove_stale_temporaries(directory):
         if fcntl is not None:
             stale = not _locked_by_someone(path)
         else:
-            stale = info.st_mtime < os.path.getmtime(directory) - _STALE_SECONDS_WITHOUT_LOCKS
+            stale = time.time() - info.st_mtime > _STALE_SECONDS_WITHOUT_LOCKS
         if stale:
             try:
                 os.unlink(path)

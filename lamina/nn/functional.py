@@ -17,6 +17,7 @@ from lamina.ops.nn import (  # noqa: F401  (the fused loss kernels, re-exported)
     check_reduction,
     check_same_shape,
     cross_entropy,
+    legacy_reduction,
     nll_loss,
     reduce_loss,
 )
@@ -109,7 +110,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
     """Huber loss divided by beta: quadratic below beta, linear above, as PyTorch's smooth_l1_loss."""
     if size_average is not None or reduce is not None:
-        reduction = ("mean" if size_average is None or size_average else "sum") if reduce in (None, True) else "none"
+        reduction = legacy_reduction(size_average, reduce)
     if beta == 0:
         return l1_loss(input, target, reduction)
     return huber_loss(input, target, reduction, beta) / beta

@@ -4,7 +4,7 @@ import warnings
 
 from lamina.nn import functional as F
 from lamina.nn.module import Module
-from lamina.ops.nn import check_reduction
+from lamina.ops.nn import check_reduction, legacy_reduction
 
 
 class _Loss(Module):
@@ -13,8 +13,7 @@ class _Loss(Module):
         if size_average is not None or reduce is not None:  # PyTorch's legacy arguments, mapped as PyTorch does
             warnings.warn(f"{type(self).__name__}: size_average and reduce are deprecated; use reduction",
                           DeprecationWarning, stacklevel=3)
-            reduce = True if reduce is None else reduce
-            reduction = ("mean" if size_average is None or size_average else "sum") if reduce else "none"
+            reduction = legacy_reduction(size_average, reduce)
         check_reduction(reduction, type(self).__name__)
         self.reduction = reduction
 

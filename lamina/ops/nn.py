@@ -14,6 +14,13 @@ from lamina.ops.shape import gather, permute, reshape, sum_to, unsqueeze
 REDUCTIONS = ("mean", "sum", "none")
 
 
+def legacy_reduction(size_average, reduce):
+    """The `reduction` that PyTorch's deprecated size_average / reduce arguments stand for."""
+    if reduce is not None and not reduce:
+        return "none"
+    return "mean" if size_average is None or size_average else "sum"
+
+
 def check_reduction(reduction, op):
     if reduction not in REDUCTIONS:
         raise ValueError(f"{op}: reduction must be one of {REDUCTIONS}, not {reduction!r}")
