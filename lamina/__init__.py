@@ -17,11 +17,15 @@ from lamina.creation import (
     arange, as_tensor, empty, eye, from_numpy, full, full_like, linspace, multinomial, ones, ones_like, rand, rand_like,
     randint, randn, randn_like, randperm, tensor, zeros, zeros_like,
 )
+from lamina.errors import LaminaError
 from lamina.gradient_check import GradcheckError, gradcheck, gradgradcheck
 from lamina.ops import *  # noqa: F403  (the differentiable functions: add, matmul, softmax, ...)
 from lamina.ops import __all__ as _ops_all
 from lamina import data, datasets, nn, optim, training
-from lamina.io import load, load_checkpoint, load_state_dict, load_weights, save
+from lamina.io import ModelFileError, load, load_checkpoint, load_state_dict, load_weights, save
+from lamina.audio import AudioError
+from lamina.datasets import DatasetError, IDXError
+from lamina.training import NonFiniteLossError, TrainingError
 # lamina.onnx.export; the onnx package itself is imported on use. Left out of __all__, where a star import
 # would shadow the onnx package.
 from lamina import onnx as onnx
@@ -38,4 +42,5 @@ __all__ = [
     "training", "save", "ones_like", "rand", "rand_like", "randint", "randn", "randn_like", "randperm",
     "set_grad_enabled", "Generator", "double", "inference_mode", "int32", "long", "multinomial", "tensor", "zeros",
     "zeros_like", *_ops_all,
+    "LaminaError", "AudioError", "DatasetError", "IDXError", "ModelFileError", "NonFiniteLossError", "TrainingError",
 ]  # lamina.float and lamina.int exist too, kept out of star imports where they would hide the builtins

@@ -20,8 +20,11 @@ import wave
 
 import numpy as np
 
+from lamina.errors import LaminaError
+from lamina.files import regular_file_size
 
-class AudioError(ValueError):
+
+class AudioError(LaminaError, ValueError):
     """A file is not audio lamina can read: not a WAV, not 16-bit PCM mono, or cut short."""
 
 
@@ -37,6 +40,7 @@ def read_wav(source, name=None):
         data, name = bytes(source), name or "<WAV bytes>"
     else:
         name = name or os.fspath(source)
+        regular_file_size(source, AudioError, "audio")  # a FIFO or a device would block or never end
         with open(source, "rb") as f:
             data = f.read()
     try:

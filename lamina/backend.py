@@ -4,10 +4,15 @@ Op code never imports CuPy: it asks `get_array_module(array)` for the module
 that owns its inputs, so a CuPy array flows through the same code.
 """
 
+import contextlib
+import contextvars
 import ctypes
+import math
 import sys
 
 import numpy as np
+
+from lamina.errors import AllocationLimitError
 
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
@@ -64,6 +69,33 @@ class Generator:
 
     def initial_seed(self):
         return self._seed
+
+
+# Bytes that tensor creation may still allocate, or None (no limit): set while a model is rebuilt from a file,
+# so that an architecture declaring huge layers is refused before their weights exist.
+_allocation_left = contextvars.ContextVar("lamina_allocation_left", default=None)
+
+
+@contextlib.contextmanager
+def allocation_budget(nbytes):
+    """Within the block, `reserve` (called by zeros, empty, ones, full) refuses to go past `nbytes` in all."""
+    token = _allocation_left.set([int(nbytes)])
+    try:
+        yield
+    finally:
+        _allocation_left.reset(token)
+
+
+def reserve(shape, dtype):
+    """Count an allocation of `shape` and `dtype` against the budget, raising AllocationLimitError past it."""
+    left = _allocation_left.get()
+    if left is None or any(int(n) < 0 for n in shape):  # a negative size: NumPy's error says it best
+        return
+    nbytes = math.prod(int(n) for n in shape) * np.dtype(dtype).itemsize
+    if nbytes > left[0]:
+        raise AllocationLimitError(f"a tensor of shape {tuple(shape)} and dtype {np.dtype(dtype)} ({nbytes:,} "
+                                   f"bytes) goes past the {left[0]:,} bytes left to allocate")
+    left[0] -= nbytes
 
 
 def as_array(data, dtype=None):

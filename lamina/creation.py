@@ -3,7 +3,7 @@
 import numpy as np
 
 from lamina.autograd import Tensor
-from lamina.backend import as_array, default_float, int64
+from lamina.backend import as_array, default_float, int64, reserve
 from lamina.backend import generator as _numpy_generator  # the global one, or that of a Generator passed in
 from lamina.ops.shape import _shape_arg as _size  # f(2, 3) and f((2, 3)) alike
 
@@ -32,20 +32,27 @@ def from_numpy(array):
 
 
 def zeros(*size, dtype=None, requires_grad=False):
-    return Tensor(np.zeros(_size(size), _float_dtype(dtype)), requires_grad=requires_grad)
+    size, dtype = _size(size), _float_dtype(dtype)
+    reserve(size, dtype)  # within a budget (a model rebuilt from a file), refused before it is allocated
+    return Tensor(np.zeros(size, dtype), requires_grad=requires_grad)
 
 
 def empty(*size, dtype=None, requires_grad=False):
-    return Tensor(np.empty(_size(size), _float_dtype(dtype)), requires_grad=requires_grad)
+    size, dtype = _size(size), _float_dtype(dtype)
+    reserve(size, dtype)  # within a budget (a model rebuilt from a file), refused before it is allocated
+    return Tensor(np.empty(size, dtype), requires_grad=requires_grad)
 
 
 def ones(*size, dtype=None, requires_grad=False):
-    return Tensor(np.ones(_size(size), _float_dtype(dtype)), requires_grad=requires_grad)
+    size, dtype = _size(size), _float_dtype(dtype)
+    reserve(size, dtype)  # within a budget (a model rebuilt from a file), refused before it is allocated
+    return Tensor(np.ones(size, dtype), requires_grad=requires_grad)
 
 
 def full(size, fill_value, dtype=None, requires_grad=False):
     if dtype is None:
         dtype = as_array(fill_value).dtype
+    reserve(_size((size,)), dtype)
     return Tensor(np.full(_size((size,)), fill_value, dtype), requires_grad=requires_grad)
 
 

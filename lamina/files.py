@@ -133,3 +133,19 @@ def _write_and_rename(path, directory, write):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def regular_file_size(path, error, what="files"):
+    """The size of `path`, raising `error` (an exception class) unless it is a regular file.
+
+    A FIFO would block its reader forever, /dev/zero never ends and a folder cannot be read, so readers of
+    model, dataset and IDX files call this before they open anything (os.stat looks without opening).
+    """
+    info = os.stat(path)
+    mode = info.st_mode
+    if stat.S_ISREG(mode):
+        return info.st_size
+    kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "not a plain file")
+    raise error(f"{path}: {kind}, not a regular file; lamina reads {what} only from regular files")

@@ -9,9 +9,10 @@ import numpy as np
 
 from lamina.autograd import Tensor, grad, wrap
 from lamina.backend import float64
+from lamina.errors import LaminaError
 
 
-class GradcheckError(AssertionError):
+class GradcheckError(LaminaError, AssertionError):
     """Raised when an analytic gradient disagrees with its finite-difference estimate."""
 
 

@@ -16,6 +16,7 @@ file can never make lamina import or run code. PyTorch's pickle files
 import json
 import math
 import os
+import warnings
 import zipfile
 import zlib
 from collections import OrderedDict
@@ -24,13 +25,14 @@ import numpy as np
 
 from lamina import backend
 from lamina.autograd import Tensor
-from lamina.files import write_atomically
+from lamina.errors import AllocationLimitError, LaminaError
+from lamina.files import regular_file_size, write_atomically
 from lamina.nn.module import MODULE_CLASSES, Module
 
 FORMAT = "lamina"
 
 
-class ModelFileError(ValueError):
+class ModelFileError(LaminaError, ValueError):
     """A model or checkpoint file cannot be written or read as asked."""
 
 
@@ -77,35 +79,75 @@ def architecture(module):
     }
 
 
-def _decode(value):
+_MAX_NESTING = 200  # levels of lists and modules in an architecture; a crafted file could nest until Python's
+# recursion limit, while real models stay far below (each nested module costs about three levels)
+_ARRAY_DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+                 "uint64", "bool")
+
+
+def _short(value, limit=80):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _decode(value, depth):
+    """A constructor argument from its JSON form, refusing anything `_encode` could not have written."""
+    if depth > _MAX_NESTING:
+        raise ModelFileError(f"the architecture nests deeper than {_MAX_NESTING} levels")
     if isinstance(value, list):
-        return [_decode(v) for v in value]
+        return [_decode(v, depth + 1) for v in value]
     if not isinstance(value, dict):
-        return value
-    if "module" in value:
-        return build(value["module"])
-    if "odict" in value:
-        return OrderedDict((k, _decode(v)) for k, v in value["odict"])
-    if "tuple" in value:
-        return tuple(_decode(v) for v in value["tuple"])
-    if "dict" in value:
-        return {k: _decode(v) for k, v in value["dict"].items()}
-    if "dtype" in value and "array" not in value:
-        return np.dtype(value["dtype"])
-    if "array" in value:
-        return Tensor(np.asarray(value["array"], dtype=value["dtype"]))
-    raise ModelFileError(f"unreadable architecture entry {value!r}")
+        return value  # None, a bool, a number or a string
+    tag = next(iter(value), None) if len(value) == 1 else "array" if set(value) == {"array", "dtype"} else None
+    inner = value.get(tag)
+    if tag == "module":
+        return build(inner, depth + 1)
+    if tag == "odict" and isinstance(inner, list) and all(
+            isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) for item in inner):
+        return OrderedDict((k, _decode(v, depth + 1)) for k, v in inner)
+    if tag == "tuple" and isinstance(inner, list):
+        return tuple(_decode(v, depth + 1) for v in inner)
+    if tag == "dict" and isinstance(inner, dict):
+        return {k: _decode(v, depth + 1) for k, v in inner.items()}
+    if tag == "dtype" and inner in _ARRAY_DTYPES:
+        return np.dtype(inner)
+    if tag == "array" and value["dtype"] in _ARRAY_DTYPES and isinstance(inner, list):
+        try:
+            return Tensor(np.asarray(inner, dtype=value["dtype"]))
+        except (TypeError, ValueError, OverflowError) as e:
+            raise ModelFileError(f"an array in the architecture cannot be read ({e})") from None
+    raise ModelFileError(f"unreadable architecture entry {_short(value)}")
 
 
-def build(config):
-    """Construct a module from `architecture(...)` output; only already-defined classes are used."""
-    cls = MODULE_CLASSES.get(config["class"])
+def build(config, _depth=0):
+    """Construct a module from `architecture(...)` output; only already-defined classes are used.
+
+    Anything else in `config` (a missing field, a wrong type, arguments the class refuses) raises
+    ModelFileError naming the class.
+    """
+    if not isinstance(config, dict) or not isinstance(config.get("class"), str):
+        raise ModelFileError(f"an architecture entry is not a module (it needs a class name): {_short(config)}")
+    name, args, kwargs = config["class"], config.get("args", []), config.get("kwargs", {})
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise ModelFileError(f"the entry of {name} needs a list 'args' and a table 'kwargs', not "
+                             f"{_short(args, 40)} and {_short(kwargs, 40)}")
+    cls = MODULE_CLASSES.get(name)
     if cls is None:
         raise ModelFileError(
-            f"the file needs class {config['class']}, which is not defined; import the module that defines it "
+            f"the file needs class {name}, which is not defined; import the module that defines it "
             "before loading, or build the model in code and load its weights with load_state_dict"
         )
-    return cls(*_decode(config["args"]), **{k: _decode(v) for k, v in config["kwargs"].items()})
+    args = _decode(args, _depth + 1)
+    kwargs = {k: _decode(v, _depth + 1) for k, v in kwargs.items()}
+    shown = ", ".join([_short(a, 30) for a in args] + [f"{k}={_short(v, 30)}" for k, v in kwargs.items()])
+    call = f"{cls.__name__}({shown})"
+    try:
+        return cls(*args, **kwargs)
+    except AllocationLimitError as e:
+        raise ModelFileError(f"{call} would hold more than the weights in the file ({e}); the file is corrupted "
+                             "or crafted") from None
+    except Exception as e:  # whatever the class raises for arguments it refuses: the file is at fault
+        raise ModelFileError(f"cannot build {call} as the file describes it ({type(e).__name__}: {e})") from None
 
 
 def _preserving_rng(fn):
@@ -176,7 +218,7 @@ def _safetensors_header(path):
         raw = f.read(length)
     try:
         header = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise ModelFileError(f"{path}: corrupted, or not a safetensors file (its header is not JSON: {e})") from None
     if not isinstance(header, dict):
         raise ModelFileError(f"{path}: corrupted (its header is not a JSON object)")
@@ -221,7 +263,7 @@ def _read_safetensors(path):
     if "__lamina__" in metadata:
         try:
             document = json.loads(metadata["__lamina__"])
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise ModelFileError(f"{path}: corrupted (its lamina metadata is not JSON: {e})") from None
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             raise ModelFileError(f"{path}: not a lamina file")
@@ -347,14 +389,16 @@ def save(obj, path, optimizer=None, scheduler=None, epoch=None, history=None, me
 
 
 # --- reading ----------------------------------------------------------------------------------------
-def _check_npz_sizes(path):
-    """Each array's header must fit the bytes its entry holds, so that reading allocates no more than the file."""
-    size = os.path.getsize(path)
+def _check_npz_sizes(path, size):
+    """Each array's header must fit the bytes its entry holds, and the entries together the file (lamina writes
+    them uncompressed), so that reading allocates no more than the file's size: a compressed archive of many
+    entries of zeros would otherwise unpack to a thousand times its size."""
     with zipfile.ZipFile(path) as archive:
+        total = sum(info.file_size for info in archive.infolist())
+        if total > size:
+            raise ModelFileError(f"{path}: corrupted or crafted: its entries unpack to {total:,} bytes, more than the "
+                                 f"whole file ({size:,}); lamina writes its archives uncompressed")
         for info in archive.infolist():
-            if info.file_size > size:
-                raise ModelFileError(f"{path}: corrupted: entry {info.filename} claims {info.file_size:,} bytes, more "
-                                     f"than the whole file ({size:,})")
             if not info.filename.endswith(".npy"):
                 continue
             with archive.open(info) as f:
@@ -373,23 +417,25 @@ def _read(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such model file: {path}")
+    size = regular_file_size(path, ModelFileError, "models")
     _refuse_pickle(path)
     if _is_safetensors(path):
         return _read_safetensors(path)
     if not zipfile.is_zipfile(path):
         raise ModelFileError(f"{path}: not a lamina model file, or truncated (it is not a complete .npz archive)")
     try:
-        _check_npz_sizes(path)
+        _check_npz_sizes(path, size)
         with np.load(path, allow_pickle=False) as archive:
             if "__lamina__" not in archive.files:
                 raise ModelFileError(f"{path}: not a lamina file (no __lamina__ entry)")
             document = json.loads(archive["__lamina__"].tobytes().decode())
-            arrays = {name: archive[name] for name in archive.files if name != "__lamina__"}
+            arrays = {name: archive[name] for name in archive.files if name.startswith(("model/", "optimizer/"))}
     except ModelFileError:
         raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError, UnicodeDecodeError) as e:
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError, UnicodeDecodeError,
+            RecursionError) as e:
         raise ModelFileError(f"{path}: the file is truncated or corrupted ({type(e).__name__}: {e})") from None
-    if document.get("format") != FORMAT:
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a lamina file")
     return document, arrays
 
@@ -413,19 +459,43 @@ def _load_weights(model, state, path):
     model.load_state_dict(state)
 
 
+_BUILD_SLACK = 16 << 20  # bytes a rebuilt model may hold beyond its weights' (buffers that are not saved)
+
+
+def _rebuild(config, state, path):
+    """The model the file's architecture describes, refused before it allocates more than the file justifies:
+    twice its weights (a float16 file may build float32 layers) plus a little for buffers never saved."""
+    budget = 2 * sum(a.nbytes for a in state.values()) + _BUILD_SLACK
+    try:
+        with backend.allocation_budget(budget):
+            return _preserving_rng(lambda: build(config))
+    except ModelFileError as e:
+        raise ModelFileError(f"{path}: {e}") from None
+
+
+def _warn_if_not_finite(state, path):
+    for key, array in state.items():
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            bad = int(array.size - np.isfinite(array).sum())
+            warnings.warn(f"{path}: {key} holds {bad:,} non-finite values (NaN or infinity); the model was saved "
+                          "after its training diverged, and its outputs will be NaN", RuntimeWarning, stacklevel=3)
+
+
 def load(path, model=None):
     """Read a model saved by `save`; with `model` given, load the weights into it instead.
 
     A file holding only a state dict returns that state dict (as arrays); so
     does a .safetensors file from elsewhere (PyTorch's, say), whose weights load
-    into the equivalent lamina model with `load(path, model=model)`.
+    into the equivalent lamina model with `load(path, model=model)`. Weights that
+    are NaN or infinite load, with a warning.
     """
     document, arrays = _read(path)
     state = _model_state(arrays)
+    _warn_if_not_finite(state, path)
     if model is None:
         if document.get("architecture") is None:
             return state
-        model = _preserving_rng(lambda: build(document["architecture"]))
+        model = _rebuild(document["architecture"], state, path)
     _load_weights(model, state, path)
     model.eval()
     return model
@@ -440,28 +510,131 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, restore_rn
     Returns a dict with the model, the epoch, the history and the metadata.
     """
     document, arrays = _read(path)
+    _check_progress(document, path)
     model = load(path, model)
     model.train()
     if optimizer is not None:
         saved = document.get("optimizer")
         if saved is None:
             raise ModelFileError(f"{path}: holds no optimizer state")
-        if saved["class"] != type(optimizer).__name__:
-            raise ModelFileError(f"{path}: optimizer state is for {saved['class']}, not {type(optimizer).__name__}")
-        state = {}
-        for name, array in arrays.items():
-            if name.startswith("optimizer/"):
-                _, index, key = name.split("/", 2)
-                state.setdefault(int(index), {})[key] = array
-        for index, values in saved["scalars"].items():
-            state.setdefault(int(index), {}).update(values)
-        optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
+        optimizer.load_state_dict(_optimizer_state(saved, arrays, optimizer, path))
     if scheduler is not None and "scheduler" in document:
-        scheduler.load_state_dict(document["scheduler"]["state"])
+        scheduler.load_state_dict(_scheduler_state(document["scheduler"], scheduler, path))
     if restore_rng and "rng_state" in document:
         _restore_rng(document["rng_state"], path)
     return {"model": model, "epoch": document.get("epoch"), "history": document.get("history"),
             "metadata": document.get("metadata", {}), "version": document.get("version")}
+
+
+# --- checking a checkpoint's training state: crafted or damaged fields are refused on load, by name ----------------
+def _check_progress(document, path):
+    epoch, history = document.get("epoch"), document.get("history")
+    if epoch is not None and (type(epoch) is not int or epoch < 0):
+        raise ModelFileError(f"{path}: epoch must be a whole number, at least 0, not {_short(epoch)}")
+    if history is not None and not isinstance(history, dict):
+        raise ModelFileError(f"{path}: history must be a table, not {_short(history)}")
+
+
+def _same_kind(value, like, signed=False):
+    """Whether a setting read from a file has the kind of the value it replaces: a finite number for a number
+    (at least 0 unless `signed`: every optimizer setting is), a list of as many for a tuple (Adam's betas),
+    a bool for a bool, ..."""
+    if isinstance(like, bool) or like is None or isinstance(like, str):
+        return type(value) is type(like)
+    if isinstance(like, (int, float, np.integer, np.floating)):
+        return type(value) in (int, float) and math.isfinite(value) and (signed or value >= 0)
+    if isinstance(like, (tuple, list)):
+        return isinstance(value, list) and len(value) == len(like) and all(
+            _same_kind(v, w, signed) for v, w in zip(value, like))
+    return True  # a kind lamina's optimizers and schedules do not use: left to them
+
+
+def _state_keys(optimizer, settings):
+    """The state the optimizer keeps per parameter with these settings, learnt from one step on a stand-in
+    parameter (None when the optimizer cannot step that way, LBFGS say, which needs a closure)."""
+    from lamina.nn.module import Parameter
+
+    stand_in = Parameter(np.zeros(1, np.float32))
+    stand_in.grad = Tensor(np.zeros(1, np.float32))
+    probe = object.__new__(type(optimizer))
+    probe.__dict__.update(optimizer.__dict__, state={}, _scratch_buffers={},
+                          param_groups=[dict(settings, params=[stand_in])])
+    try:
+        probe.step()
+    except Exception:  # noqa: BLE001 (the probe is a convenience: without it keys are not checked)
+        return None
+    return set(probe.state.get(stand_in, {}))
+
+
+def _optimizer_state(saved, arrays, optimizer, path):
+    """The optimizer's state dict from a checkpoint, every field checked against the optimizer it goes into, so
+    that crafted or damaged state is refused here, by name, rather than failing a step later."""
+    name = type(optimizer).__name__
+    if not isinstance(saved, dict) or saved.get("class") != name:
+        found = saved.get("class") if isinstance(saved, dict) else _short(saved)
+        raise ModelFileError(f"{path}: optimizer state is for {found}, not {name}")
+    groups, scalars = saved.get("param_groups"), saved.get("scalars", {})
+    if not isinstance(groups, list) or len(groups) != len(optimizer.param_groups):
+        raise ModelFileError(f"{path}: optimizer param_groups must be a list of {len(optimizer.param_groups)} "
+                             f"groups, not {_short(groups)}")
+    params, owner = [], {}
+    for i, (group, current) in enumerate(zip(groups, optimizer.param_groups)):
+        indices = list(range(len(params), len(params) + len(current["params"])))
+        if not isinstance(group, dict) or group.get("params") != indices:
+            raise ModelFileError(f"{path}: optimizer param_groups[{i}] must list parameters {indices}")
+        for key, value in group.items():
+            if key != "params" and not _same_kind(value, current.get(key, 0.0)):
+                raise ModelFileError(f"{path}: optimizer param_groups[{i}].{key} is {_short(value)}, not a setting "
+                                     f"{name} can use (expected something like {_short(current.get(key, 0.0))})")
+        owner.update(dict.fromkeys(indices, group))
+        params += current["params"]
+    state = {}
+    for entry, array in arrays.items():
+        if entry.startswith("optimizer/"):
+            index, key = _state_index(entry[len("optimizer/"):], len(params), path)
+            field = f"optimizer/{index}/{key}"
+            if array.dtype.kind != "f" or array.shape != params[index].shape:
+                raise ModelFileError(f"{path}: {field} has shape {array.shape} and dtype {array.dtype}; parameter "
+                                     f"{index} needs floats of shape {params[index].shape}")
+            if not np.isfinite(array).all():
+                raise ModelFileError(f"{path}: {field} holds NaN or infinite values")
+            state.setdefault(index, {})[key] = array
+    if not isinstance(scalars, dict) or not all(isinstance(v, dict) for v in scalars.values()):
+        raise ModelFileError(f"{path}: optimizer scalars must be a table of tables, not {_short(scalars)}")
+    for text, values in scalars.items():
+        index = _state_index(f"{text}/", len(params), path)[0]
+        for key, value in values.items():
+            whole = type(value) is int and value >= 0
+            if not (whole if key == "step" else value is None or isinstance(value, bool) or _same_kind(value, 0.0)):
+                need = "a whole number, at least 0" if key == "step" else "a finite number"
+                raise ModelFileError(f"{path}: optimizer/{index}/{key} is {_short(value)}, not {need}")
+            state.setdefault(index, {})[key] = value
+    for index, values in state.items():
+        expected = _state_keys(optimizer, {k: v for k, v in owner[index].items() if k != "params"})
+        if expected is not None and set(values) != expected:
+            raise ModelFileError(f"{path}: optimizer state of parameter {index} holds {sorted(values)}; {name} "
+                                 f"keeps {sorted(expected)}")
+    return {"state": state, "param_groups": groups}
+
+
+def _state_index(text, count, path):
+    index, _, key = text.partition("/")
+    if not index.isdigit() or int(index) >= count:
+        raise ModelFileError(f"{path}: optimizer state names parameter {index!r}; the optimizer has {count} "
+                             f"(0 to {count - 1})")
+    return int(index), key
+
+
+def _scheduler_state(saved, scheduler, path):
+    current = scheduler.state_dict()
+    state = saved.get("state") if isinstance(saved, dict) else None
+    if not isinstance(state, dict):
+        raise ModelFileError(f"{path}: scheduler state must be a table, not {_short(state)}")
+    for key, value in state.items():
+        if key not in current or not _same_kind(value, current[key], signed=True):
+            raise ModelFileError(f"{path}: scheduler field {key} is {_short(value)}, not something "
+                                 f"{type(scheduler).__name__} has")
+    return state
 
 
 def _restore_rng(state, path):
@@ -480,7 +653,9 @@ def load_weights(path):
 
     `model.load_state_dict(lamina.load_weights(path))` loads them into the equivalent lamina model.
     """
-    return _model_state(_read(path)[1])
+    state = _model_state(_read(path)[1])
+    _warn_if_not_finite(state, path)
+    return state
 
 
 load_state_dict = load_weights  # the name PyTorch users look for; it reads a file, as torch.load does

@@ -27,6 +27,7 @@ import numpy as np
 
 from lamina import autograd
 from lamina.autograd import Tensor, no_grad
+from lamina.errors import LaminaError
 from lamina.files import write_atomically
 from lamina.io import ModelFileError
 from lamina.ops import conv as conv_ops
@@ -40,7 +41,7 @@ _INT64_MAX = np.iinfo(np.int64).max
 _INT64_MIN = np.iinfo(np.int64).min
 
 
-class ExportError(ValueError):
+class ExportError(LaminaError, ValueError):
     """The model cannot be written as an ONNX graph (an op with no ONNX mapping, a value-dependent graph)."""
 
 

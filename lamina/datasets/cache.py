@@ -6,10 +6,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from lamina.errors import LaminaError
 from lamina.files import write_atomically
 
 
-class DatasetError(RuntimeError):
+class DatasetError(LaminaError, RuntimeError):
     """A dataset is missing, unreachable, or fails its checksum."""
 
 

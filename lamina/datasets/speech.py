@@ -15,6 +15,7 @@ import numpy as np
 
 from lamina import audio
 from lamina.datasets.cache import DatasetError, data_dir, download_once
+from lamina.files import regular_file_size
 
 FSDD_COMMIT = "26eb9aaf76e81b692f806f9140c2d2777410d7a1"  # tag v1.0.10 plus 27 commits
 FSDD_ARCHIVE = "free-spoken-digit-dataset-v1.0.10-27.tar.gz"
@@ -72,6 +73,7 @@ def read_recordings(archive, name):
 def _load_recordings(root, download, timeout):
     path = data_dir("fsdd", root) / FSDD_ARCHIVE
     if path.exists():
+        regular_file_size(path, DatasetError, "datasets")  # a FIFO or a device would block or never end
         with open(path, "rb") as f:
             return read_recordings(f, str(path))
     if not download:

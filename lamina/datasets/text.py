@@ -17,6 +17,7 @@ array([ 1, 22,  1])
 import numpy as np
 
 from lamina.datasets.cache import DatasetError, data_dir, download_once, sha256_bytes
+from lamina.files import regular_file_size
 
 NAMES_COMMIT = "988aa59e4d8fefa526d06f3b453ad116258398d4"
 NAMES_URL = f"https://raw.githubusercontent.com/karpathy/makemore/{NAMES_COMMIT}/names.txt"
@@ -42,6 +43,8 @@ def names(seed=0, test_fraction=0.1, root=None, download=True, timeout=60):
         raise ValueError(f"names: test_fraction must be between 0 and 1, got {test_fraction}")
     path = data_dir("names", root) / "names.txt"
     if path.exists():
+        if regular_file_size(path, DatasetError, "datasets") > 1 << 20:  # not a FIFO, a device or a huge file
+            raise DatasetError(f"{path}: larger than makemore's names.txt (228 KB); refusing to read it")
         data = path.read_bytes()
         _check(data, path)
     elif download:

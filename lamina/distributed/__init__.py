@@ -22,12 +22,13 @@ import numpy as np
 
 from lamina import autograd
 from lamina.backend import generator
+from lamina.errors import LaminaError
 from lamina.nn.module import Module
 
 _comm = None
 
 
-class DistributedError(RuntimeError):
+class DistributedError(LaminaError, RuntimeError):
     pass
 
 

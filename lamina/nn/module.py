@@ -141,6 +141,8 @@ class Module:
             self._non_persistent.add(name)
 
     def add_module(self, name, module):
+        if module is not None and not isinstance(module, Module):  # as PyTorch: Sequential(4, 8) is a mistake
+            raise TypeError(f"{type(self).__name__}.add_module: {name!r} is a {type(module).__name__}, not a Module")
         self._modules[name] = module
 
     register_module = add_module

@@ -23,6 +23,7 @@ import numpy as np
 from lamina import nn, optim
 from lamina.autograd import Tensor, no_grad
 from lamina.data import DataLoader, TensorDataset
+from lamina.errors import LaminaError
 from lamina.nn import functional as F
 from lamina.nn.module import register_trainer
 from lamina.training import metrics as metric_lib
@@ -55,7 +56,7 @@ _PROBABILITY_TARGET_LOSSES = (F.binary_cross_entropy, F.binary_cross_entropy_wit
 _PROBABILITY_TARGET_MODULES = (nn.BCELoss, nn.BCEWithLogitsLoss)
 
 
-class TrainingError(RuntimeError):
+class TrainingError(LaminaError, RuntimeError):
     pass
 
 
