@@ -25,8 +25,8 @@ from lamina.training import CSVLogger, History, LearningRateScheduler, ModelChec
 DATASETS = datasets.IMAGE_SETS + tuple(datasets.TOY_SETS)
 
 
-class CommandError(Exception):
-    """A problem to report in one line, with exit status 2."""
+class CommandError(lamina.LaminaError):
+    """A problem to report in one line, with exit status 2 (as every LaminaError is)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,6 +69,20 @@ def build_cnn(in_channels, classes, dropout=0.0):
     return nn.Sequential(*layers, nn.Linear(128, classes))
 
 
+# Caps on what lamina train accepts, refused before any work starts (and said in --help).
+MAX_WIDTH = 65_536  # per hidden layer
+MAX_EPOCHS = 100_000
+MAX_BATCH_SIZE = 1_000_000
+
+
+def _memory_bytes():
+    """The machine's physical memory (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def _hidden(text):
     try:
         sizes = [int(s) for s in text.split(",")]
@@ -76,11 +90,22 @@ def _hidden(text):
         raise argparse.ArgumentTypeError(f"--hidden takes widths like 256,128, not {text!r}") from None
     if any(s <= 0 for s in sizes):
         raise argparse.ArgumentTypeError(f"--hidden widths must be positive, got {text!r}")
+    if max(sizes) > MAX_WIDTH:
+        raise argparse.ArgumentTypeError(f"--hidden widths must be at most {MAX_WIDTH:,}, got {text!r}")
+    # float32 weights between 28x28 images, the hidden layers and 10 classes, with their gradients and Adam's
+    # two moments: four copies
+    weights = sum(a * b for a, b in zip([784, *sizes], [*sizes, 10]))
+    memory = _memory_bytes()
+    if memory and 16 * weights > memory:
+        raise argparse.ArgumentTypeError(f"--hidden {text} needs about {16 * weights / 1e9:,.0f} GB for its weights, "
+                                         f"their gradients and the optimizer's state; this machine has "
+                                         f"{memory / 1e9:,.0f} GB")
     return sizes
 
 
-def _number(kind, low=None, high=None, low_included=False):
-    """An argument type: a number of `kind` in (low, high) (or [low, high) with low_included), said plainly."""
+def _number(kind, low=None, high=None, low_included=False, at_most=None):
+    """An argument type: a number of `kind` in (low, high) (or [low, high) with low_included, or up to at_most
+    included), said plainly."""
     what = "a whole number" if kind is int else "a number"
 
     def parse(text):
@@ -93,6 +118,8 @@ def _number(kind, low=None, high=None, low_included=False):
             raise argparse.ArgumentTypeError(f"must be {bound}, not {text}")
         if high is not None and value >= high:
             raise argparse.ArgumentTypeError(f"must be below {high}, not {text}")
+        if at_most is not None and value > at_most:
+            raise argparse.ArgumentTypeError(f"must be at most {at_most:,}, not {text}")
         return value
 
     return parse
@@ -128,6 +155,9 @@ def _settings(args):
             settings = json.loads((run / "settings.json").read_text())
         except OSError as e:
             raise CommandError(f"--resume: cannot read the run's settings.json in {run}: {e.strerror}") from None
+        except (ValueError, RecursionError) as e:
+            raise CommandError(f"--resume: {run / 'settings.json'} is not valid JSON ({e})") from None
+        _check_settings(settings, run / "settings.json")
         if args.epochs is not None:
             settings["epochs"] = args.epochs
         settings["out"] = str(run)
@@ -145,6 +175,44 @@ def _settings(args):
         "out": args.out or str(Path("lamina-runs") / time.strftime("%Y%m%d-%H%M%S")),
     }
     return settings
+
+
+_REQUIRED_SETTINGS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "seed", "dropout", "augment")
+
+
+def _check_settings(settings, path):
+    """A run's settings.json, checked field by field by the very options of lamina train that wrote it (their
+    types, choices and caps), so that a damaged or edited file is refused in one line naming the field."""
+    if not isinstance(settings, dict):
+        raise CommandError(f"--resume: {path} must hold a table of settings, not {type(settings).__name__}")
+    required = _REQUIRED_SETTINGS + (() if settings.get("model") == "cnn" else ("hidden",))
+    missing = [key for key in required if key not in settings]
+    if missing:
+        raise CommandError(f"--resume: {path} lacks {', '.join(missing)}")
+    parser = make_parser()
+    for key, value in settings.items():
+        flag = f"--{key.replace('_', '-')}"
+        if key == "out" or (value in (None, []) and key not in required) or not _train_option(parser, flag):
+            continue  # where a run goes is not checked here; fields that are no option are not lamina train's
+        if isinstance(value, list) and all(type(v) is int for v in value):
+            text = ",".join(map(str, value))  # --hidden 256,128
+        elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            text = str(value)
+        else:
+            raise CommandError(f"--resume: {path}: {key} is {json.dumps(value)}, which lamina train cannot use")
+        try:
+            parser.parse_args(["train", f"{flag}={text}"])
+        except CommandError as e:
+            raise CommandError(f"--resume: {path}: {key} is {json.dumps(value)}, which lamina train refuses "
+                               f"({e})") from None
+
+
+def _train_option(parser, flag):
+    """Whether lamina train has the option `flag`."""
+    try:
+        return not parser.parse_known_args(["train", flag])[1]
+    except CommandError:  # known, and wanting a value
+        return True
 
 
 def _start_distributed(args):
@@ -353,9 +421,16 @@ def _model_path(path):
     return path
 
 
-def _load_model(path):
+def _load_model(path, weights_only_ok=False):
+    """(model, the file's JSON document); a file of weights only gives a state dict where `weights_only_ok`."""
     path = _model_path(path)
-    return io.load(path), io.read_metadata(path)
+    model = io.load(path)
+    if isinstance(model, dict) and not weights_only_ok:
+        raise CommandError(
+            f"{path} holds weights only (a state dict, no architecture), so lamina cannot rebuild the model; "
+            "save the model itself with lamina.save(model, path), or load the weights into a model built in code "
+            "with model.load_state_dict(lamina.load_weights(path))")
+    return model, io.read_metadata(path)
 
 
 def _first_layer(model):
@@ -421,8 +496,23 @@ def predict(args):
         print(f"{path}: " + ", ".join(f"{int(k)} ({probs[k]:.1%})" for k in top))
 
 
+def _weights_info(path, state, document):
+    """lamina info of a file of weights only: its tensors, and what it lacks."""
+    source = f"lamina {document['version']}" if document.get("version") else "a safetensors file from elsewhere"
+    print(f"{path}: weights only ({source}), no architecture")
+    total = 0
+    for name, array in state.items():
+        total += array.size
+        print(f"  {name:<24} {str(array.shape):<14} {array.size:>10,}  {array.dtype}")
+    print(f"  {'total':<24} {'':<14} {total:>10,} values in {len(state)} tensors")
+    print("No architecture: to evaluate or predict, load these weights into a model built in code "
+          "(model.load_state_dict(lamina.load_weights(path))) and save that with lamina.save(model, path)")
+
+
 def info(args):
-    model, document = _load_model(args.model)
+    model, document = _load_model(args.model, weights_only_ok=True)
+    if isinstance(model, dict):
+        return _weights_info(_model_path(args.model), model, document)
     print(f"{_model_path(args.model)}: lamina {document.get('version')} model")
     total = 0
     for name, p in model.named_parameters():
@@ -478,10 +568,12 @@ def make_parser():
     t.add_argument("--dataset", choices=DATASETS, default="digits", help="what to learn")
     t.add_argument("--model", choices=("mlp", "cnn"), default="mlp", help="the kind of network")
     t.add_argument("--hidden", type=_hidden, metavar="WIDTHS",
-                   help="hidden layer widths (default: 256,128; toy sets: 16,16)")
-    t.add_argument("--epochs", type=_positive(int), metavar="N",
-                   help="passes over the training set (default: digits 30, mnist 10, toy sets 100; cnn: 12, 5)")
-    t.add_argument("--batch-size", type=_positive(int), default=128, metavar="N", help="samples per step")
+                   help=f"hidden layer widths, each at most {MAX_WIDTH:,} (default: 256,128; toy sets: 16,16)")
+    t.add_argument("--epochs", type=_number(int, 0, at_most=MAX_EPOCHS), metavar="N",
+                   help=f"passes over the training set, at most {MAX_EPOCHS:,} (default: digits 30, mnist 10, "
+                   "toy sets 100; cnn: 12, 5)")
+    t.add_argument("--batch-size", type=_number(int, 0, at_most=MAX_BATCH_SIZE), default=128, metavar="N",
+                   help=f"samples per step, at most {MAX_BATCH_SIZE:,}")
     t.add_argument("--lr", type=_positive(float), default=3e-3, help="peak learning rate of the one-cycle schedule")
     t.add_argument("--optimizer", choices=sorted(lamina.optim.OPTIMIZERS), default="adam",
                    help="what moves the weights")
@@ -553,10 +645,10 @@ def main(argv=None):
     except KeyboardInterrupt:  # Ctrl-C outside training (start-up, evaluation, the report): no traceback
         print("\nlamina: interrupted", file=sys.stderr)
         return 130
-    except CommandError as e:
+    except lamina.LaminaError as e:  # a bad argument or file, bad data: every lamina exception says it in one line
         print(f"lamina: error: {e}", file=sys.stderr)
         return 2
-    except (OSError, ValueError, KeyError, datasets.DatasetError) as e:  # unreadable files, bad data
+    except (OSError, ValueError, KeyError) as e:  # unreadable files, bad data that NumPy or Python noticed first
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"lamina: error: {message}", file=sys.stderr)
         return 2

@@ -80,6 +80,10 @@ def test_predict_reads_a_digit_photo(tmp_path, capsys):
     (["train", "--hidden", "256,,128"], "--hidden takes widths like 256,128"),
     (["train", "--watch", "70000"], "--watch: must be below 65536"),
     (["info", "."], "is a folder without a model.npz"),
+    (["info", "/dev/zero"], "a device, not a regular file"),
+    (["train", "--hidden", "100000000"], "--hidden widths must be at most 65,536"),
+    (["train", "--epochs", "1000000000"], "--epochs: must be at most 100,000"),
+    (["train", "--batch-size", "10000000000"], "--batch-size: must be at most 1,000,000"),
 ])
 def test_bad_input_gives_one_line_and_status_2(args, message):
     result = run(*args)
@@ -223,3 +227,43 @@ def test_ctrl_c_saves_what_was_learned_and_exits_130(tmp_path):
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "Saved the model" in stdout and (out / "model.npz").exists()
     assert json.loads((out / "history.json").read_text())["interrupted"] is True
+
+
+def test_weights_only_files_are_listed_by_info_and_refused_in_one_line_elsewhere(tmp_path, capsys):
+    import lamina
+
+    model = lamina.nn.Sequential(lamina.nn.Linear(4, 3), lamina.nn.ReLU(), lamina.nn.Linear(3, 2))
+    lamina.save(model.state_dict(), tmp_path / "weights.npz")  # as README recommends for models built in code
+    assert cli.main(["info", str(tmp_path / "weights.npz")]) == 0
+    printed = capsys.readouterr().out
+    assert "weights only" in printed and "no architecture" in printed
+    assert "0.weight" in printed and "(3, 4)" in printed and "23 values in 4 tensors" in printed
+    for command in (["evaluate", str(tmp_path / "weights.npz")], ["predict", str(tmp_path / "weights.npz"), "x.png"]):
+        assert cli.main(command) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and "holds weights only" in error and "lamina.save(model, path)" in error
+
+
+def test_a_damaged_settings_json_on_resume_names_the_file_and_the_field(tmp_path, capsys):
+    good = {"dataset": "moons", "model": "mlp", "hidden": [16, 16], "epochs": 2, "batch_size": 128, "lr": 0.003,
+            "optimizer": "adam", "seed": 0, "data_dir": None, "dropout": 0.0, "augment": 0, "out": str(tmp_path)}
+    settings = tmp_path / "settings.json"
+    cases = [
+        ('{"dataset": ', "is not valid JSON"),
+        ("[1, 2]", "must hold a table of settings"),
+        (json.dumps({k: v for k, v in good.items() if k != "lr"}), "settings.json lacks lr"),
+        (json.dumps(dict(good, dataset="cifar")), "dataset is \"cifar\", which lamina train refuses (argument "
+                                                  "--dataset: invalid choice: 'cifar'"),
+        (json.dumps(dict(good, epochs="ten")), "epochs is \"ten\", which lamina train refuses"),
+        (json.dumps(dict(good, epochs=10**9)), "must be at most 100,000"),
+        (json.dumps(dict(good, hidden=["a"])), "hidden is [\"a\"], which lamina train cannot use"),
+        (json.dumps(dict(good, lr=True)), "lr is true"),
+        (json.dumps(dict(good, optimizer={"name": "adam"})), "optimizer is {\"name\": \"adam\"}"),
+        (json.dumps(dict(good, dropout=3)), "dropout is 3, which lamina train refuses (argument --dropout: must be "
+                                            "below 1"),
+    ]
+    for text, message in cases:
+        settings.write_text(text)
+        assert cli.main(["train", "--resume", str(tmp_path), "--verbose", "0"]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and str(settings) in error and message in error, (text, error)
