@@ -609,8 +609,12 @@ def _optimizer_state(saved, arrays, optimizer, path):
                 need = "a whole number, at least 0" if key == "step" else "a finite number"
                 raise ModelFileError(f"{path}: optimizer/{index}/{key} is {_short(value)}, not {need}")
             state.setdefault(index, {})[key] = value
+    expected_by_group = {}
     for index, values in state.items():
-        expected = _state_keys(optimizer, {k: v for k, v in owner[index].items() if k != "params"})
+        group = owner[index]
+        if id(group) not in expected_by_group:
+            expected_by_group[id(group)] = _state_keys(optimizer, {k: v for k, v in group.items() if k != "params"})
+        expected = expected_by_group[id(group)]
         if expected is not None and set(values) != expected:
             raise ModelFileError(f"{path}: optimizer state of parameter {index} holds {sorted(values)}; {name} "
                                  f"keeps {sorted(expected)}")
