@@ -2,7 +2,8 @@
 
 `lamina train` with no arguments is the essay in one command: a multilayer
 perceptron whose weights start random learns to read handwritten digits that
-ship with lamina, epoch by epoch, and is saved with its history.
+ship with lamina, epoch by epoch, and is saved with its history. The sequence
+datasets (spoken-digits, numbers, names) train the models of lamina.tasks.
 """
 
 import argparse
@@ -18,11 +19,12 @@ from pathlib import Path
 import numpy as np
 
 import lamina
-from lamina import datasets, io, nn
+from lamina import datasets, io, models, nn, tasks
 from lamina.data import DataLoader, RandomShift, TensorDataset
 from lamina.training import CSVLogger, History, LearningRateScheduler, ModelCheckpoint
 
-DATASETS = datasets.IMAGE_SETS + tuple(datasets.TOY_SETS)
+DATASETS = datasets.IMAGE_SETS + tuple(datasets.TOY_SETS) + tuple(tasks.TASKS)
+MODELS = ("mlp", "cnn", "crnn", "transformer", "gru")
 
 
 class CommandError(lamina.LaminaError):
@@ -47,28 +49,6 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 
 # --- data and models -------------------------------------------------------------------------------
-def build_mlp(input_shape, hidden, classes, dropout=0.0):
-    """Flatten, then Linear + ReLU (+ Dropout) per hidden width, then a Linear to the class scores."""
-    layers = [nn.Flatten()] if len(input_shape) > 1 else []
-    width = int(np.prod(input_shape))
-    for size in hidden:
-        layers += [nn.Linear(width, size), nn.ReLU()]
-        if dropout:
-            layers.append(nn.Dropout(dropout))
-        width = size
-    layers.append(nn.Linear(width, classes))
-    return nn.Sequential(*layers)
-
-
-def build_cnn(in_channels, classes, dropout=0.0):
-    """Conv 32 3x3, ReLU, MaxPool 2, Conv 64 3x3, ReLU, MaxPool 2, Flatten, Linear 128, ReLU, Linear, for 28x28."""
-    layers = [nn.Conv2d(in_channels, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(),
-              nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * 5 * 5, 128), nn.ReLU()]
-    if dropout:
-        layers.append(nn.Dropout(dropout))
-    return nn.Sequential(*layers, nn.Linear(128, classes))
-
-
 # Caps on what lamina train accepts, refused before any work starts (and said in --help).
 MAX_WIDTH = 65_536  # per hidden layer
 MAX_EPOCHS = 100_000
@@ -135,7 +115,14 @@ DEFAULTS = {  # per model and dataset: hidden widths, epochs, dropout, augmentat
     ("mlp", "toy"): dict(hidden=[16, 16], epochs=100, dropout=0.0, augment=0),
     ("cnn", "digits"): dict(hidden=[], epochs=12, dropout=0.25, augment=1),
     ("cnn", "mnist"): dict(hidden=[], epochs=5, dropout=0.25, augment=1),
+    ("cnn", "spoken-digits"): dict(hidden=[], dropout=0.2, augment=0),
+    ("crnn", "numbers"): dict(hidden=[], dropout=0.0, augment=0),
+    ("transformer", "names"): dict(hidden=[], dropout=0.0, augment=0),
+    ("gru", "names"): dict(hidden=[], dropout=0.0, augment=0),
 }
+for _task in tasks.TASKS.values():  # epochs, batch size and learning rate of the sequence tasks
+    for _model in _task.model_kinds:
+        DEFAULTS[_model, _task.name] = {**_task.defaults, **DEFAULTS[_model, _task.name]}
 
 
 # --- train ------------------------------------------------------------------------------------------
@@ -163,12 +150,21 @@ def _settings(args):
         settings["out"] = str(run)
         return settings
     kind = "toy" if args.dataset in datasets.TOY_SETS else args.dataset
-    if (args.model, kind) not in DEFAULTS:
-        raise CommandError(f"--model {args.model} needs an image dataset (digits or mnist), not {args.dataset}")
-    defaults = DEFAULTS[args.model, kind]
+    task = tasks.TASKS.get(args.dataset)
+    model = args.model or (task.model_kinds[0] if task else "mlp")
+    if (model, kind) not in DEFAULTS:
+        fits = sorted({d for m, d in DEFAULTS if m == model} - {"toy"})
+        raise CommandError(f"--model {model} is for --dataset {' or '.join(fits)}, not {args.dataset}"
+                           + (f" (which takes --model {' or '.join(task.model_kinds)})" if task else ""))
+    if args.test_speaker and args.dataset != "spoken-digits":
+        raise CommandError("--test-speaker is for --dataset spoken-digits")
+    if args.hidden and model != "mlp":
+        raise CommandError(f"--hidden sets the widths of an MLP; --model {model} has a fixed architecture")
+    defaults = DEFAULTS[model, kind]
     settings = {
-        "dataset": args.dataset, "model": args.model, "hidden": args.hidden or defaults["hidden"],
-        "epochs": args.epochs or defaults["epochs"], "batch_size": args.batch_size, "lr": args.lr,
+        "dataset": args.dataset, "model": model, "hidden": args.hidden or defaults["hidden"],
+        "epochs": args.epochs or defaults["epochs"], "batch_size": args.batch_size or defaults.get("batch_size", 128),
+        "lr": args.lr or defaults.get("lr", 3e-3), "test_speaker": args.test_speaker,
         "optimizer": args.optimizer, "seed": args.seed, "data_dir": args.data_dir,
         "dropout": defaults["dropout"] if args.dropout is None else args.dropout,
         "augment": defaults["augment"] if args.augment is None else args.augment,
@@ -185,7 +181,7 @@ def _check_settings(settings, path):
     types, choices and caps), so that a damaged or edited file is refused in one line naming the field."""
     if not isinstance(settings, dict):
         raise CommandError(f"--resume: {path} must hold a table of settings, not {type(settings).__name__}")
-    required = _REQUIRED_SETTINGS + (() if settings.get("model") == "cnn" else ("hidden",))
+    required = _REQUIRED_SETTINGS + (("hidden",) if settings.get("model", "mlp") == "mlp" else ())
     missing = [key for key in required if key not in settings]
     if missing:
         raise CommandError(f"--resume: {path} lacks {', '.join(missing)}")
@@ -230,9 +226,30 @@ def _start_distributed(args):
 
 def _model_for(settings, x_train, classes):
     """The network the settings ask for."""
+    if settings["dataset"] in tasks.TASKS:
+        return tasks.TASKS[settings["dataset"]].build(settings)
     if settings.get("model", "mlp") == "cnn":
-        return build_cnn(1, classes, settings["dropout"])
-    return build_mlp(x_train.shape[1:], settings["hidden"], classes, settings["dropout"])
+        return models.cnn(1, classes, settings["dropout"])
+    return models.mlp(x_train.shape[1:], settings["hidden"], classes, settings["dropout"])
+
+
+def _load_data(settings):
+    """((x_train, y_train), (x_test, y_test)) as the settings' model takes them."""
+    if settings["dataset"] in tasks.TASKS:
+        return tasks.TASKS[settings["dataset"]].load(settings)
+    (x_train, y_train), (x_test, y_test) = datasets.load(settings["dataset"], settings.get("data_dir"),
+                                                         settings["seed"])
+    if settings.get("model") == "cnn":
+        x_train, x_test = x_train[:, None], x_test[:, None]  # one channel: (N, 1, 28, 28)
+    return (x_train, y_train), (x_test, y_test)
+
+
+def _compile(model, optimizer, dataset):
+    task = tasks.TASKS.get(dataset)
+    if task is None:
+        model.compile(optimizer, "cross_entropy", ["accuracy"])
+    else:
+        model.compile(optimizer, task.loss, list(task.metrics))
 
 
 def _schedule(optimizer, settings, loader, out, resume):
@@ -292,10 +309,8 @@ def train(args):
 
 def _train(args, settings, dist, main, out):
     lamina.manual_seed(settings["seed"])
-    (x_train, y_train), (x_test, y_test) = datasets.load(settings["dataset"], settings.get("data_dir"),
-                                                         settings["seed"])
-    if settings.get("model") == "cnn":
-        x_train, x_test = x_train[:, None], x_test[:, None]  # one channel: (N, 1, 28, 28)
+    (x_train, y_train), (x_test, y_test) = _load_data(settings)
+    task = tasks.TASKS.get(settings["dataset"])
     if main:
         out.mkdir(parents=True, exist_ok=True)
     model = _model_for(settings, x_train, int(max(y_train.max(), y_test.max())) + 1)
@@ -304,8 +319,8 @@ def _train(args, settings, dist, main, out):
         io.load_checkpoint(out / "checkpoint.npz", model, optimizer)
     if dist is not None:  # the optimizer holds the same parameter objects as the wrapped model
         model = dist.DistributedDataParallel(model)
-    model.compile(optimizer, "cross_entropy", ["accuracy"])
-    augment = RandomShift(settings["augment"]) if settings["augment"] and x_train.ndim >= 3 else None
+    _compile(model, optimizer, settings["dataset"])
+    augment = RandomShift(settings["augment"]) if settings["augment"] and task is None else None
     sampler = dist.DistributedSampler(len(x_train), seed=settings["seed"]) if dist else None
     loader = DataLoader(TensorDataset(x_train, y_train), batch_size=settings["batch_size"], shuffle=True,
                         transform=augment, sampler=sampler)
@@ -323,7 +338,8 @@ def _train(args, settings, dist, main, out):
         if viz is None:
             raise CommandError("--watch needs the viz extra: pip install 'lamina[viz]'")
         title = f"{_what(settings)} on {settings['dataset']}"
-        callbacks.append(viz.LiveView(x_test, y_test, port=args.watch, title=title))
+        samples = (None, None) if task else (x_test, y_test)  # the sequence tasks show their curves only
+        callbacks.append(viz.LiveView(*samples, port=args.watch, title=title))
     if main:
         (out / "settings.json").write_text(json.dumps(settings, indent=2))
         if args.resume:
@@ -338,12 +354,14 @@ def _train(args, settings, dist, main, out):
     results = model.evaluate(x_test, y_test)
     if not main:
         return None
-    summary = {"test_loss": results["loss"], "test_accuracy": results["accuracy"], "seconds": round(seconds, 2),
-               "epochs": len(history.epoch), "interrupted": history.interrupted}
+    summary = {"test_loss": results["loss"], **{f"test_{k}": v for k, v in results.items() if k != "loss"},
+               "seconds": round(seconds, 2), "epochs": len(history.epoch), "interrupted": history.interrupted}
+    if task is not None:
+        summary.update(task.results(model, settings, (x_test, y_test)))
     io.save(model, out / "model.npz", metadata={"settings": settings, "results": summary},
             history=history.to_dict())
     (out / "history.json").write_text(json.dumps(history.to_dict(), indent=2))
-    print(f"Test accuracy: {results['accuracy']:.2%} (loss {results['loss']:.4f}) after {seconds:.1f}s")
+    print(f"{_headline(summary, settings)} after {seconds:.1f}s")
     print(f"Saved the model to {out / 'model.npz'} and the history to {out / 'history.json'}")
     if viz:
         if recorder is not None:
@@ -359,7 +377,21 @@ def _train(args, settings, dist, main, out):
 
 
 def _what(settings):
-    return "a CNN" if settings.get("model") == "cnn" else f"a {settings['hidden']} MLP"
+    model = settings.get("model", "mlp")
+    names = {"cnn": "a CNN", "crnn": "a CNN + bidirectional GRU read with CTC", "transformer": "a Transformer",
+             "gru": "a GRU"}
+    return names.get(model, f"a {settings.get('hidden')} MLP")
+
+
+def _headline(results, settings):
+    """The results in one line, the measure that matters for the dataset first."""
+    if "test_loss_per_character" in results:
+        return f"Test loss: {results['test_loss_per_character']:.4f} nats per character"
+    if "test_line_accuracy_5_digits" in results:
+        return (f"5-digit test lines read right: {results['test_line_accuracy_5_digits']:.2%} "
+                f"(all test lines {results.get('test_line_accuracy', 0):.2%}, CTC loss {results['test_loss']:.4f})")
+    held_out = f", speaker {settings['test_speaker']} held out" if settings.get("test_speaker") else ""
+    return f"Test accuracy: {results['test_accuracy']:.2%} (loss {results['test_loss']:.4f}{held_out})"
 
 
 def _boundary_recorder(viz, settings, x_train, y_train, out, resume):
@@ -453,10 +485,41 @@ def _check_input(model, sample_shape, what):
                            "per sample")
 
 
+def _task_of(model, document):
+    """The sequence task a model was trained for (None for digit classifiers): from its settings, else its kind."""
+    name = document.get("metadata", {}).get("settings", {}).get("dataset")
+    if name in tasks.TASKS:
+        return tasks.TASKS[name]
+    if isinstance(model, models.LineReader):
+        return tasks.TASKS["numbers"]
+    if isinstance(model, (models.CharTransformer, models.CharGRU)):
+        return tasks.TASKS["names"]
+    if isinstance(model, nn.Sequential) and len(model) and isinstance(model[0], models.BandsAsChannels):
+        return tasks.TASKS["spoken-digits"]
+    return None
+
+
+def _evaluate_task(model, settings, name, data_dir):
+    task = tasks.TASKS[name]
+    settings = {"seed": 0, "dropout": 0.0, **settings, "data_dir": data_dir or settings.get("data_dir")}
+    _, test = task.load(settings)
+    _compile(model, lamina.optim.SGD(model.parameters()), name)
+    results = {f"test_{k}" if k != "loss" else "test_loss": v for k, v in model.evaluate(*test).items()}
+    results.update(task.results(model, settings, test))
+    print(f"{name} test set ({len(test[0]):,} samples): {_headline(results, settings)}")
+    return results
+
+
 def evaluate(args):
     model, document = _load_model(args.model)
     settings = document.get("metadata", {}).get("settings", {})
-    name = args.dataset or settings.get("dataset", "digits")
+    task = _task_of(model, document)
+    name = args.dataset or settings.get("dataset") or (task.name if task else "digits")
+    if (name in tasks.TASKS) != (task is not None) or (task is not None and name != task.name):
+        raise CommandError(f"this model was made for {task.name if task else 'images of digits'}, "
+                           f"not --dataset {name}")
+    if task is not None:
+        return _evaluate_task(model, settings, name, args.data_dir)
     _, (x_test, y_test) = datasets.load(name, args.data_dir or settings.get("data_dir"), settings.get("seed", 0))
     _check_input(model, x_test.shape[1:], f"the {name} set")
     x_test = datasets.as_model_input(model, x_test)
@@ -484,8 +547,14 @@ def read_digit_image(path):
 
 
 def predict(args):
-    model, _ = _load_model(args.model)
+    model, document = _load_model(args.model)
+    task = _task_of(model, document)
+    if task is not None and task.name == "names":
+        raise CommandError("a names model makes up names rather than reading files: lamina sample MODEL -n 20")
     for path in args.images:
+        if task is not None or Path(path).suffix.lower() == ".wav":
+            _predict_sequence(task, model, path, args.top)
+            continue
         image = read_digit_image(path)[None]
         _check_input(model, image.shape[1:], f"the image {path}")
         image = datasets.as_model_input(model, image)
@@ -494,6 +563,37 @@ def predict(args):
         probs = lamina.softmax(scores, 1).numpy()[0]
         top = np.argsort(probs)[::-1][: args.top]
         print(f"{path}: " + ", ".join(f"{int(k)} ({probs[k]:.1%})" for k in top))
+
+
+def _predict_sequence(task, model, path, top):
+    """One recording or line, answered by a spoken-digits or numbers model."""
+    wav = Path(path).suffix.lower() == ".wav"
+    wanted = "spoken-digits" if wav else "numbers"
+    if task is None or task.name != wanted:
+        made_for = task.name if task else "images of digits"
+        given = "a recording" if wav else "an image"
+        raise CommandError(f"{path} is {given}, but this model was made for {made_for}")
+    if wanted == "numbers":
+        print(f"{path}: {task.predict(model, path) or '(no digits found)'}")
+        return
+    probs = task.predict(model, path)
+    best = np.argsort(probs)[::-1][:top]
+    print(f"{path}: " + ", ".join(f"{int(k)} ({probs[k]:.1%})" for k in best))
+
+
+def sample(args):
+    model, document = _load_model(args.model)
+    task = _task_of(model, document)
+    if task is None or task.name != "names":
+        raise CommandError(f"lamina sample needs a model trained on names (lamina train --dataset names); "
+                           f"this one was made for {task.name if task else 'images of digits'}")
+    settings = document.get("metadata", {}).get("settings", {})
+    generator = None if args.seed is None else lamina.Generator().manual_seed(args.seed)
+    names, known = task.sample(model, args.n, args.temperature, generator, settings.get("data_dir"))
+    for name in names:
+        print(name)
+    print(f"{len(names) - known} of {len(names)} are new: not in the training set", file=sys.stderr)
+    return names
 
 
 def _weights_info(path, state, document):
@@ -527,7 +627,7 @@ def info(args):
               f"{s['optimizer']} lr {s['lr']}, batch {s['batch_size']}, seed {s['seed']}")
     if "results" in metadata:
         r = metadata["results"]
-        print(f"test accuracy {r['test_accuracy']:.2%}, test loss {r['test_loss']:.4f}, {r['seconds']}s")
+        print(f"{_headline(r, metadata.get('settings', {}))}, trained for {r['seconds']}s")
 
 
 # --- export ------------------------------------------------------------------------------------------------
@@ -566,15 +666,18 @@ def make_parser():
 
     t = command("train", help="train a network (default: an MLP on the bundled digits)")
     t.add_argument("--dataset", choices=DATASETS, default="digits", help="what to learn")
-    t.add_argument("--model", choices=("mlp", "cnn"), default="mlp", help="the kind of network")
+    t.add_argument("--model", choices=MODELS, help="the kind of network (default: mlp; spoken-digits: cnn; "
+                   "numbers: crnn; names: transformer, or gru)")
+    t.add_argument("--test-speaker", choices=datasets.SPEAKERS, help="spoken-digits: hold out everything this "
+                   "speaker said, to test on a voice never heard (default: the official split)")
     t.add_argument("--hidden", type=_hidden, metavar="WIDTHS",
                    help=f"hidden layer widths, each at most {MAX_WIDTH:,} (default: 256,128; toy sets: 16,16)")
     t.add_argument("--epochs", type=_number(int, 0, at_most=MAX_EPOCHS), metavar="N",
                    help=f"passes over the training set, at most {MAX_EPOCHS:,} (default: digits 30, mnist 10, "
                    "toy sets 100; cnn: 12, 5)")
-    t.add_argument("--batch-size", type=_number(int, 0, at_most=MAX_BATCH_SIZE), default=128, metavar="N",
-                   help=f"samples per step, at most {MAX_BATCH_SIZE:,}")
-    t.add_argument("--lr", type=_positive(float), default=3e-3, help="peak learning rate of the one-cycle schedule")
+    t.add_argument("--batch-size", type=_number(int, 0, at_most=MAX_BATCH_SIZE), metavar="N",
+                   help=f"samples per step, at most {MAX_BATCH_SIZE:,} (default: 128; sequence datasets 64)")
+    t.add_argument("--lr", type=_positive(float), help="peak learning rate of the one-cycle schedule (default: 0.003)")
     t.add_argument("--optimizer", choices=sorted(lamina.optim.OPTIMIZERS), default="adam",
                    help="what moves the weights")
     t.add_argument("--dropout", type=_number(float, 0, 1, low_included=True), metavar="P",
@@ -585,7 +688,8 @@ def make_parser():
     t.add_argument("--out", metavar="DIR", help="run folder (default: ./lamina-runs/<timestamp>)")
     t.add_argument("--resume", nargs="?", const="latest", metavar="RUN",
                    help="continue the latest run (or the run folder RUN) from its checkpoint")
-    t.add_argument("--data-dir", metavar="DIR", help="folder holding the four MNIST files (for --dataset mnist)")
+    t.add_argument("--data-dir", metavar="DIR", help="folder holding the four MNIST files (for --dataset mnist; "
+                   "numbers then builds its lines from all of MNIST), or the FSDD tarball, or names.txt")
     t.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
                    help="0 silent, 1 a progress bar, 2 one line per epoch")
     t.add_argument("--watch", nargs="?", const=0, type=_number(int, 0, 65536, low_included=True), metavar="PORT",
@@ -600,11 +704,21 @@ def make_parser():
     e.add_argument("--data-dir", metavar="DIR", help="folder holding the four MNIST files")
     e.set_defaults(run=evaluate)
 
-    p = command("predict", help="classify images of digits (PNG or JPEG)")
+    p = command("predict", help="what a model makes of files: images of digits, a recording (.wav) of a spoken "
+                "digit, a picture of a line of digits")
     p.add_argument("model", help=MODEL_HELP)
-    p.add_argument("images", nargs="+", help="PNG or JPEG files, one digit each")
+    p.add_argument("images", nargs="+", metavar="files", help="PNG or JPEG files (one digit each, or a line of "
+                   "digits for a numbers model), or 16-bit mono WAV recordings for a spoken-digits model")
     p.add_argument("--top", type=_positive(int), default=3, metavar="K", help="how many classes to list")
     p.set_defaults(run=predict)
+
+    m = command("sample", help="make up new names with a model trained on names")
+    m.add_argument("model", help=MODEL_HELP)
+    m.add_argument("-n", type=_number(int, 0, at_most=100_000), default=20, help="how many names")
+    m.add_argument("--temperature", type=_positive(float), default=1.0,
+                   help="below 1: likelier, more common names; above 1: stranger ones")
+    m.add_argument("--seed", type=_number(int), help="of the draw, to get the same names again (default: random)")
+    m.set_defaults(run=sample)
 
     r = command("report", help="rebuild report.html of a training run")
     r.add_argument("run_dir", help="the run folder of lamina train")
@@ -639,7 +753,7 @@ def main(argv=None):
             return 0
         args = parser.parse_args(argv)
         if args.command is None:
-            raise CommandError("choose a command: train, evaluate, predict, report, show, info or export "
+            raise CommandError("choose a command: train, evaluate, predict, sample, report, show, info or export "
                                "(lamina --help)")
         result = args.run(args)
     except KeyboardInterrupt:  # Ctrl-C outside training (start-up, evaluation, the report): no traceback

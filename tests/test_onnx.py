@@ -5,7 +5,7 @@ import pytest
 
 import lamina
 import lamina.nn as nn
-from lamina import cli, io
+from lamina import cli, io, models
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -41,7 +41,7 @@ def _images(batch, shape, seed=0):
 
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
 def test_mlp_and_cnn_match_onnx_runtime_at_batch_1_and_37(tmp_path, kind):
-    model = cli.build_mlp((28, 28), [256, 128], 10, 0.2) if kind == "mlp" else cli.build_cnn(1, 10, 0.25)
+    model = models.mlp((28, 28), [256, 128], 10, 0.2) if kind == "mlp" else models.cnn(1, 10, 0.25)
     shape = (28, 28) if kind == "mlp" else (1, 28, 28)
     path = tmp_path / f"{kind}.onnx"
     proto = lamina_onnx.export(model, _images(2, shape), path, dynamic_axes=BATCH)
@@ -181,13 +181,13 @@ def test_reshapes_that_fold_the_batch_axis_stay_dynamic(tmp_path):
 
 
 def test_lamina_export_on_the_command_line(tmp_path, capsys):
-    mlp = cli.build_mlp((28, 28), [32], 10)
+    mlp = models.mlp((28, 28), [32], 10)
     lamina.save(mlp, tmp_path / "mlp.npz", metadata={"settings": {"dataset": "digits", "model": "mlp"}})
     assert cli.main(["export", str(tmp_path / "mlp.npz"), str(tmp_path / "mlp.onnx")]) == 0
     assert "input ('batch', 28, 28) -> output ('batch', 10)" in capsys.readouterr().out
     _assert_same(mlp, _session(tmp_path / "mlp.onnx"), {"input": _images(5, (28, 28))})
 
-    cnn = cli.build_cnn(1, 10)
+    cnn = models.cnn(1, 10)
     lamina.save(cnn, tmp_path / "cnn.safetensors")  # no training settings: the shape must be given
     assert cli.main(["export", str(tmp_path / "cnn.safetensors"), str(tmp_path / "cnn.onnx")]) == 2
     assert "pass --input-shape" in capsys.readouterr().err
@@ -203,7 +203,7 @@ def test_lamina_export_on_the_command_line(tmp_path, capsys):
 
 def test_truncated_or_corrupted_onnx_files_are_reported(tmp_path):
     path = tmp_path / "m.onnx"
-    lamina_onnx.export(cli.build_mlp((4,), [8], 3), _images(2, (4,)), path)
+    lamina_onnx.export(models.mlp((4,), [8], 3), _images(2, (4,)), path)
     assert lamina_onnx.load(path).graph.node
     data = path.read_bytes()
     (tmp_path / "cut.onnx").write_bytes(data[: len(data) // 2])

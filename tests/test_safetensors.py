@@ -11,7 +11,7 @@ import pytest
 
 import lamina
 import lamina.nn as nn
-from lamina import cli, io, optim
+from lamina import cli, io, models, optim
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
@@ -194,7 +194,7 @@ def test_pickle_files_are_refused_with_the_conversion_never_unpickled(tmp_path):
 
 
 def test_command_line_reads_safetensors_models(tmp_path, capsys):
-    model = cli.build_mlp((28, 28), [16], 10)
+    model = models.mlp((28, 28), [16], 10)
     lamina.save(model, tmp_path / "m.safetensors")
     assert cli.main(["info", str(tmp_path / "m.safetensors")]) == 0
     assert "parameters" in capsys.readouterr().out

@@ -127,7 +127,8 @@ class _FromConfusion(Metric):
 
 def get(name, threshold=0.0):
     """A streaming metric by name: accuracy, top_k_accuracy (k=5), precision, recall, f1, mae, mse."""
-    if isinstance(name, Metric):
+    if isinstance(name, Metric):  # a metric of the user's, started afresh for each epoch
+        name.reset()
         return name
     factories = {
         "accuracy": lambda: _Mean("accuracy", lambda t, p: accuracy(t, p, threshold)),

@@ -99,7 +99,7 @@ def _show_image(ax, image, title):
 
 
 _ELEMENTWISE = ("ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Tanh", "Sigmoid")
-_INVISIBLE = ("Dropout", "Dropout2d", "Identity", "Flatten")  # identity at test time, or a mere reshape
+_INVISIBLE = ("Dropout", "Dropout2d", "Identity", "Flatten", "BandsAsChannels")  # identity at test time, or a reshape
 
 
 def _stages(model, batch):
@@ -153,9 +153,16 @@ def representations(model, x, path, class_names=None, max_maps=32, titles=None):
         raise ValueError("representations: the model has no layers to show")
     k = len(batch)
     inputs = batch[:, 0] if batch.ndim == 4 and batch.shape[1] == 1 else batch
+    sound = _layers(model) and type(_layers(model)[0][1]).__name__ == "BandsAsChannels"
+    if sound:  # spectrograms and what convolutions along time make of them: time across, bands or channels up
+        inputs = inputs.transpose(0, 2, 1)[:, ::-1]
+        stages = [(title, out[..., 0][:, ::-1] if out.ndim == 4 and out.shape[3] == 1 else out)
+                  for title, out in stages]
     rows = [("input", inputs)] + stages[:-1]
 
     def height(out):
+        if out.ndim == 3 and sound:
+            return 0.4 + 2.2 * min(1.0, out.shape[1] / out.shape[2])
         if out.ndim == 4:
             maps = min(out.shape[1], max_maps)
             columns = min(8, maps)
@@ -183,7 +190,8 @@ def representations(model, x, path, class_names=None, max_maps=32, titles=None):
                 ax.imshow(_mosaic(maps, columns=min(8, len(maps))), cmap="magma", interpolation="nearest")
                 ax.axis("off")
             elif out.ndim == 3:
-                ax.imshow(out[column], cmap="gray_r", interpolation="nearest")
+                ax.imshow(out[column], cmap="magma" if sound else "gray_r", interpolation="nearest",
+                          aspect="auto" if sound else "equal")
                 ax.axis("off")
             else:
                 shown = ax.imshow(_strip(out[column]), aspect="auto", cmap="magma", interpolation="nearest",
@@ -473,4 +481,51 @@ def weights(model, path, max_filters=32):
             ax.legend(fontsize=7)
         ax.set_title(f"{name} {tuple(p.shape)}", fontsize=9, loc="left")
         ax.tick_params(labelsize=7)
+    return _save(fig, path)
+
+
+# --- sequences -----------------------------------------------------------------------------------------
+def line_readings(lines, scores, truths, path):
+    """Lines of handwritten digits, each with what the reader saw in every frame below it: the digit it
+    read where it read one, nothing where it saw blank (scores: (N, frames, 1 + 10), class 0 blank)."""
+    lines, scores = np.asarray(lines), np.asarray(scores)
+    best = scores.argmax(-1)
+    fig, axes = plt.subplots(len(lines), 1, figsize=(9, 1.45 * len(lines)), squeeze=False, layout="constrained")
+    for ax, line, frames, truth in zip(axes[:, 0], lines, best, truths):
+        image = line.reshape(line.shape[-2], line.shape[-1])
+        height, width = image.shape
+        ax.imshow(image, cmap="gray_r", interpolation="nearest", extent=(0, width, height, 0))
+        step = width / len(frames)
+        for t, k in enumerate(frames):
+            if k != 0:
+                ax.text((t + 0.5) * step, height + 5, str(k - 1), ha="center", va="center", fontsize=7,
+                        color="#d62728")
+        ax.set_ylim(height + 10, 0)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        changes = np.r_[True, frames[1:] != frames[:-1]]
+        read = "".join(str(k - 1) for k in frames[changes] if k != 0)
+        expected = "".join(str(d) for d in np.asarray(truth) if d >= 0)
+        verdict = "right" if read == expected else f"wrong, it says {expected}"
+        ax.set_title(f"read {read or '(nothing)'}: {verdict}", fontsize=9, loc="left")
+    return _save(fig, path)
+
+
+def attention_maps(weights, text, path):
+    """Where each position of `text` looked: weights is a list over layers of (heads, T, T) arrays, drawn as a
+    grid, layers down and heads across; row t of a map is position t's attention over positions 0..t."""
+    layers, heads = len(weights), weights[0].shape[0]
+    fig, axes = plt.subplots(layers, heads, figsize=(2.1 * heads + 0.6, 2.1 * layers), squeeze=False,
+                             layout="constrained")
+    labels = list(text)
+    for layer, per_head in enumerate(weights):
+        for head, w in enumerate(per_head):
+            ax = axes[layer, head]
+            ax.imshow(w, cmap="magma", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks(range(len(labels)), labels, fontsize=7)
+            ax.set_yticks(range(len(labels)), labels, fontsize=7)
+            if layer == 0:
+                ax.set_title(f"head {head + 1}", fontsize=9)
+            if head == 0:
+                ax.set_ylabel(f"layer {layer + 1}", fontsize=9)
     return _save(fig, path)

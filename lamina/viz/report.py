@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 import lamina
-from lamina import datasets
+from lamina import datasets, tasks
 from lamina.files import write_atomically
 from lamina.viz import plots
 
@@ -69,9 +69,15 @@ def _settings_rows(settings, results):
         "seed": settings.get("seed"),
         "data": settings.get("data_dir") or "bundled with lamina",
     }
+    if settings.get("test_speaker"):
+        rows["test set"] = f"everything {settings['test_speaker']} said (a voice never heard in training)"
     if results:
         rows.update({
-            "test accuracy": f"{results['test_accuracy']:.2%}",
+            "test accuracy": f"{results['test_accuracy']:.2%}" if "test_accuracy" in results else None,
+            "5-digit test lines read right": (f"{results['test_line_accuracy_5_digits']:.2%}"
+                                              if "test_line_accuracy_5_digits" in results else None),
+            "test loss per character": (f"{results['test_loss_per_character']:.4f} nats"
+                                        if "test_loss_per_character" in results else None),
             "test loss": f"{results['test_loss']:.4f}",
             "training time": f"{results['seconds']:.1f} s",
             "epochs trained": f"{results['epochs']}" + (" (interrupted)" if results.get("interrupted") else ""),
@@ -97,6 +103,59 @@ def instructive_samples(probs, y):
     return chosen
 
 
+def _sequence_sections(task, model, settings, history, results):
+    """(sections, test samples, headline, input shape) of a run of a sequence task."""
+    curves = _figure("Loss per epoch" if task.name == "names" else "Loss and accuracy per epoch",
+                     _png(lambda b: plots.plot_history(history, b)),
+                     "The loss function scores the predictions; training lowers it epoch by epoch. "
+                     "Validation is the held-out test set.")
+    _, (x_test, y_test) = task.load(settings)
+    if task.name == "spoken-digits":
+        scores = np.concatenate([plots._predict(model, x_test[i:i + 300]) for i in range(0, len(x_test), 300)])
+        chosen = instructive_samples(plots._probabilities(scores), y_test)
+        sections = [curves, _figure("Confusion matrix on the test recordings",
+                                    _png(lambda b: plots.confusion_matrix(y_test, scores, b)),
+                                    "Rows: the digit said; columns: the digit heard."),
+                    _figure("What each layer hears in three test recordings",
+                            _png(lambda b: plots.representations(model, x_test[[i for i, _ in chosen]], b,
+                                                                 titles=[t for _, t in chosen])),
+                            "The top row is the recording as the network receives it: a log-mel spectrogram, time "
+                            "running right, pitch up (40 mel bands up to 4 kHz), brighter where louder. Each "
+                            "convolution slides along time; its row shows every channel (up) over time (across). "
+                            "Pooling halves the frames; the last row is the network's answer.", wide=True)]
+        headline = f"<strong>{results.get('test_accuracy', 0):.2%}</strong> test accuracy"
+    elif task.name == "numbers":
+        x5, y5 = task.five_digit_lines(settings)
+        shown = np.arange(6)
+        scores = plots._predict(model, x5[shown])
+        sections = [curves, _figure("What the reader sees in each frame of six 5-digit test lines",
+                                    _png(lambda b: plots.line_readings(x5[shown], scores, y5[shown], b)),
+                                    "Under each line, in red, the digit the network read in each frame (a frame is 4 "
+                                    "columns of pixels). In most frames it sees blank, CTC's 'no new digit here'; "
+                                    "repeats of one digit in neighbouring frames are one digit. Nobody told it where "
+                                    "the digits are: CTC only knew the right sequence.", wide=True)]
+        headline = (f"<strong>{results.get('test_line_accuracy_5_digits', 0):.2%}</strong> of 5-digit test lines "
+                    "read entirely right")
+    else:
+        generator = lamina.Generator().manual_seed(settings.get("seed", 0))
+        names, known = task.sample(model, 20, generator=generator, data_dir=settings.get("data_dir"))
+        listing = ", ".join(html.escape(n) for n in names)
+        sections = [curves, f'<figure><figcaption><h2>Twenty names it made up</h2><p>{len(names) - known} of 20 '
+                            f'are not in the training set.</p></figcaption><p class="names">{listing}</p></figure>']
+        if isinstance(model, lamina.models.CharTransformer):
+            example = min(task.context - 1, len(datasets.decode(x_test[0][1:]).split(".")[0]) + 1)
+            text = datasets.decode(x_test[0][:example])
+            weights = [w[0] for w in model.attention(lamina.tensor(x_test[:1, :example]))]
+            sections.append(_figure(f"Where each letter looks: the attention of '{text[1:]}'",
+                                    _png(lambda b: plots.attention_maps(weights, text, b)),
+                                    "One map per layer (down) and head (across). Row t is what position t attends to "
+                                    "when it predicts the next letter: only itself and the letters before it (the "
+                                    "causal mask); brighter is more weight.", wide=True))
+        headline = (f"<strong>{results.get('test_loss_per_character', float('nan')):.4f}</strong> nats per character "
+                    "on the test names")
+    return sections, len(x_test), headline, x_test.shape[1:]
+
+
 def write_report(run_dir):
     """Build run_dir/report.html from the run's model, settings, history (and boundary frames)."""
     run = Path(run_dir)
@@ -106,6 +165,10 @@ def write_report(run_dir):
     document = lamina.io.read_metadata(run / "model.npz")
     results = document.get("metadata", {}).get("results", {})
     name = settings["dataset"]
+    if name in tasks.TASKS:
+        sections, n_test, headline, input_shape = _sequence_sections(tasks.TASKS[name], model, settings, history,
+                                                                     results)
+        return _write_page(run, model, settings, results, sections, n_test, headline, input_shape)
     (x_train, y_train), (x_test, y_test) = datasets.load(name, settings.get("data_dir"), settings.get("seed", 0))
     input_shape = x_test.shape[1:]
     x_train, x_test = datasets.as_model_input(model, x_train), datasets.as_model_input(model, x_test)
@@ -143,8 +206,13 @@ def write_report(run_dir):
         sections.append(_figure("Most confident mistakes",
                                 _png(lambda b: plots.misclassified(model, x_test, y_test, b)), wide=True))
     sections.append(_figure("Weights", _png(lambda b: plots.weights(model, b)), wide=True))
-
     accuracy = f"{results['test_accuracy']:.2%}" if results else "not recorded"
+    headline = f"<strong>{accuracy}</strong> test accuracy"
+    return _write_page(run, model, settings, results, sections, len(x_test), headline, input_shape)
+
+
+def _write_page(run, model, settings, results, sections, n_test, headline, input_shape):
+    name = settings["dataset"]
     seconds = f"{results['seconds']:.1f} s" if results else "not recorded"
     files = ", ".join(p.name for p in sorted(run.iterdir()) if p.is_file() and p.name != "report.html")
     page = f"""<!doctype html>
@@ -161,10 +229,11 @@ figure {{ margin: 0 0 2.2em 0; }} figure.wide {{ grid-column: 1 / -1; }}
 h2 {{ font-size: 1.1em; margin-bottom: 0.2em; }} img {{ max-width: 100%; height: auto; border: 1px solid #eee; }}
 figcaption p {{ margin-top: 0; color: #555; max-width: 60em; }}
 code {{ background: #f4f4f4; padding: 0 3px; }}
+p.names {{ font-size: 1.2em; line-height: 1.7; }}
 </style></head><body>
 <h1>lamina run {html.escape(run.name)}</h1>
-<p class="headline"><strong>{accuracy}</strong> test accuracy on <b>{html.escape(name)}</b>
-({len(x_test):,} test samples) after {seconds} of training.<br>
+<p class="headline">{headline} on <b>{html.escape(name)}</b>
+({n_test:,} test samples) after {seconds} of training.<br>
 Model: {html.escape(describe(model, input_shape))}.<br>
 Files in <code>{html.escape(str(run))}</code>: {html.escape(files)}.</p>
 <table>{_settings_rows(settings, results)}</table>

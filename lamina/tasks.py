@@ -1,0 +1,207 @@
+"""The essay's sequence tasks, each one `lamina train --dataset NAME`: hearing spoken digits, reading lines of
+handwritten digits, and making up names.
+
+A task says what a run trains on, with which model, loss and measures, what it reports beyond the
+loss, and what a finished model does with something new (a recording, a picture of a line, or
+nothing at all: a new name). The `lamina` command and the report read them; a script can too:
+
+>>> task = lamina.tasks.TASKS["names"]
+>>> task.model_kinds, task.defaults["epochs"]
+(('transformer', 'gru'), 6)
+"""
+
+import numpy as np
+
+from lamina import audio, datasets, models
+from lamina.autograd import no_grad
+from lamina.creation import tensor
+from lamina.training.metrics import Metric
+
+
+class LineAccuracy(Metric):
+    """The fraction of lines read entirely right (every digit, in order, none missing or extra)."""
+
+    name = "line_accuracy"
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.right, self.count = 0, 0
+
+    def update(self, y_true, y_pred):
+        for read, truth in zip(models.ctc_greedy_decode(y_pred), np.asarray(y_true)):
+            self.right += read == truth[truth != datasets.PAD].tolist()
+            self.count += 1
+
+    def result(self):
+        return self.right / max(self.count, 1)
+
+
+@no_grad()
+def _outputs(model, x, batch_size=256):
+    """The model's outputs for every sample, in eval mode, as one array."""
+    was_training = model.training
+    model.eval()
+    try:
+        return np.concatenate([model(tensor(x[i:i + batch_size])).numpy() for i in range(0, len(x), batch_size)])
+    finally:
+        model.train(was_training)
+
+
+class Task:
+    """What `lamina train --dataset NAME` does for one sequence dataset (the subclasses below)."""
+
+    name = None
+    model_kinds = ()  # the --model choices, the default first
+    defaults = {}  # epochs, batch_size, lr
+    metrics = ()
+    headline = "test_accuracy"  # the result the command prints first
+
+    def load(self, settings):
+        """((x_train, y_train), (x_test, y_test)) as the model takes them."""
+        raise NotImplementedError
+
+    def build(self, settings):
+        raise NotImplementedError
+
+    loss = "cross_entropy"  # compile's loss: a name or a function of (scores, targets)
+
+    def results(self, model, settings, test):
+        """What the run reports beyond loss and metrics, as a dict of plain numbers and strings."""
+        return {}
+
+
+class SpokenDigits(Task):
+    """Which digit was said: a log-mel spectrogram of 80 frames (0.8 s) and 40 bands in, ten scores out."""
+
+    name = "spoken-digits"
+    model_kinds = ("cnn",)
+    defaults = dict(epochs=10, batch_size=64, lr=3e-3)
+    metrics = ("accuracy",)
+
+    def load(self, settings):
+        (x_train, y_train, _), (x_test, y_test, _) = datasets.spoken_digits(
+            settings.get("test_speaker"), features="logmel", root=settings.get("data_dir"))
+        return (x_train, y_train), (x_test, y_test)
+
+    def build(self, settings):
+        return models.speech_cnn(dropout=settings["dropout"])
+
+    @staticmethod
+    def read(path):
+        """A WAV file as the network's input: (1, frames, bands)."""
+        samples, rate = audio.read_wav(path)
+        return audio.speech_features(samples, rate)[None]
+
+    def predict(self, model, path):
+        scores = _outputs(model, self.read(path))[0]
+        probs = np.exp(scores - scores.max())
+        probs /= probs.sum()
+        return probs
+
+
+class Numbers(Task):
+    """Every digit of a line of 3 to 8 handwritten digits, read by a CNN, a bidirectional GRU and CTC."""
+
+    name = "numbers"
+    model_kinds = ("crnn",)
+    defaults = dict(epochs=8, batch_size=64, lr=3e-3)
+    headline = "test_line_accuracy_5_digits"
+
+    @property
+    def metrics(self):
+        return (LineAccuracy(),)
+
+    @staticmethod
+    def _source(settings):
+        return "mnist" if settings.get("data_dir") else "digits"
+
+    def load(self, settings):
+        (x_train, y_train, _), (x_test, y_test, _) = datasets.number_lines(
+            source=self._source(settings), seed=settings["seed"], root=settings.get("data_dir"))
+        return (datasets.scale(x_train)[:, None], y_train), (datasets.scale(x_test)[:, None], y_test)
+
+    def build(self, settings):
+        return models.LineReader()
+
+    loss = staticmethod(models.line_ctc_loss)
+
+    def five_digit_lines(self, settings):
+        """1,000 test lines of exactly 5 digits (test digits only), the issue's measure."""
+        _, (x, y, _) = datasets.number_lines(n_train=1, n_test=1000, digits_per_line=5, source=self._source(settings),
+                                             seed=settings["seed"], root=settings.get("data_dir"))
+        return datasets.scale(x)[:, None], y
+
+    def results(self, model, settings, test):
+        x, y = self.five_digit_lines(settings)
+        metric = LineAccuracy()
+        metric.update(y, _outputs(model, x))
+        return {"test_line_accuracy_5_digits": metric.result()}
+
+    @staticmethod
+    def read(path):
+        """A picture of a line of digits (PNG or JPEG) as (1, 1, 28, width): white ink on black, in [0, 1]."""
+        try:
+            from PIL import Image
+        except ImportError:
+            raise ValueError("reading images needs Pillow: pip install 'lamina[image]'") from None
+        try:
+            with Image.open(path) as img:
+                gray = img.convert("L")
+                width = max(4, round(gray.width * 28 / gray.height))
+                pixels = np.asarray(gray.resize((width, 28), Image.LANCZOS), dtype=np.float32) / 255
+        except OSError as e:
+            raise ValueError(f"cannot read image {path}: {e}") from None
+        border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+        if border.mean() > 0.5:  # dark ink on light paper
+            pixels = 1 - pixels
+        return pixels[None, None]
+
+    def predict(self, model, path):
+        return "".join(str(d) for d in models.ctc_greedy_decode(_outputs(model, self.read(path)))[0])
+
+
+class Names(Task):
+    """The next character of a name, at every position: a causal Transformer (or a GRU) over 16 characters."""
+
+    name = "names"
+    model_kinds = ("transformer", "gru")
+    defaults = dict(epochs=6, batch_size=64, lr=3e-3)
+    headline = "test_loss_per_character"
+    context = 16
+
+    def load(self, settings):
+        train, test = datasets.names(root=settings.get("data_dir"))
+        return datasets.name_sequences(train, self.context), datasets.name_sequences(test, self.context)
+
+    def build(self, settings):
+        if settings.get("model") == "gru":
+            return models.CharGRU(context=self.context)
+        return models.CharTransformer(context=self.context, dropout=settings["dropout"])
+
+    loss = staticmethod(models.sequence_cross_entropy)
+
+    @staticmethod
+    def loss_per_character(model, x, y):
+        """Cross-entropy in nats per character over a whole set: every character (and each name's end) counts once."""
+        scores = _outputs(model, x, 512).astype(np.float64)
+        scores -= scores.max(-1, keepdims=True)
+        log_probs = scores - np.log(np.exp(scores).sum(-1, keepdims=True))
+        real = y != datasets.text.IGNORE
+        return float(-log_probs[real, y[real]].mean())
+
+    def results(self, model, settings, test):
+        return {"test_loss_per_character": self.loss_per_character(model, *test)}
+
+    def sample(self, model, n, temperature=1.0, generator=None, data_dir=None):
+        """(names, how many of them are in the training set)."""
+        new = models.sample_names(model, n, temperature, generator)
+        train, _ = datasets.names(root=data_dir)
+        known = set(train)
+        return new, sum(name in known for name in new)
+
+
+TASKS = {task.name: task for task in (SpokenDigits(), Numbers(), Names())}
+
+__all__ = ["LineAccuracy", "TASKS", "Task"]
