@@ -38,5 +38,5 @@ for epoch in range(1, 401):
     for p in params:  # the optimizer: plain gradient descent
         p.data -= learning_rate * p.grad.data
     if epoch == 1 or epoch % 50 == 0:
-        accuracy = ((logits.numpy() > 0) == (admitted > 0.5)).mean()
+        accuracy = ((logits.detach().numpy() > 0) == (admitted > 0.5)).mean()
         print(f"epoch {epoch:4d}  loss {loss.item():.4f}  accuracy {accuracy:.1%}")

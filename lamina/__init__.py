@@ -21,7 +21,7 @@ from lamina.errors import LaminaError
 from lamina.gradient_check import GradcheckError, gradcheck, gradgradcheck
 from lamina.ops import *  # noqa: F403  (the differentiable functions: add, matmul, softmax, ...)
 from lamina.ops import __all__ as _ops_all
-from lamina import data, datasets, models, nn, optim, tasks, training
+from lamina import data, datasets, models, nn, optim, tasks, training, utils
 from lamina.io import ModelFileError, load, load_checkpoint, load_state_dict, load_weights, save
 from lamina.audio import AudioError
 from lamina.datasets import DatasetError, IDXError
@@ -38,7 +38,7 @@ __all__ = [
     "Function", "GradcheckError", "Tensor", "arange", "as_tensor", "bool", "detect_anomaly", "empty",
     "enable_grad", "eye", "float32", "float64", "from_numpy", "full", "full_like", "get_array_module", "grad",
     "gradcheck", "gradgradcheck", "int64", "is_grad_enabled", "linspace", "load", "load_checkpoint",
-    "load_state_dict", "load_weights", "manual_seed", "nn", "no_grad", "ones", "optim", "data", "datasets",
+    "load_state_dict", "load_weights", "manual_seed", "nn", "no_grad", "ones", "optim", "data", "datasets", "utils",
     "models", "tasks", "training", "save", "ones_like", "rand", "rand_like", "randint", "randn", "randn_like",
     "randperm", "set_grad_enabled", "Generator", "double", "inference_mode", "int32", "long", "multinomial", "tensor",
     "zeros", "zeros_like", *_ops_all,

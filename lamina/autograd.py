@@ -165,6 +165,9 @@ class Tensor:
 
     # --- conversion -------------------------------------------------------------------------
     def numpy(self):
+        """The array itself (shared memory); as in PyTorch, refused for a tensor that requires grad."""
+        if self.requires_grad:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         return self.array
 
     def __array__(self, dtype=None, copy=None):
@@ -410,7 +413,7 @@ class Tensor:
     def __setitem__(self, index, value):
         return self._in_place(_InPlace("setitem", value), lambda t: _ops.shape.index_put(t, index, value))
 
-    # --- methods mirroring the functions in lamina.ops ---------------------------------------
+    # --- methods mirroring the functions in lamina.ops (which take PyTorch's keywords, see ops.arguments) ---
     def matmul(self, other):
         return _ops.matmul(self, other)
 
@@ -452,41 +455,41 @@ class Tensor:
     def minimum(self, other):
         return _ops.minimum(self, other)
 
-    def sum(self, dim=None, keepdim=False):
-        return _ops.sum(self, dim, keepdim)
+    def sum(self, *args, **kwargs):
+        return _ops.sum(self, *args, **kwargs)
 
-    def mean(self, dim=None, keepdim=False):
-        return _ops.mean(self, dim, keepdim)
+    def mean(self, *args, **kwargs):
+        return _ops.mean(self, *args, **kwargs)
 
-    def var(self, dim=None, *, correction=1, keepdim=False):
-        return _ops.var(self, dim, correction=correction, keepdim=keepdim)
+    def var(self, *args, **kwargs):
+        return _ops.var(self, *args, **kwargs)
 
-    def max(self, dim=None, keepdim=False):
-        return _ops.max(self, dim, keepdim)
+    def max(self, *args, **kwargs):
+        return _ops.max(self, *args, **kwargs)
 
-    def min(self, dim=None, keepdim=False):
-        return _ops.min(self, dim, keepdim)
+    def min(self, *args, **kwargs):
+        return _ops.min(self, *args, **kwargs)
 
-    def amax(self, dim=None, keepdim=False):
-        return _ops.amax(self, dim, keepdim)
+    def amax(self, *args, **kwargs):
+        return _ops.amax(self, *args, **kwargs)
 
-    def amin(self, dim=None, keepdim=False):
-        return _ops.amin(self, dim, keepdim)
+    def amin(self, *args, **kwargs):
+        return _ops.amin(self, *args, **kwargs)
 
-    def logsumexp(self, dim, keepdim=False):
-        return _ops.logsumexp(self, dim, keepdim)
+    def logsumexp(self, *args, **kwargs):
+        return _ops.logsumexp(self, *args, **kwargs)
 
-    def softmax(self, dim):
-        return _ops.softmax(self, dim)
+    def softmax(self, *args, **kwargs):
+        return _ops.softmax(self, *args, **kwargs)
 
-    def log_softmax(self, dim):
-        return _ops.log_softmax(self, dim)
+    def log_softmax(self, *args, **kwargs):
+        return _ops.log_softmax(self, *args, **kwargs)
 
-    def argmax(self, dim=None, keepdim=False):
-        return _ops.argmax(self, dim, keepdim)
+    def argmax(self, *args, **kwargs):
+        return _ops.argmax(self, *args, **kwargs)
 
-    def argmin(self, dim=None, keepdim=False):
-        return _ops.argmin(self, dim, keepdim)
+    def argmin(self, *args, **kwargs):
+        return _ops.argmin(self, *args, **kwargs)
 
     def reshape(self, *shape):
         return _ops.reshape(self, *shape)
@@ -510,11 +513,11 @@ class Tensor:
     def mT(self):
         return _ops.transpose(self, -2, -1)
 
-    def squeeze(self, dim=None):
-        return _ops.squeeze(self, dim)
+    def squeeze(self, *args, **kwargs):
+        return _ops.squeeze(self, *args, **kwargs)
 
-    def unsqueeze(self, dim):
-        return _ops.unsqueeze(self, dim)
+    def unsqueeze(self, *args, **kwargs):
+        return _ops.unsqueeze(self, *args, **kwargs)
 
     def expand(self, *sizes):
         return _ops.expand(self, *sizes)
@@ -584,11 +587,11 @@ class Tensor:
     def expm1(self):
         return _ops.expm1(self)
 
-    def std(self, dim=None, *, correction=1, keepdim=False):
-        return _ops.std(self, dim, correction=correction, keepdim=keepdim)
+    def std(self, *args, **kwargs):
+        return _ops.std(self, *args, **kwargs)
 
-    def norm(self, p="fro", dim=None, keepdim=False):
-        return _ops.norm(self, p, dim, keepdim)
+    def norm(self, *args, **kwargs):
+        return _ops.norm(self, *args, **kwargs)
 
     def tril(self, diagonal=0):
         return _ops.tril(self, diagonal)

@@ -18,7 +18,7 @@ def check_layer(make, shape, second_order=True, train_step=True):
     clone = make().double()
     clone.eval()
     clone.load_state_dict(layer.state_dict())
-    np.testing.assert_array_equal(clone(x).numpy(), layer(x).numpy())
+    np.testing.assert_array_equal(clone(x).detach().numpy(), layer(x).detach().numpy())
 
     layer.train()
     if params and train_step:

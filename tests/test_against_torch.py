@@ -24,11 +24,11 @@ def test_matches_torch(case):
     rng = np.random.default_rng(2)
     cotangents = [rng.standard_normal(o.shape) for o in ours_out]
     for o, t in zip(ours_out, theirs_out):
-        np.testing.assert_allclose(o.numpy(), t.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(o.detach().numpy(), t.detach().numpy(), rtol=1e-10, atol=1e-12)
     sum((o * v).sum() for o, v in zip(ours_out, cotangents)).backward()
     sum((t * torch.tensor(v)).sum() for t, v in zip(theirs_out, cotangents)).backward()
     for o, t in zip(ours, theirs):
-        np.testing.assert_allclose(o.grad.numpy(), t.grad.numpy(), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(o.grad.detach().numpy(), t.grad.detach().numpy(), rtol=1e-9, atol=1e-12)
 
 
 def test_second_derivative_matches_torch():
@@ -39,4 +39,4 @@ def test_second_derivative_matches_torch():
     (g.exp().sum()).backward()
     (tg,) = torch.autograd.grad((theirs.tanh() * theirs.sigmoid()).sum(), theirs, create_graph=True)
     (tg.exp().sum()).backward()
-    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(ours.grad.detach().numpy(), theirs.grad.detach().numpy(), rtol=1e-10)

@@ -46,10 +46,10 @@ def test_multihead_attention_and_encoder_layer_gradcheck():
 
 
 def test_causal_mask_helper():
-    mask = nn.Transformer.generate_square_subsequent_mask(3).numpy()
+    mask = nn.Transformer.generate_square_subsequent_mask(3).detach().numpy()
     assert mask.dtype == np.float32
     np.testing.assert_array_equal(mask, [[0, -np.inf, -np.inf], [0, 0, -np.inf], [0, 0, 0]])
-    np.testing.assert_array_equal(nn.TransformerEncoder.generate_square_subsequent_mask(3).numpy(), mask)
+    np.testing.assert_array_equal(nn.TransformerEncoder.generate_square_subsequent_mask(3).detach().numpy(), mask)
 
 
 def test_bad_input_names_the_layer_and_shapes():
@@ -76,7 +76,7 @@ def test_encoder_survives_save_and_load(tmp_path):
     lamina.save(model, tmp_path / "enc.npz")
     back = lamina.load(tmp_path / "enc.npz").eval()
     x = lamina.randn(2, 5, 8)
-    np.testing.assert_array_equal(back(x).numpy(), model(x).numpy())
+    np.testing.assert_array_equal(back(x).detach().numpy(), model(x).detach().numpy())
 
 
 def test_tiny_transformer_learns_to_predict_the_next_token():
@@ -118,15 +118,15 @@ def _torch():
 def _both(torch, ours, theirs):
     """Copy PyTorch's initial weights into ours and back: the keys and shapes must agree both ways."""
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
-    theirs.load_state_dict({k: torch.tensor(v.numpy()) for k, v in ours.state_dict().items()})
+    theirs.load_state_dict({k: torch.tensor(v.detach().numpy()) for k, v in ours.state_dict().items()})
 
 
 def _check_grads(ours, theirs, pairs):
     for ours_x, theirs_x in pairs:
-        np.testing.assert_allclose(ours_x.grad.numpy(), theirs_x.grad.numpy(), rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(ours_x.grad.detach().numpy(), theirs_x.grad.detach().numpy(), rtol=1e-9, atol=1e-11)
     theirs_params = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
-        np.testing.assert_allclose(p.grad.numpy(), theirs_params[name].grad.numpy(), rtol=1e-9, atol=1e-11,
+        np.testing.assert_allclose(p.grad.detach().numpy(), theirs_params[name].grad.detach().numpy(), rtol=1e-9, atol=1e-11,
                                    err_msg=name)
 
 
@@ -176,9 +176,9 @@ def test_multihead_attention_matches_torch(batch_first, self_attention, mask, pa
     out_t, w_t = theirs(tq, tk, tv, key_padding_mask=None if key_padding is None else torch.tensor(key_padding),
                         attn_mask=None if attn_mask is None else torch.tensor(attn_mask), **kwargs)
     out_l, w_l = ours(lq, lk, lv, key_padding_mask=key_padding, attn_mask=attn_mask, **kwargs)
-    np.testing.assert_allclose(out_l.numpy(), out_t.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out_l.detach().numpy(), out_t.detach().numpy(), rtol=1e-10, atol=1e-12)
     if weights[0]:
-        np.testing.assert_allclose(w_l.numpy(), w_t.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(w_l.detach().numpy(), w_t.detach().numpy(), rtol=1e-10, atol=1e-12)
     else:
         assert w_l is None and w_t is None
     g = rng.standard_normal(out_l.shape)
@@ -200,7 +200,7 @@ def test_scaled_dot_product_attention_matches_torch(mask):
         *(torch.tensor(a) for a in (q, k, v)),
         **{key: torch.tensor(val) if isinstance(val, np.ndarray) else val for key, val in kwargs.items()})
     ours = F.scaled_dot_product_attention(*(lamina.Tensor(a) for a in (q, k, v)), **kwargs)
-    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.torch
@@ -221,14 +221,14 @@ def test_transformer_encoder_matches_torch(norm_first, activation, batch_first, 
     x = rng.standard_normal((batch, length, d_model) if batch_first else (length, batch, d_model))
     mask = padding = None
     if masks:
-        mask = nn.Transformer.generate_square_subsequent_mask(length).numpy().astype(np.float64)
+        mask = nn.Transformer.generate_square_subsequent_mask(length).detach().numpy().astype(np.float64)
         padding = np.zeros((batch, length), dtype=bool)
         padding[1, -2:] = True
     tx, lx = torch.tensor(x, requires_grad=True), lamina.Tensor(x, requires_grad=True)
     out_t = theirs(tx, mask=None if mask is None else torch.tensor(mask),
                    src_key_padding_mask=None if padding is None else torch.tensor(padding))
     out_l = ours(lx, mask=mask, src_key_padding_mask=padding)
-    np.testing.assert_allclose(out_l.numpy(), out_t.detach().numpy(), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(out_l.detach().numpy(), out_t.detach().numpy(), rtol=1e-9, atol=1e-11)
     g = rng.standard_normal(out_l.shape)
     (out_t * torch.tensor(g)).sum().backward()
     (out_l * lamina.Tensor(g)).sum().backward()
@@ -241,7 +241,7 @@ def test_fused_layer_norm_matches_its_reference_to_second_order(affine):
 
     x = _leaf(3, 2, 4)
     params = [_leaf(2, 4), _leaf(2, 4)] if affine else []
-    np.testing.assert_allclose(layer_norm(x, 2, *params).numpy(), layer_norm_reference(x, *params, dims=2).numpy(),
+    np.testing.assert_allclose(layer_norm(x, 2, *params).detach().numpy(), layer_norm_reference(x, *params, dims=2).detach().numpy(),
                                rtol=1e-12, atol=1e-12)
     assert lamina.gradcheck(lambda *a: layer_norm(a[0], 2, *a[1:]), [x, *params])
     assert lamina.gradgradcheck(lambda *a: layer_norm(a[0], 2, *a[1:]), [x, *params])

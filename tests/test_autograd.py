@@ -10,7 +10,7 @@ from lamina import Function, Tensor
 def test_tensor_used_twice_accumulates():
     x = lamina.tensor([1.0, 2.0, 3.0], requires_grad=True)
     (x * x + x).sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), 2 * np.array([1, 2, 3]) + 1)
+    np.testing.assert_allclose(x.grad.detach().numpy(), 2 * np.array([1, 2, 3]) + 1)
 
 
 def test_diamond_processes_each_node_once():
@@ -29,7 +29,7 @@ def test_diamond_processes_each_node_once():
     left, right = top * 2, top * 3
     (left + right).sum().backward()
     assert len(calls) == 1
-    np.testing.assert_allclose(x.grad.numpy(), [5.0, 5.0])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [5.0, 5.0])
 
 
 def test_deep_chain_has_no_recursion_limit():
@@ -45,7 +45,7 @@ def test_gradients_accumulate_across_backward_calls():
     x = lamina.tensor([1.0, -2.0], requires_grad=True)
     (x * 3).sum().backward()
     (x * 3).sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), [6.0, 6.0])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [6.0, 6.0])
 
 
 def test_graph_is_freed_and_second_backward_raises():
@@ -61,7 +61,7 @@ def test_retain_graph_allows_second_backward():
     y = (x * x).sum()
     y.backward(retain_graph=True)
     y.backward()
-    np.testing.assert_allclose(x.grad.numpy(), [4.0, 8.0])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [4.0, 8.0])
 
 
 def test_no_grad_records_nothing_and_works_as_decorator():
@@ -92,7 +92,7 @@ def test_backward_on_non_scalar_needs_gradient():
     with pytest.raises(RuntimeError, match="scalar outputs"):
         (x * 2).backward()
     (x * 2).backward(lamina.tensor([1.0, 10.0]))
-    np.testing.assert_allclose(x.grad.numpy(), [2.0, 20.0])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [2.0, 20.0])
 
 
 def test_backward_without_grad_raises():
@@ -105,7 +105,7 @@ def test_retain_grad_keeps_non_leaf_gradient():
     h = x * 3
     h.retain_grad()
     (h * h).sum().backward()
-    np.testing.assert_allclose(h.grad.numpy(), [6.0, 12.0])
+    np.testing.assert_allclose(h.grad.detach().numpy(), [6.0, 12.0])
     m = x * 4
     (m * 2).sum().backward()
     assert m.grad is None  # not retained: PyTorch's default
@@ -115,8 +115,8 @@ def test_grad_returns_without_touching_dot_grad():
     x = lamina.tensor([1.0, 2.0], requires_grad=True)
     w = lamina.tensor([3.0, 4.0], requires_grad=True)
     gx, gw = lamina.grad((x * w).sum(), [x, w])
-    np.testing.assert_allclose(gx.numpy(), [3.0, 4.0])
-    np.testing.assert_allclose(gw.numpy(), [1.0, 2.0])
+    np.testing.assert_allclose(gx.detach().numpy(), [3.0, 4.0])
+    np.testing.assert_allclose(gw.detach().numpy(), [1.0, 2.0])
     assert x.grad is None and w.grad is None
 
 
@@ -124,7 +124,7 @@ def test_grad_of_non_leaf_input():
     x = lamina.tensor([1.0, 2.0], requires_grad=True)
     h = x * 2
     (gh,) = lamina.grad((h * h).sum(), [h])
-    np.testing.assert_allclose(gh.numpy(), [4.0, 8.0])
+    np.testing.assert_allclose(gh.detach().numpy(), [4.0, 8.0])
 
 
 def test_grad_unused_input():
@@ -139,9 +139,9 @@ def test_create_graph_gives_second_derivative():
     x = lamina.tensor([0.5, -1.0], requires_grad=True)
     y = (x**3).sum()
     (g,) = lamina.grad(y, x, create_graph=True)
-    np.testing.assert_allclose(g.numpy(), 3 * x.numpy() ** 2)
+    np.testing.assert_allclose(g.detach().numpy(), 3 * x.detach().numpy() ** 2)
     g.sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), 6 * x.numpy())
+    np.testing.assert_allclose(x.grad.detach().numpy(), 6 * x.detach().numpy())
 
 
 def test_backward_create_graph_makes_grad_differentiable():
@@ -149,7 +149,7 @@ def test_backward_create_graph_makes_grad_differentiable():
     (x.sin()).sum().backward(create_graph=True)
     assert x.grad.requires_grad
     (g,) = lamina.grad(x.grad.sum(), x)
-    np.testing.assert_allclose(g.numpy(), -np.sin(2.0))
+    np.testing.assert_allclose(g.detach().numpy(), -np.sin(2.0))
 
 
 def test_same_leaf_twice_in_one_op_gets_separate_grad_arrays():
@@ -157,7 +157,7 @@ def test_same_leaf_twice_in_one_op_gets_separate_grad_arrays():
     b = lamina.tensor([3.0, 4.0], requires_grad=True)
     (a + b).sum().backward()
     a.grad.data *= 2  # an optimizer clipping a in place must not change b
-    np.testing.assert_allclose(b.grad.numpy(), [1.0, 1.0])
+    np.testing.assert_allclose(b.grad.detach().numpy(), [1.0, 1.0])
 
 
 def test_detach_cuts_the_graph():
@@ -165,7 +165,7 @@ def test_detach_cuts_the_graph():
     y = (x * 2).detach()
     assert not y.requires_grad and y.is_leaf
     (x * y).sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [2.0, 4.0])
 
 
 def test_detect_anomaly_names_forward_op():
@@ -173,7 +173,7 @@ def test_detect_anomaly_names_forward_op():
     with lamina.detect_anomaly(), np.errstate(invalid="ignore"), pytest.raises(RuntimeError, match="log"):
         x.log()
     with np.errstate(invalid="ignore"):
-        assert np.isnan(x.log().numpy()[0])  # outside the context nothing is checked
+        assert np.isnan(x.log().detach().numpy()[0])  # outside the context nothing is checked
 
 
 def test_detect_anomaly_names_backward_op():
@@ -240,5 +240,5 @@ def test_tiny_network_learns_xor():
         for p in (w1, b1, w2, b2):
             p.data -= 0.5 * p.grad.data
     assert loss.item() < 0.05
-    predictions = (((x @ w1 + b1).tanh() @ w2 + b2) > 0).numpy()
-    np.testing.assert_array_equal(predictions, y.numpy() > 0.5)
+    predictions = (((x @ w1 + b1).tanh() @ w2 + b2) > 0).detach().numpy()
+    np.testing.assert_array_equal(predictions, y.detach().numpy() > 0.5)

@@ -49,12 +49,12 @@ def test_batch_norm_running_statistics():
     layer = nn.BatchNorm1d(2, momentum=0.5)
     x = lamina.tensor([[1.0, 10.0], [3.0, 20.0], [5.0, 30.0]])
     y = layer(x)
-    np.testing.assert_allclose(y.numpy().mean(0), 0, atol=1e-6)
-    np.testing.assert_allclose(layer.running_mean.numpy(), [1.5, 10.0])
-    np.testing.assert_allclose(layer.running_var.numpy(), [0.5 + 0.5 * 4, 0.5 + 0.5 * 100])
+    np.testing.assert_allclose(y.detach().numpy().mean(0), 0, atol=1e-6)
+    np.testing.assert_allclose(layer.running_mean.detach().numpy(), [1.5, 10.0])
+    np.testing.assert_allclose(layer.running_var.detach().numpy(), [0.5 + 0.5 * 4, 0.5 + 0.5 * 100])
     assert layer.num_batches_tracked.item() == 1
     layer.eval()
-    np.testing.assert_allclose(layer(x).numpy()[:, 0], (x.numpy()[:, 0] - 1.5) / np.sqrt(2.5 + 1e-5), rtol=1e-5)
+    np.testing.assert_allclose(layer(x).detach().numpy()[:, 0], (x.detach().numpy()[:, 0] - 1.5) / np.sqrt(2.5 + 1e-5), rtol=1e-5)
 
 
 def test_conv_keeps_float32_and_errors_name_shapes():
@@ -72,7 +72,7 @@ def test_conv_keeps_float32_and_errors_name_shapes():
 
 
 def test_dropout2d_drops_whole_channels():
-    y = nn.Dropout2d(0.5)(lamina.ones(4, 50, 3, 3)).numpy()
+    y = nn.Dropout2d(0.5)(lamina.ones(4, 50, 3, 3)).detach().numpy()
     per_channel = y.reshape(4, 50, 9)
     assert ((per_channel == 0).all(-1) | (per_channel == 2).all(-1)).all()
     assert 0.3 < (per_channel[..., 0] == 0).mean() < 0.7
@@ -80,7 +80,7 @@ def test_dropout2d_drops_whole_channels():
 
 def test_upsample_by_size():
     x = lamina.arange(4.0).reshape(1, 1, 2, 2)
-    assert F.interpolate(x, size=(4, 4)).numpy()[0, 0].tolist()[1] == [0.0, 0.0, 1.0, 1.0]
+    assert F.interpolate(x, size=(4, 4)).detach().numpy()[0, 0].tolist()[1] == [0.0, 0.0, 1.0, 1.0]
 
 
 def test_small_cnn_learns():

@@ -18,12 +18,12 @@ def _compare(ours_fn, torch_fn, *arrays, rtol=1e-8, atol=1e-10):
     ours = [lamina.tensor(a, requires_grad=True) for a in arrays]
     theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
     out, tout = ours_fn(*ours), torch_fn(*theirs)
-    np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(out.detach().numpy(), tout.detach().numpy(), rtol=rtol, atol=atol)
     cotangent = np.random.default_rng(9).standard_normal(out.shape)
     (out * lamina.tensor(cotangent)).sum().backward()
     (tout * torch.tensor(cotangent)).sum().backward()
     for o, t in zip(ours, theirs):
-        np.testing.assert_allclose(o.grad.numpy(), t.grad.numpy(), rtol=rtol, atol=atol)
+        np.testing.assert_allclose(o.grad.detach().numpy(), t.grad.detach().numpy(), rtol=rtol, atol=atol)
 
 
 rng = np.random.default_rng(0)
@@ -109,14 +109,14 @@ def test_normalization_matches_torch(ours, theirs, shape):
     with torch.no_grad():
         for p in tlayer.parameters():
             p.copy_(torch.tensor(rng.standard_normal(p.shape)))
-    layer.load_state_dict({k: v.numpy() for k, v in tlayer.state_dict().items()})
+    layer.load_state_dict({k: v.detach().numpy() for k, v in tlayer.state_dict().items()})
     for training in (True, True, False):  # two training steps move the running statistics, then eval uses them
         layer.train(training)
         tlayer.train(training)
         x = rng.standard_normal(shape)
         _compare(lambda x: layer(x), lambda x: tlayer(x), x, rtol=1e-7, atol=1e-9)
     for key, value in tlayer.state_dict().items():
-        np.testing.assert_allclose(layer.state_dict()[key].numpy(), value.numpy(), rtol=1e-7)
+        np.testing.assert_allclose(layer.state_dict()[key].detach().numpy(), value.detach().numpy(), rtol=1e-7)
 
 
 def test_cnn_state_dict_interchanges_with_torch():
@@ -127,13 +127,13 @@ def test_cnn_state_dict_interchanges_with_torch():
     ours, theirs = build(nn).double().eval(), build(torch.nn).double().eval()
     assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == {
         k: tuple(v.shape) for k, v in theirs.state_dict().items()}
-    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
     x = rng.standard_normal((3, 1, 12, 12))
-    np.testing.assert_allclose(ours(lamina.tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-8)
+    np.testing.assert_allclose(ours(lamina.tensor(x)).detach().numpy(), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-8)
 
 
 def test_max_pool_return_indices():
     x = rng.standard_normal((2, 3, 7, 6))
     _, ours = F.max_pool2d(lamina.tensor(x), 3, 2, 1, return_indices=True)
     _, theirs = TF.max_pool2d(torch.tensor(x), 3, 2, 1, return_indices=True)
-    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    np.testing.assert_array_equal(ours.detach().numpy(), theirs.detach().numpy())

@@ -34,7 +34,7 @@ def test_matches_brute_force_enumeration(target):
     lp = _log_probs(5, 1, 3)
     loss = F.ctc_loss(lamina.Tensor(lp), np.array([target + [0] * (3 - len(target))]), [5], [len(target)],
                       reduction="none")
-    np.testing.assert_allclose(loss.numpy()[0], _brute_force(lp[:, 0], target), rtol=1e-10)
+    np.testing.assert_allclose(loss.detach().numpy()[0], _brute_force(lp[:, 0], target), rtol=1e-10)
 
 
 def test_blank_other_than_zero_and_unbatched_input():
@@ -69,20 +69,20 @@ def test_long_inputs_stay_finite_in_float32():
                       reduction="none")
     loss64 = F.ctc_loss(lamina.Tensor(lp.astype(np.float64)), targets, [steps, steps - 500], [200, 150],
                         reduction="none")
-    assert loss.dtype == np.float32 and np.isfinite(loss.numpy()).all()
-    np.testing.assert_allclose(loss.numpy(), loss64.numpy(), rtol=1e-4)
+    assert loss.dtype == np.float32 and np.isfinite(loss.detach().numpy()).all()
+    np.testing.assert_allclose(loss.detach().numpy(), loss64.detach().numpy(), rtol=1e-4)
     loss.sum().backward()
 
 
 def test_impossible_alignments_give_inf_or_zero():
     lp = lamina.Tensor(_log_probs(3, 2, 3), requires_grad=True)
     targets, lengths = [[1, 1, 1], [1, 2, 0]], [3, 2]  # three 1s need 5 frames (blanks between repeats)
-    losses = F.ctc_loss(lp, targets, [3, 3], lengths, reduction="none").numpy()
+    losses = F.ctc_loss(lp, targets, [3, 3], lengths, reduction="none").detach().numpy()
     assert np.isinf(losses[0]) and np.isfinite(losses[1])
     zeroed = F.ctc_loss(lp, targets, [3, 3], lengths, reduction="sum", zero_infinity=True)
     zeroed.backward()
     np.testing.assert_allclose(zeroed.item(), losses[1])
-    assert (lp.grad.numpy()[:, 0] == 0).all() and np.isfinite(lp.grad.numpy()).all()
+    assert (lp.grad.detach().numpy()[:, 0] == 0).all() and np.isfinite(lp.grad.detach().numpy()).all()
 
 
 def test_bad_input_names_the_problem():
@@ -91,7 +91,7 @@ def test_bad_input_names_the_problem():
                                          r"input \(3 frames\)"):
         F.ctc_loss(lp, [[1, 0, 0, 0], [1, 2, 3, 1]], [3, 3], [1, 4])
     assert F.ctc_loss(lp, [[1, 0, 0, 0], [1, 2, 3, 1]], [3, 3], [1, 4], zero_infinity=True,
-                      reduction="none").numpy()[1] == 0
+                      reduction="none").detach().numpy()[1] == 0
     with pytest.raises(ValueError, match=r"must lie in \[0, 4\) and not be the blank \(0\)"):
         F.ctc_loss(lp, [[1, 0], [1, 0]], [3, 3], [2, 1])
     with pytest.raises(ValueError, match=r"input_lengths must lie in \[1, 3\]"):
@@ -124,7 +124,7 @@ def test_a_linear_reader_learns_to_transcribe():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    best = model(x).numpy().argmax(-1).T
+    best = model(x).detach().numpy().argmax(-1).T
     decoded = [[int(c) for i, c in enumerate(row) if c != 0 and (i == 0 or c != row[i - 1])] for row in best]
     assert decoded == [[int(c) for c in s] for s in sequences]
 
@@ -150,8 +150,8 @@ def test_matches_torch_loss_and_gradient_through_log_softmax(reduction, zero_inf
     zl = lamina.Tensor(logits, requires_grad=True)
     ours = nn.CTCLoss(blank=blank, reduction=reduction, zero_infinity=zero_infinity)(
         F.log_softmax(zl, -1), targets, input_lengths, target_lengths)
-    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-9)
+    np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-9)
     g = rng.standard_normal(ours.shape)
     (theirs * torch.tensor(g)).sum().backward()
     (ours * lamina.Tensor(g)).sum().backward()
-    np.testing.assert_allclose(zl.grad.numpy(), zt.grad.numpy(), rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(zl.grad.detach().numpy(), zt.grad.detach().numpy(), rtol=1e-8, atol=1e-12)

@@ -28,7 +28,7 @@ def _same_outputs(a, b, shape):
     x = lamina.randn(*shape)
     a.eval()
     b.eval()
-    np.testing.assert_array_equal(a(x).numpy(), b(x).numpy())
+    np.testing.assert_array_equal(a(x).detach().numpy(), b(x).detach().numpy())
 
 
 def test_sequential_round_trip(tmp_path):
@@ -50,10 +50,10 @@ def test_custom_module_saves_without_boilerplate(tmp_path):
 def test_saving_does_not_disturb_the_random_generator(tmp_path):
     lamina.manual_seed(5)
     lamina.save(nn.Linear(3, 3), tmp_path / "a.npz")
-    after_save = lamina.randn(3).numpy()
+    after_save = lamina.randn(3).detach().numpy()
     lamina.manual_seed(5)
     nn.Linear(3, 3)
-    np.testing.assert_array_equal(lamina.randn(3).numpy(), after_save)
+    np.testing.assert_array_equal(lamina.randn(3).detach().numpy(), after_save)
 
 
 def test_unencodable_arguments_point_to_state_dict(tmp_path):
@@ -81,7 +81,7 @@ def test_state_dict_files(tmp_path):
     assert sorted(state) == ["bias", "weight"]
     other = nn.Linear(3, 2)
     lamina.load(tmp_path / "w.npz", model=other)
-    np.testing.assert_array_equal(other.weight.numpy(), model.weight.numpy())
+    np.testing.assert_array_equal(other.weight.detach().numpy(), model.weight.detach().numpy())
 
 
 def test_load_errors_name_the_problem(tmp_path):
@@ -156,7 +156,7 @@ def test_checkpoint_resumes_training_exactly(tmp_path):
     for _ in range(2):
         step(model, opt)
         step(restored_model, restored_opt)
-    np.testing.assert_array_equal(model[0].weight.numpy(), restored_model[0].weight.numpy())
+    np.testing.assert_array_equal(model[0].weight.detach().numpy(), restored_model[0].weight.detach().numpy())
     with pytest.raises(io.ModelFileError, match="for Adam, not SGD"):
         lamina.load_checkpoint(tmp_path / "c.npz", restored_model, optim.SGD(restored_model.parameters()))
 
@@ -186,7 +186,7 @@ def test_resume_from_a_checkpoint_continues_bit_for_bit(tmp_path):
     model, opt = make()
     model.compile(opt)
     model.fit(X, y, epochs=4, batch_size=16, verbose=0)
-    straight = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    straight = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
 
     lamina.manual_seed(7)
     model, opt = make()
@@ -199,4 +199,4 @@ def test_resume_from_a_checkpoint_continues_bit_for_bit(tmp_path):
     model.compile(opt)
     model.fit(X, y, epochs=4, batch_size=16, verbose=0, initial_epoch=state["epoch"])
     for key, value in model.state_dict().items():
-        np.testing.assert_array_equal(value.numpy(), straight[key])
+        np.testing.assert_array_equal(value.detach().numpy(), straight[key])

@@ -120,7 +120,7 @@ def test_watching_does_not_change_what_is_learned():
     for callbacks in ([], [viz.LiveView(X, y, min_interval=0, verbose=False)]):
         model = _moons_model()
         model.fit(X, y, epochs=3, batch_size=50, verbose=0, callbacks=callbacks)
-        runs.append([p.numpy().copy() for p in model.parameters()])
+        runs.append([p.detach().numpy().copy() for p in model.parameters()])
         for view in callbacks:
             view.close()
     assert all(np.array_equal(a, b) for a, b in zip(*runs))

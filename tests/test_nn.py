@@ -84,7 +84,7 @@ def test_zero_grad_and_hooks():
     doubled = nn.Linear(3, 2)
     doubled.register_forward_hook(lambda m, inputs, out: out * 2)
     x = lamina.randn(1, 3)
-    np.testing.assert_allclose(doubled(x).numpy(), 2 * F.linear(x, doubled.weight, doubled.bias).numpy())
+    np.testing.assert_allclose(doubled(x).detach().numpy(), 2 * F.linear(x, doubled.weight, doubled.bias).detach().numpy())
 
 
 def test_load_state_dict_errors_name_keys_and_shapes():
@@ -93,7 +93,7 @@ def test_load_state_dict_errors_name_keys_and_shapes():
     del state["1.weight"]
     with pytest.raises(KeyError, match="missing key 1.weight"):
         net.load_state_dict(state)
-    state = {k: v.numpy() for k, v in net.state_dict().items()}
+    state = {k: v.detach().numpy() for k, v in net.state_dict().items()}
     state["0.weight"] = np.zeros((5, 4))
     with pytest.raises(ValueError, match=r"0.weight has shape \(5, 4\) in the state dict, \(3, 4\) in the model"):
         net.load_state_dict(state)
@@ -111,18 +111,18 @@ def test_linear_rejects_wrong_input_width():
 def test_linear_default_init_bounds():
     layer = nn.Linear(100, 50)
     assert layer.weight.dtype == lamina.float32 and layer.weight.shape == (50, 100)
-    assert np.abs(layer.weight.numpy()).max() <= 0.1 and np.abs(layer.bias.numpy()).max() <= 0.1
-    assert layer.weight.numpy().std() > 0.04  # U(-0.1, 0.1) has std 0.058
+    assert np.abs(layer.weight.detach().numpy()).max() <= 0.1 and np.abs(layer.bias.detach().numpy()).max() <= 0.1
+    assert layer.weight.detach().numpy().std() > 0.04  # U(-0.1, 0.1) has std 0.058
 
 
 def test_dropout_train_and_eval():
     layer = nn.Dropout(0.5)
     x = lamina.ones(1000)
-    y = layer(x).numpy()
+    y = layer(x).detach().numpy()
     assert set(np.unique(y)) <= {0.0, 2.0} and 0.4 < (y == 0).mean() < 0.6
     assert layer(x).dtype == lamina.float32
     layer.eval()
-    np.testing.assert_array_equal(layer(x).numpy(), x.numpy())
+    np.testing.assert_array_equal(layer(x).detach().numpy(), x.detach().numpy())
 
 
 def test_embedding_padding_row_gets_no_gradient():
@@ -130,8 +130,8 @@ def test_embedding_padding_row_gets_no_gradient():
     out = emb(lamina.tensor([[0, 2, 2], [4, 0, 1]]))
     assert out.shape == (2, 3, 3)
     out.sum().backward()
-    np.testing.assert_array_equal(emb.weight.grad.numpy()[0], 0)
-    np.testing.assert_array_equal(emb.weight.grad.numpy()[2], 2)
+    np.testing.assert_array_equal(emb.weight.grad.detach().numpy()[0], 0)
+    np.testing.assert_array_equal(emb.weight.grad.detach().numpy()[2], 2)
     with pytest.raises(IndexError, match="embedding"):
         emb(lamina.tensor([5]))
 
@@ -148,24 +148,24 @@ def test_initializers_have_the_right_spread(name, fn, fan):
     t = lamina.empty(200, 300)
     assert fn(t) is t
     assert t.dtype == lamina.float32
-    assert abs(t.numpy().std() - fan) < 0.05 * fan
+    assert abs(t.detach().numpy().std() - fan) < 0.05 * fan
 
 
 def test_zeros_and_ones_init():
     t = lamina.empty(3, 4)
-    assert nn.init.zeros_(t).numpy().sum() == 0 and nn.init.ones_(t).numpy().sum() == 12
+    assert nn.init.zeros_(t).detach().numpy().sum() == 0 and nn.init.ones_(t).detach().numpy().sum() == 12
 
 
 def test_losses_stable_for_huge_logits():
     logits = lamina.tensor([[1e4, -1e4, 0.0], [-1e4, 1e4, 5.0]], requires_grad=True)
     loss = F.cross_entropy(logits, lamina.tensor([1, 1]))
     loss.backward()
-    assert np.isfinite(loss.item()) and np.isfinite(logits.grad.numpy()).all()
+    assert np.isfinite(loss.item()) and np.isfinite(logits.grad.detach().numpy()).all()
     assert loss.item() == pytest.approx(1e4, rel=1e-5)
     z = lamina.tensor([1e4, -1e4, 1e4], requires_grad=True)
     bce = F.binary_cross_entropy_with_logits(z, lamina.tensor([0.0, 1.0, 1.0]))
     bce.backward()
-    assert bce.item() == pytest.approx(2e4 / 3, rel=1e-5) and np.isfinite(z.grad.numpy()).all()
+    assert bce.item() == pytest.approx(2e4 / 3, rel=1e-5) and np.isfinite(z.grad.detach().numpy()).all()
     p = lamina.tensor([0.0, 1.0], requires_grad=True)
     assert F.binary_cross_entropy(p, lamina.tensor([1.0, 0.0])).item() == pytest.approx(100.0)
 
@@ -184,10 +184,10 @@ def test_clip_grad_norm_and_value():
     a.grad, b.grad = lamina.full((3,), 3.0), lamina.full((4,), 4.0)
     total = nn.utils.clip_grad_norm_([a, b], 1.0)
     assert total.item() == pytest.approx(np.sqrt(9 * 3 + 16 * 4))
-    joint = np.sqrt((a.grad.numpy() ** 2).sum() + (b.grad.numpy() ** 2).sum())
+    joint = np.sqrt((a.grad.detach().numpy() ** 2).sum() + (b.grad.detach().numpy() ** 2).sum())
     assert joint == pytest.approx(1.0, rel=1e-4)
     nn.utils.clip_grad_value_([a, b], 0.1)
-    assert np.abs(b.grad.numpy()).max() <= 0.1
+    assert np.abs(b.grad.detach().numpy()).max() <= 0.1
 
 
 def test_parameter_vector_round_trip():
@@ -195,4 +195,4 @@ def test_parameter_vector_round_trip():
     vec = nn.utils.parameters_to_vector(net.parameters())
     assert vec.shape == (8,)
     nn.utils.vector_to_parameters(vec * 0 + 1, net.parameters())
-    assert net.weight.numpy().sum() == 6 and net.bias.numpy().sum() == 2
+    assert net.weight.detach().numpy().sum() == 6 and net.bias.detach().numpy().sum() == 2

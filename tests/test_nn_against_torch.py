@@ -33,12 +33,12 @@ def test_state_dicts_interchange_with_torch(build):
     theirs_keys = {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
     assert ours_keys == theirs_keys
     theirs.double().eval()
-    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
     ours.double().eval()
     x = np.random.default_rng(0).standard_normal((7, 6) if "Flatten" not in repr(ours) else (7, 3, 4))
-    np.testing.assert_allclose(ours(lamina.tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(),
+    np.testing.assert_allclose(ours(lamina.tensor(x)).detach().numpy(), theirs(torch.tensor(x)).detach().numpy(),
                                rtol=1e-6, atol=1e-9)
-    back = tnn.Module.load_state_dict(build(tnn).double(), {k: torch.tensor(v.numpy()) for k, v in
+    back = tnn.Module.load_state_dict(build(tnn).double(), {k: torch.tensor(v.detach().numpy()) for k, v in
                                                              ours.state_dict().items()})
     assert not back.missing_keys and not back.unexpected_keys
 
@@ -48,10 +48,10 @@ def test_embedding_matches_torch():
     ours.load_state_dict({"weight": theirs.weight.detach().numpy()})
     idx = np.array([[1, 2, 5], [0, 1, 1]])
     out, tout = ours(lamina.tensor(idx)), theirs(torch.tensor(idx))
-    np.testing.assert_allclose(out.numpy(), tout.detach().numpy())
+    np.testing.assert_allclose(out.detach().numpy(), tout.detach().numpy())
     (out * out).sum().backward()
     (tout * tout).sum().backward()
-    np.testing.assert_allclose(ours.weight.grad.numpy(), theirs.weight.grad.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ours.weight.grad.detach().numpy(), theirs.weight.grad.detach().numpy(), rtol=1e-6)
 
 
 rng = np.random.default_rng(0)
@@ -104,10 +104,10 @@ def test_loss_matches_torch(name, input, target, kwargs):
     tx = torch.tensor(input, requires_grad=True)
     out = getattr(F, name)(x, convert("lamina", target), **{k: convert("lamina", v) for k, v in kwargs.items()})
     tout = getattr(TF, name)(tx, convert("torch", target), **{k: convert("torch", v) for k, v in kwargs.items()})
-    np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), tout.detach().numpy(), rtol=1e-9, atol=1e-12)
     (out * lamina.tensor(np.ones(out.shape) * 1.5)).sum().backward()
     (tout * 1.5).sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(x.grad.detach().numpy(), tx.grad.detach().numpy(), rtol=1e-8, atol=1e-12)
 
 
 @pytest.mark.parametrize("legacy, reduction", [(dict(size_average=False), "sum"), (dict(reduce=False), "none"),
@@ -119,12 +119,12 @@ def test_legacy_loss_arguments_and_smooth_l1_match_torch(legacy, reduction):
         ours = lamina.nn.MSELoss(**legacy)
     assert ours.reduction == reduction
     theirs = torch.nn.MSELoss(reduction=reduction)
-    np.testing.assert_allclose(ours(lamina.tensor(a), lamina.tensor(b)).numpy(),
-                               theirs(torch.tensor(a), torch.tensor(b)).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ours(lamina.tensor(a), lamina.tensor(b)).detach().numpy(),
+                               theirs(torch.tensor(a), torch.tensor(b)).detach().numpy(), rtol=1e-6)
     for beta in (1.0, 0.5, 0.0):
         np.testing.assert_allclose(
-            lamina.nn.SmoothL1Loss(reduction=reduction, beta=beta)(lamina.tensor(a), lamina.tensor(b)).numpy(),
-            torch.nn.SmoothL1Loss(reduction=reduction, beta=beta)(torch.tensor(a), torch.tensor(b)).numpy(),
+            lamina.nn.SmoothL1Loss(reduction=reduction, beta=beta)(lamina.tensor(a), lamina.tensor(b)).detach().numpy(),
+            torch.nn.SmoothL1Loss(reduction=reduction, beta=beta)(torch.tensor(a), torch.tensor(b)).detach().numpy(),
             rtol=1e-6)
 
 

@@ -23,7 +23,7 @@ def _session(path):
 def _lamina_outputs(model, *inputs):
     with lamina.no_grad():
         out = model.eval()(*[lamina.tensor(x) for x in inputs])
-    return [o.numpy() for o in (out if isinstance(out, tuple) else (out,))]
+    return [o.detach().numpy() for o in (out if isinstance(out, tuple) else (out,))]
 
 
 def _assert_same(model, session, feeds):
@@ -49,7 +49,7 @@ def test_mlp_and_cnn_match_onnx_runtime_at_batch_1_and_37(tmp_path, kind):
     assert proto.graph.output[0].type.tensor_type.shape.dim[0].dim_param == "batch"
     weights = {i.name: onnx.numpy_helper.to_array(i) for i in proto.graph.initializer}
     for name, value in model.state_dict().items():  # the weights, under their state-dict names
-        np.testing.assert_array_equal(weights[name], value.numpy())
+        np.testing.assert_array_equal(weights[name], value.detach().numpy())
     assert model.training  # export ran the model in eval mode and put it back
     session = _session(path)
     for batch in (1, 37):
@@ -143,7 +143,7 @@ def test_an_op_without_a_mapping_is_named_with_its_layer():
 
 class _ValueDependent(nn.Module):
     def forward(self, x):
-        return x * float(x.numpy().max())  # a number read off the input: baked into the graph
+        return x * float(x.detach().numpy().max())  # a number read off the input: baked into the graph
 
 
 class _BatchDependent(nn.Module):

@@ -21,7 +21,7 @@ def test_forward_matches_numpy(case):
     assert len(got) == len(want)
     for g, w in zip(got, want):
         assert g.shape == np.shape(w)
-        np.testing.assert_allclose(g.numpy(), w, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(g.detach().numpy(), w, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("case", CASES, ids=repr)

@@ -66,7 +66,7 @@ def test_state_dict_resumes_exactly(make):
     opt_b.load_state_dict(opt_a.state_dict())
     run(a, opt_a, 5)
     run(b, opt_b, 5)
-    np.testing.assert_array_equal(a.weight.numpy(), b.weight.numpy())
+    np.testing.assert_array_equal(a.weight.detach().numpy(), b.weight.detach().numpy())
 
 
 def test_param_groups_and_zero_grad():
@@ -74,9 +74,9 @@ def test_param_groups_and_zero_grad():
     opt = optim.SGD([{"params": a.parameters()}, {"params": b.parameters(), "lr": 0.5}], lr=0.1)
     assert [g["lr"] for g in opt.param_groups] == [0.1, 0.5]
     (a(lamina.ones(1, 2)).sum() + b(lamina.ones(1, 2)).sum()).backward()
-    before = b.bias.numpy().copy()
+    before = b.bias.detach().numpy().copy()
     opt.step()
-    np.testing.assert_allclose(b.bias.numpy(), before - 0.5)
+    np.testing.assert_allclose(b.bias.detach().numpy(), before - 0.5)
     opt.zero_grad()
     assert a.weight.grad is None
     with pytest.raises(ValueError, match="more than one group"):
@@ -117,3 +117,27 @@ def test_reduce_lr_on_plateau():
     for value in [1.0, 0.5, 0.5, 0.5, 0.5]:
         sched.step(value)
     assert opt.param_groups[0]["lr"] == 0.5
+
+
+def test_lbfgs_minimizes_a_quadratic_and_keeps_its_state():
+    target = lamina.tensor([3.0, -2.0, 0.5])
+    w = lamina.zeros(3, requires_grad=True)
+    opt = lamina.optim.LBFGS([w], line_search_fn="strong_wolfe", history_size=3)
+
+    def closure():
+        opt.zero_grad()
+        loss = (((w - target) * lamina.tensor([1.0, 10.0, 100.0])) ** 2).sum()
+        loss.backward()
+        return loss
+
+    first = opt.step(closure)
+    assert isinstance(first, lamina.Tensor) and first.item() > 100  # the loss before the step, as the closure gave it
+    assert np.allclose(w.detach().numpy(), target.numpy(), atol=1e-4)
+    state = opt.state_dict()
+    again = lamina.optim.LBFGS([lamina.zeros(3, requires_grad=True)], history_size=3)
+    again.load_state_dict(state)
+    assert again.state_dict()["state"][0]["n_iter"] == state["state"][0]["n_iter"] > 0
+    with pytest.raises(ValueError, match="line_search_fn must be None or 'strong_wolfe'"):
+        lamina.optim.LBFGS([w], line_search_fn="wolfe")
+    with pytest.raises(RuntimeError, match="LBFGS.step needs a closure"):
+        opt.step(None)

@@ -42,7 +42,7 @@ def test_loss_curve_matches_torch(name, kwargs, dtype, rtol):
     ours = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 5))
     theirs = torch.nn.Sequential(torch.nn.Linear(20, 32), torch.nn.ReLU(), torch.nn.Linear(32, 32), torch.nn.Tanh(),
                                  torch.nn.Linear(32, 5)).to(torch.float64 if dtype == np.float64 else torch.float32)
-    ours.to(dtype).load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    ours.to(dtype).load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
     opt = getattr(optim, name)(ours.parameters(), **kwargs)
     topt = getattr(torch.optim, name)(theirs.parameters(), **kwargs)
     losses, tlosses = [], []
@@ -103,3 +103,33 @@ def test_reduce_on_plateau_matches_torch():
         sched.step(value)
         tsched.step(value)
         assert opt.param_groups[0]["lr"] == pytest.approx(topt.param_groups[0]["lr"])
+
+
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+def test_lbfgs_follows_torch(line_search_fn):
+    """Same start, same closure: LBFGS's losses step by step equal torch.optim.LBFGS's within float32 rounding."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x_data = rng.normal(size=(64, 5)).astype(np.float32)
+    y_data = np.sin(x_data @ rng.normal(size=(5, 1))).astype(np.float32)
+    w1_data = (rng.normal(size=(5, 8)) * 0.5).astype(np.float32)
+    w2_data = (rng.normal(size=(8, 1)) * 0.5).astype(np.float32)
+    losses = {}
+    for lib in (torch, lamina):
+        w1, w2 = lib.tensor(w1_data.copy(), requires_grad=True), lib.tensor(w2_data.copy(), requires_grad=True)
+        x, y = lib.tensor(x_data), lib.tensor(y_data)
+        opt = lib.optim.LBFGS([w1, w2], lr=0.5 if line_search_fn is None else 1, max_iter=10, history_size=5,
+                              line_search_fn=line_search_fn)
+
+        def closure():
+            opt.zero_grad()
+            loss = ((lib.tanh(x @ w1) @ w2 - y) ** 2).mean()
+            loss.backward()
+            return loss
+
+        losses[lib.__name__] = [opt.step(closure).item() for _ in range(5)]
+        if lib is lamina:
+            state = opt.state_dict()["state"][0]
+            assert state["n_iter"] == 50 and len(state["old_dirs"]) == 5
+    np.testing.assert_allclose(losses["lamina"], losses["torch"], rtol=5e-3)
+    assert losses["lamina"][-1] < losses["lamina"][0] / 10

@@ -38,7 +38,7 @@ SIZES = [None, (3, 3, 2, 1)]  # every row every step; then rows of lengths 4, 3,
 def test_sequence_ops_match_their_reference_and_gradcheck(reverse, batch_sizes):
     for name, fused, reference, inputs, extra in _op_cases():
         args = (*extra, reverse, batch_sizes)
-        np.testing.assert_allclose(fused(*inputs, *args).numpy(), reference(*inputs, *args).numpy(),
+        np.testing.assert_allclose(fused(*inputs, *args).detach().numpy(), reference(*inputs, *args).detach().numpy(),
                                    rtol=1e-12, atol=1e-12, err_msg=name)
         assert lamina.gradcheck(lambda *xs, f=fused, a=args: f(*xs, *a), inputs), name
 
@@ -51,7 +51,7 @@ def test_sequence_ops_second_order_through_the_reference():
 
 def test_padded_rows_output_zeros_and_keep_their_state():
     _, fused, _, (gx, h0, c0, w), _ = _op_cases()[0]
-    out = fused(gx, h0, c0, w, False, (3, 3, 2, 1)).numpy()
+    out = fused(gx, h0, c0, w, False, (3, 3, 2, 1)).detach().numpy()
     assert (out[3, 1:] == 0).all() and (out[2, 2:] == 0).all()
     np.testing.assert_array_equal(out[4, 2], out[1, 2])  # the final h of the length-2 row is its step-2 output
 
@@ -73,7 +73,7 @@ def test_state_dict_keys_and_init(cls):
     assert keys["weight_ih_l0_reverse"] == (gates, 3) and keys["weight_ih_l1"] == (gates, 8)
     assert len(keys) == 16
     bound = 1 / np.sqrt(4)
-    assert all(np.abs(p.numpy()).max() <= bound for p in layer.parameters())
+    assert all(np.abs(p.detach().numpy()).max() <= bound for p in layer.parameters())
 
 
 def test_layer_gradcheck_bidirectional_two_layers_with_lengths_and_state():
@@ -134,7 +134,7 @@ def _torch():
 
 
 def _copy_to_torch(torch, ours, theirs):
-    theirs.load_state_dict({k: torch.tensor(v.numpy()) for k, v in ours.state_dict().items()})
+    theirs.load_state_dict({k: torch.tensor(v.detach().numpy()) for k, v in ours.state_dict().items()})
 
 
 SWEEP = [
@@ -183,19 +183,19 @@ def test_matches_torch_outputs_states_and_gradients(kind, kwargs, with_state, le
     out_l, fin_l = ours(xl, hx_l, lengths=lengths)
     fin_t = fin_t if kind == "LSTM" else (fin_t,)
     fin_l = fin_l if kind == "LSTM" else (fin_l,)
-    np.testing.assert_allclose(out_l.numpy(), out_t.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out_l.detach().numpy(), out_t.detach().numpy(), rtol=1e-10, atol=1e-12)
     for a, b in zip(fin_l, fin_t):
-        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-10, atol=1e-12)
 
     weights = [rng.standard_normal(out_l.shape)] + [rng.standard_normal(f.shape) for f in fin_l]
     sum(torch.sum(o * torch.tensor(w)) for o, w in zip([out_t, *fin_t], weights)).backward()
     sum((o * lamina.Tensor(w)).sum() for o, w in zip([out_l, *fin_l], weights)).backward()
-    np.testing.assert_allclose(xl.grad.numpy(), xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(xl.grad.detach().numpy(), xt.grad.detach().numpy(), rtol=1e-9, atol=1e-12)
     for a, b in zip(sl or [], st or []):
-        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(a.grad.detach().numpy(), b.grad.detach().numpy(), rtol=1e-9, atol=1e-12)
     theirs_params = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
-        np.testing.assert_allclose(p.grad.numpy(), theirs_params[name].grad.numpy(), rtol=1e-9, atol=1e-11,
+        np.testing.assert_allclose(p.grad.detach().numpy(), theirs_params[name].grad.detach().numpy(), rtol=1e-9, atol=1e-11,
                                    err_msg=name)
 
 
@@ -215,11 +215,11 @@ def test_cells_match_torch(kind):
     out_t = out_t if isinstance(out_t, tuple) else (out_t,)
     out_l = out_l if isinstance(out_l, tuple) else (out_l,)
     for a, b in zip(out_l, out_t):
-        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-10, atol=1e-12)
     sum(o.sum() * (i + 1) for i, o in enumerate(out_t)).backward()
     sum(o.sum() * (i + 1) for i, o in enumerate(out_l)).backward()
-    np.testing.assert_allclose(xl.grad.numpy(), xt.grad.numpy(), rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(ours.weight_hh.grad.numpy(), theirs.weight_hh.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(xl.grad.detach().numpy(), xt.grad.detach().numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.weight_hh.grad.detach().numpy(), theirs.weight_hh.grad.detach().numpy(), rtol=1e-9, atol=1e-12)
     # unbatched input and no state, as PyTorch allows
     np.testing.assert_allclose(np.asarray(ours(lamina.Tensor(x[0]))[0] if kind == "LSTMCell" else
                                           ours(lamina.Tensor(x[0]))),
@@ -234,8 +234,8 @@ def test_dropout_between_layers_only_in_training():
     ours = nn.GRU(3, 4, num_layers=2, dropout=0.5).double().eval()
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
     x = rng.standard_normal((5, 2, 3))
-    np.testing.assert_allclose(ours(lamina.Tensor(x))[0].numpy(), theirs(torch.tensor(x))[0].detach().numpy(),
+    np.testing.assert_allclose(ours(lamina.Tensor(x))[0].detach().numpy(), theirs(torch.tensor(x))[0].detach().numpy(),
                                rtol=1e-10)
     ours.train()
-    a, b = ours(lamina.Tensor(x))[0].numpy(), ours(lamina.Tensor(x))[0].numpy()
+    a, b = ours(lamina.Tensor(x))[0].detach().numpy(), ours(lamina.Tensor(x))[0].detach().numpy()
     assert not np.allclose(a, b)  # dropout draws a new mask each call

@@ -18,7 +18,7 @@ safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
 def _outputs(model, x):
     with lamina.no_grad():
-        return model.eval()(lamina.tensor(x)).numpy()
+        return model.eval()(lamina.tensor(x)).detach().numpy()
 
 
 def _bn_model(module):
@@ -83,7 +83,7 @@ def test_checkpoint_in_safetensors_resumes_exactly(tmp_path):
     for _ in range(2):
         step(model, opt)
         step(restored, restored_opt)
-    np.testing.assert_array_equal(model[0].weight.numpy(), restored[0].weight.numpy())
+    np.testing.assert_array_equal(model[0].weight.detach().numpy(), restored[0].weight.detach().numpy())
 
 
 def test_a_crash_while_writing_keeps_the_old_file(tmp_path, monkeypatch):
@@ -244,7 +244,7 @@ def test_pytorch_safetensors_load_into_lamina(tmp_path, kind):
     save_file(torch_model.state_dict(), str(path))
     x = np.random.default_rng(1).random((7, *shape), dtype=np.float32)
     with torch.no_grad():
-        expected = torch_model(torch.from_numpy(x)).numpy()
+        expected = torch_model(torch.from_numpy(x)).detach().numpy()
     model = _models(nn)[kind][0]
     model.load_state_dict(lamina.load_weights(path))
     np.testing.assert_allclose(_outputs(model, x), expected, rtol=1e-5, atol=1e-5)
@@ -272,7 +272,7 @@ def test_lamina_safetensors_load_into_pytorch(tmp_path, kind):
     torch_model.load_state_dict(load_file(str(path)))  # strict: every key and shape matches
     x = np.random.default_rng(2).random((7, *shape), dtype=np.float32)
     with torch.no_grad():
-        got = torch_model.eval()(torch.from_numpy(x)).numpy()
+        got = torch_model.eval()(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_allclose(got, _outputs(model, x), rtol=1e-5, atol=1e-5)
 
 
@@ -294,4 +294,4 @@ def test_bfloat16_weights_from_pytorch_are_widened_to_float32(tmp_path):
     save_file({"w": weights}, str(tmp_path / "b.safetensors"))
     loaded = lamina.load_weights(tmp_path / "b.safetensors")["w"]
     assert loaded.dtype == np.float32
-    np.testing.assert_array_equal(loaded, weights.float().numpy())
+    np.testing.assert_array_equal(loaded, weights.float().detach().numpy())

@@ -11,7 +11,7 @@ def test_attributes_and_conversions():
     assert t.shape == (2, 3) and t.ndim == 2 and t.size() == (2, 3) and t.size(1) == 3 and len(t) == 2
     assert t.dtype == lamina.float32 and t.is_leaf and t.grad is None and t.grad_fn is None
     assert t.tolist() == [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
-    assert np.asarray(t).shape == (2, 3) and isinstance(t.numpy(), np.ndarray)
+    assert np.asarray(t).shape == (2, 3) and isinstance(t.detach().numpy(), np.ndarray)
     assert t[1, 2].item() == 6.0
     y = t * 2
     assert not y.is_leaf and "grad_fn=<MulBackward>" in repr(y) and "dtype=float32" in repr(y)
@@ -40,26 +40,26 @@ def test_dtype_rules():
 
 def test_creation_functions():
     assert lamina.zeros(2, 3).shape == (2, 3) and lamina.zeros((2, 3)).dtype == lamina.float32
-    assert lamina.ones(4).numpy().sum() == 4
-    assert lamina.full((2, 2), 7.0).numpy().tolist() == [[7.0, 7.0], [7.0, 7.0]]
+    assert lamina.ones(4).detach().numpy().sum() == 4
+    assert lamina.full((2, 2), 7.0).detach().numpy().tolist() == [[7.0, 7.0], [7.0, 7.0]]
     assert lamina.full((2,), 7).dtype == lamina.int64
     like = lamina.tensor([[1.0, 2.0]], dtype=lamina.float64)
     assert lamina.zeros_like(like).dtype == lamina.float64 and lamina.ones_like(like).shape == (1, 2)
     assert lamina.arange(5).dtype == lamina.int64 and lamina.arange(5).tolist() == [0, 1, 2, 3, 4]
     assert lamina.arange(0, 1, 0.25).dtype == lamina.float32
     assert lamina.linspace(0, 1, 5).tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
-    np.testing.assert_array_equal(lamina.eye(3).numpy(), np.eye(3))
+    np.testing.assert_array_equal(lamina.eye(3).detach().numpy(), np.eye(3))
     assert lamina.rand(3, 4).dtype == lamina.float32 and lamina.randn(3, 4).dtype == lamina.float32
     r = lamina.randint(0, 10, (100,))
-    assert r.dtype == lamina.int64 and 0 <= r.numpy().min() and r.numpy().max() < 10
-    assert lamina.randint(3, size=(5,)).numpy().max() < 3
+    assert r.dtype == lamina.int64 and 0 <= r.detach().numpy().min() and r.detach().numpy().max() < 10
+    assert lamina.randint(3, size=(5,)).detach().numpy().max() < 3
 
 
 def test_manual_seed_makes_draws_repeatable():
     lamina.manual_seed(42)
-    a = lamina.randn(5).numpy().copy(), lamina.rand(2).numpy().copy()
+    a = lamina.randn(5).detach().numpy().copy(), lamina.rand(2).detach().numpy().copy()
     lamina.manual_seed(42)
-    b = lamina.randn(5).numpy(), lamina.rand(2).numpy()
+    b = lamina.randn(5).detach().numpy(), lamina.rand(2).detach().numpy()
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
 

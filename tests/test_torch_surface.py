@@ -61,3 +61,56 @@ def test_generators_and_multinomial():
     assert sorted(lamina.multinomial(lamina.ones(4), 4).tolist()) == [0, 1, 2, 3]
     with pytest.raises(ValueError, match="cannot draw 3 samples without replacement from 2"):
         lamina.multinomial(lamina.tensor([0.5, 0.5, 0.0]), 3)
+
+
+def test_keyword_names_and_numpy_spellings_as_pytorch_takes_them():
+    x = lamina.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    assert lamina.matmul(input=x, other=lamina.ones(3)).tolist() == [6.0, 15.0]
+    assert lamina.add(input=x, other=1).sum().item() == 27
+    # PyTorch's C++ functions take NumPy's axis= and keepdims= too; its Python ones (norm) do not
+    assert x.sum(axis=1, keepdims=True).tolist() == [[6.0], [15.0]]
+    assert lamina.mean(x, axis=0).tolist() == [2.5, 3.5, 4.5] and x.argmax(axis=1).tolist() == [2, 2]
+    assert x.max(axis=1, keepdims=True).values.shape == (2, 1) and lamina.cat([x, x], axis=0).shape == (4, 3)
+    with pytest.raises(TypeError, match="got both dim= and its NumPy spelling axis="):
+        x.sum(dim=1, axis=1)
+    with pytest.raises(TypeError, match="keepdims'; PyTorch spells it keepdim="):
+        x.norm(dim=1, keepdims=True)
+    with pytest.raises(TypeError, match="matmul\\(\\) got input= by keyword and also an argument in its place"):
+        lamina.matmul(x, input=x)
+
+
+def test_out_writes_into_the_given_tensor():
+    x, y = lamina.ones(2, 2), lamina.full((2, 2), 3.0)
+    out = lamina.zeros(2, 2)
+    version = out._version if hasattr(out, "_version") else 0
+    assert lamina.mul(x, y, out=out) is out and out.tolist() == [[3.0, 3.0], [3.0, 3.0]]
+    assert out._version == version + 1  # an in-place change, seen by ops that saved `out`
+    lamina.matmul(x, y, out=out)
+    assert out.tolist() == [[6.0, 6.0], [6.0, 6.0]]
+    assert lamina.sum(y, 0, out=lamina.zeros(2)).tolist() == [6.0, 6.0]
+    assert lamina.cat([x, y], 0, out=lamina.zeros(4, 2))[3].tolist() == [3.0, 3.0]
+    w = lamina.ones(2, 2, requires_grad=True)
+    with pytest.raises(RuntimeError, match="out=... arguments don't support automatic differentiation"):
+        lamina.add(w, 1, out=lamina.zeros(2, 2))
+    with pytest.raises(RuntimeError, match="out=... arguments don't support automatic differentiation"):
+        lamina.add(x, 1, out=lamina.zeros(2, 2, requires_grad=True))
+    with lamina.no_grad():
+        assert lamina.add(w, 1, out=out).tolist() == [[2.0, 2.0], [2.0, 2.0]]
+    with pytest.raises(RuntimeError, match="cannot be written in place into a int64 tensor"):
+        lamina.add(x, 0.5, out=lamina.zeros(2, 2, dtype=lamina.int64))
+    with pytest.raises(RuntimeError, match="shape"):
+        lamina.add(x, 1, out=lamina.zeros(3))
+
+
+def test_numpy_refuses_a_tensor_that_requires_grad():
+    w = lamina.ones(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"Can't call numpy\(\) on Tensor that requires grad. "
+                                           r"Use tensor.detach\(\).numpy\(\) instead."):
+        w.numpy()
+    assert w.detach().numpy().tolist() == [1.0, 1.0] and (w * 2).detach().numpy() is not None
+
+
+def test_torch_utils_data_names_lamina_data():
+    import lamina.utils.data
+
+    assert lamina.utils.data is lamina.data and lamina.utils.data.DataLoader is lamina.data.DataLoader

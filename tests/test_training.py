@@ -126,12 +126,12 @@ def test_early_stopping_restores_best_weights():
     class Remember(Callback):
         def on_epoch_end(self, epoch, logs=None):
             if logs["loss"] <= min(self.model.history.history["loss"]):
-                snapshot.update({k: v.numpy().copy() for k, v in self.model.state_dict().items()})
+                snapshot.update({k: v.detach().numpy().copy() for k, v in self.model.state_dict().items()})
 
     history = model.fit(X, y, epochs=20, verbose=0, callbacks=[Worsen(), stopper, Remember()])
     assert stopper.stopped_epoch is not None and len(history.epoch) < 20
     for key, value in model.state_dict().items():
-        np.testing.assert_array_equal(value.numpy(), snapshot[key])
+        np.testing.assert_array_equal(value.detach().numpy(), snapshot[key])
 
 
 def test_checkpoint_csv_and_scheduler_callbacks(tmp_path):
@@ -177,7 +177,7 @@ def test_terminate_on_nan_stops_and_keeps_the_last_good_checkpoint(tmp_path, cap
     assert history.interrupted and len(history.epoch) == 3 and math.isnan(history.history["loss"][-1])
     state = lamina.load_checkpoint(ckpt)
     assert state["epoch"] == 2
-    assert all(np.isfinite(v.numpy()).all() for v in state["model"].state_dict().values())
+    assert all(np.isfinite(v.detach().numpy()).all() for v in state["model"].state_dict().values())
 
 
 def test_ctrl_c_stops_after_the_current_batch_and_keeps_weights(capsys):
@@ -329,10 +329,10 @@ def test_a_non_finite_loss_stops_fit_by_default_naming_where(tmp_path):
 ])
 def test_bad_fit_arguments_fail_before_any_work(kwargs, message):
     model = _classifier().compile()
-    before = model[0].weight.numpy().copy()
+    before = model[0].weight.detach().numpy().copy()
     with pytest.raises(ValueError, match=message):
         model.fit(np.zeros((8, 2), np.float32), np.zeros(8, np.int64), **kwargs)
-    np.testing.assert_array_equal(model[0].weight.numpy(), before)
+    np.testing.assert_array_equal(model[0].weight.detach().numpy(), before)
 
 
 def test_empty_data_and_bool_labels_get_one_clear_error():

@@ -14,6 +14,27 @@ from lamina.ops.shape import (
     broadcast_to, cat, chunk, clone, expand, flatten, gather, getitem, pad, permute, reshape, roll, split, squeeze,
     stack, sum_to, transpose, tril, triu, unsqueeze, view,
 )
+from lamina.ops.arguments import torch_arguments
+
+# PyTorch's conventions (see ops.arguments): keyword names, axis=/keepdims= where PyTorch takes them, out=
+for _fn, _names, _spellings, _out in [
+    (add, ("input", "other"), None, True), (sub, ("input", "other"), None, True),
+    (mul, ("input", "other"), None, True), (div, ("input", "other"), None, True),
+    (pow, ("input", "exponent"), None, True), (matmul, ("input", "other"), None, True),
+    (maximum, ("input", "other"), None, True), (minimum, ("input", "other"), None, True),
+    (exp, ("input",), None, True), (log, ("input",), None, True), (sqrt, ("input",), None, True),
+    (abs, ("input",), None, True), (sin, ("input",), None, True), (cos, ("input",), None, True),
+    (tanh, ("input",), None, True), (sigmoid, ("input",), None, True), (clamp, ("input",), None, True),
+    (sum, ("input",), True, True), (mean, ("input",), True, True), (amax, ("input",), True, True),
+    (amin, ("input",), True, True), (logsumexp, ("input",), True, True), (var, ("input",), True, False),
+    (std, ("input",), True, False), (max, ("input",), True, False), (min, ("input",), True, False),
+    (argmax, ("input",), True, False), (argmin, ("input",), True, False), (softmax, ("input",), True, False),
+    (log_softmax, ("input",), True, False), (squeeze, ("input",), True, False),
+    (unsqueeze, ("input",), True, False), (cat, ("tensors",), True, True), (stack, ("tensors",), True, True),
+    (norm, ("input",), False, False),
+]:
+    globals()[_fn.__name__] = torch_arguments(_fn, _names, _spellings, _out)
+del _fn, _names, _spellings, _out
 
 __all__ = [
     "abs", "add", "amax", "amin", "argmax", "argmin", "binary_cross_entropy_with_logits", "broadcast_to", "cast",

@@ -2,6 +2,7 @@
 
 from lamina.optim import lr_scheduler
 from lamina.optim.algorithms import SGD, Adadelta, Adagrad, Adam, AdamW, RMSprop
+from lamina.optim.lbfgs import LBFGS
 from lamina.optim.optimizer import Optimizer
 
 # By name, for compile("adam") and the command line's --optimizer.
@@ -21,5 +22,5 @@ def create(name, params, **kwargs):
     return OPTIMIZERS[name.lower()](params, **kwargs)
 
 
-__all__ = ["OPTIMIZERS", "SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "create",
+__all__ = ["OPTIMIZERS", "SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "LBFGS", "Optimizer", "RMSprop", "create",
            "lr_scheduler"]

@@ -201,7 +201,7 @@ class EarlyStopping(Callback):
         if self._improved(value):
             self.best, self.wait = value, 0
             if self.restore_best_weights:
-                self.best_weights = {k: v.numpy().copy() for k, v in self.model.state_dict().items()}
+                self.best_weights = {k: v.array.copy() for k, v in self.model.state_dict().items()}
             return
         self.wait += 1
         if self.wait > self.patience:

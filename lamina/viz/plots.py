@@ -34,7 +34,7 @@ def _predict(model, x):
     model.eval()
     try:
         with lamina.no_grad():
-            return model(lamina.tensor(np.asarray(x, dtype=np.float32))).numpy()
+            return model(lamina.tensor(np.asarray(x, dtype=np.float32))).detach().numpy()
     finally:
         model.train(was_training)
 
@@ -66,7 +66,7 @@ def layer_outputs(model, x):
     captured, handles = [], []
     for name, module in _layers(model):
         handles.append(module.register_forward_hook(
-            lambda m, inputs, out, name=name: captured.append((name, m, out.numpy().copy()))))
+            lambda m, inputs, out, name=name: captured.append((name, m, out.detach().numpy().copy()))))
     try:
         _predict(model, x)
     finally:
@@ -454,7 +454,7 @@ def weights(model, path, max_filters=32):
     if not params:
         raise ValueError("weights: the model has no parameters")
     first_name, first = next((n, p) for n, p in params if p.ndim >= 2)
-    w = first.numpy()
+    w = first.detach().numpy()
     images = None
     if w.ndim == 4:
         images = w[:max_filters, 0] if w.shape[1] == 1 else w[:max_filters].mean(1)
@@ -475,7 +475,7 @@ def weights(model, path, max_filters=32):
     for i, (name, p) in enumerate(params):
         ax = fig.add_subplot(grid[first_row + i // 2, i % 2])
         # np.histogram + stairs: one artist per histogram, where ax.hist draws one patch per bin.
-        ax.stairs(*np.histogram(p.numpy().ravel(), bins=60), fill=True, alpha=0.7, label="weights")
+        ax.stairs(*np.histogram(p.detach().numpy().ravel(), bins=60), fill=True, alpha=0.7, label="weights")
         if p.grad is not None:
             ax.stairs(*np.histogram(p.grad.numpy().ravel(), bins=60), fill=True, alpha=0.6, label="gradients")
             ax.legend(fontsize=7)

@@ -40,7 +40,7 @@ def train(net, loader, set_epoch):
 sampler = distributed.DistributedSampler(n, shuffle=True, seed=SEED)
 parallel = distributed.DistributedDataParallel(model())
 train(parallel, DataLoader(TensorDataset(x, y), batch_size=B, sampler=sampler), sampler.set_epoch)
-weights = {k: v.numpy() for k, v in parallel.state_dict().items()}
+weights = {k: v.detach().numpy() for k, v in parallel.state_dict().items()}
 
 if distributed.is_main():
     order = {}
@@ -61,6 +61,6 @@ if distributed.is_main():
     reference_order = GlobalOrder()
     single = train(model(), DataLoader(TensorDataset(x, y), batch_size=2 * B, sampler=reference_order),
                    reference_order.set_epoch)
-    worst = max(float(np.abs(weights[k] - v.numpy()).max()) for k, v in single.state_dict().items())
+    worst = max(float(np.abs(weights[k] - v.detach().numpy()).max()) for k, v in single.state_dict().items())
     print(f"world {distributed.world_size()}, largest weight difference {worst:.2e}")
     sys.exit(0 if worst <= 1e-5 and distributed.world_size() == 2 else 1)
