@@ -54,7 +54,8 @@ def test_batch_norm_running_statistics():
     np.testing.assert_allclose(layer.running_var.detach().numpy(), [0.5 + 0.5 * 4, 0.5 + 0.5 * 100])
     assert layer.num_batches_tracked.item() == 1
     layer.eval()
-    np.testing.assert_allclose(layer(x).detach().numpy()[:, 0], (x.detach().numpy()[:, 0] - 1.5) / np.sqrt(2.5 + 1e-5), rtol=1e-5)
+    expected = (x.numpy()[:, 0] - 1.5) / np.sqrt(2.5 + 1e-5)
+    np.testing.assert_allclose(layer(x).detach().numpy()[:, 0], expected, rtol=1e-5)
 
 
 def test_conv_keeps_float32_and_errors_name_shapes():

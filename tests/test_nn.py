@@ -84,7 +84,8 @@ def test_zero_grad_and_hooks():
     doubled = nn.Linear(3, 2)
     doubled.register_forward_hook(lambda m, inputs, out: out * 2)
     x = lamina.randn(1, 3)
-    np.testing.assert_allclose(doubled(x).detach().numpy(), 2 * F.linear(x, doubled.weight, doubled.bias).detach().numpy())
+    expected = 2 * F.linear(x, doubled.weight, doubled.bias).detach().numpy()
+    np.testing.assert_allclose(doubled(x).detach().numpy(), expected)
 
 
 def test_load_state_dict_errors_name_keys_and_shapes():

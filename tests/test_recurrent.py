@@ -195,7 +195,7 @@ def test_matches_torch_outputs_states_and_gradients(kind, kwargs, with_state, le
         np.testing.assert_allclose(a.grad.detach().numpy(), b.grad.detach().numpy(), rtol=1e-9, atol=1e-12)
     theirs_params = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
-        np.testing.assert_allclose(p.grad.detach().numpy(), theirs_params[name].grad.detach().numpy(), rtol=1e-9, atol=1e-11,
+        np.testing.assert_allclose(p.grad.numpy(), theirs_params[name].grad.numpy(), rtol=1e-9, atol=1e-11,
                                    err_msg=name)
 
 
@@ -219,7 +219,7 @@ def test_cells_match_torch(kind):
     sum(o.sum() * (i + 1) for i, o in enumerate(out_t)).backward()
     sum(o.sum() * (i + 1) for i, o in enumerate(out_l)).backward()
     np.testing.assert_allclose(xl.grad.detach().numpy(), xt.grad.detach().numpy(), rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(ours.weight_hh.grad.detach().numpy(), theirs.weight_hh.grad.detach().numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.weight_hh.grad.numpy(), theirs.weight_hh.grad.numpy(), rtol=1e-9, atol=1e-12)
     # unbatched input and no state, as PyTorch allows
     np.testing.assert_allclose(np.asarray(ours(lamina.Tensor(x[0]))[0] if kind == "LSTMCell" else
                                           ours(lamina.Tensor(x[0]))),

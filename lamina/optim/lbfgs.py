@@ -101,7 +101,7 @@ class LBFGS(Optimizer):
                 break
             if group["line_search_fn"] == "strong_wolfe":
                 x = [p.array.copy() for p in self._params]
-                loss, g, t, ls_evals = _strong_wolfe(lambda step: self._try_step(closure, x, step, d),
+                loss, g, t, ls_evals = _strong_wolfe(lambda step, x=x, d=d: self._try_step(closure, x, step, d),
                                                      t, d, loss, g, gtd, tol_change)
                 self._add(t, d)
             else:
