@@ -13,9 +13,10 @@ from lamina.backend import bool_ as bool
 from lamina import backend
 from lamina.backend import Generator, float32, float64, get_array_module, int64, manual_seed
 from lamina.backend import float32 as float, float64 as double, int64 as long, int32, int32 as int  # noqa: F401, A001
-from lamina.creation import (
-    arange, as_tensor, empty, eye, from_numpy, full, full_like, linspace, multinomial, ones, ones_like, rand, rand_like,
-    randint, randn, randn_like, randperm, tensor, zeros, zeros_like,
+from lamina.creation import (  # noqa: F401  (the legacy typed constructors stay out of __all__)
+    BoolTensor, ByteTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor, arange, as_tensor, empty, eye,
+    from_numpy, full, full_like, linspace, multinomial, ones, ones_like, rand, rand_like, randint, randn, randn_like,
+    randperm, tensor, zeros, zeros_like,
 )
 from lamina.errors import LaminaError
 from lamina.gradient_check import GradcheckError, gradcheck, gradgradcheck

@@ -100,7 +100,12 @@ class Tensor:
     __array_ufunc__ = None  # numpy defers `array * tensor` to Tensor.__rmul__
     __hash__ = object.__hash__  # == is elementwise, yet tensors stay usable as dict keys
 
-    def __init__(self, data, dtype=None, requires_grad=False):
+    def __init__(self, data=(), *sizes, dtype=None, requires_grad=False):
+        if sizes or (type(data) is int):
+            # PyTorch's legacy form: Tensor(2, 3) is a new float tensor of that shape (zeros here, not garbage)
+            data = np.zeros(_legacy_shape((data, *sizes)), default_float if dtype is None else dtype)
+        elif dtype is None and isinstance(data, (list, tuple, float, bool)):
+            dtype = default_float  # Tensor([1, 2]) is float32 in PyTorch; tensor([1, 2]) infers int64
         self.array = data if dtype is None and type(data) is np.ndarray else as_array(data, dtype)
         self.grad = None
         self.grad_fn = None
@@ -280,7 +285,7 @@ class Tensor:
         return _ops.add(self, other)
 
     def __radd__(self, other):
-        return _ops.add(other, self)
+        return _ops.add(self, other)  # self first, as PyTorch records it (grad_fn.next_functions' order)
 
     def __sub__(self, other):
         return _ops.sub(self, other)
@@ -292,7 +297,7 @@ class Tensor:
         return _ops.mul(self, other)
 
     def __rmul__(self, other):
-        return _ops.mul(other, self)
+        return _ops.mul(self, other)
 
     def __truediv__(self, other):
         return _ops.div(self, other)
@@ -530,6 +535,36 @@ class Tensor:
 
     def chunk(self, chunks, dim=0):
         return _ops.chunk(self, chunks, dim)
+
+    def narrow(self, dim, start, length):
+        """`length` entries of `dim` from `start`, as x[..., start:start + length, ...] (a differentiable slice)."""
+        dim = dim + self.ndim if dim < 0 else dim
+        if not 0 <= start <= start + length <= self.shape[dim]:
+            raise IndexError(f"narrow: start {start} and length {length} do not fit dim {dim} of size "
+                             f"{self.shape[dim]}")
+        return self[(slice(None),) * dim + (slice(start, start + length),)]
+
+    # new_*: a new tensor with this one's dtype (unless given), as PyTorch's legacy factory methods
+    def new_zeros(self, *size, dtype=None, requires_grad=False):
+        return self._new(np.zeros, size, dtype, requires_grad)
+
+    def new_ones(self, *size, dtype=None, requires_grad=False):
+        return self._new(np.ones, size, dtype, requires_grad)
+
+    def new_empty(self, *size, dtype=None, requires_grad=False):
+        return self._new(np.zeros, size, dtype, requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, requires_grad=False):
+        return self._new(lambda shape, dt: np.full(shape, fill_value, dt), (size,), dtype, requires_grad)
+
+    def new_tensor(self, data, dtype=None, requires_grad=False):
+        array = np.array(data.array if isinstance(data, Tensor) else data, dtype=dtype or self.dtype)
+        return Tensor(array, requires_grad=requires_grad)
+
+    def _new(self, fill, size, dtype, requires_grad):
+        shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
+        xp = get_array_module(self.array)
+        return Tensor(xp.asarray(fill(shape, dtype or self.dtype)), requires_grad=requires_grad)
 
     def gather(self, dim, index):
         return _ops.gather(self, dim, index)
@@ -988,6 +1023,31 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             raise RuntimeError(f"grad(): input {i} (shape {inputs[i].shape}) was not used to compute the outputs; "
                                "pass allow_unused=True to get None for it")
     return result
+
+
+def _legacy_shape(sizes):
+    if not all(type(n) is int for n in sizes):
+        raise TypeError(f"Tensor(*sizes): sizes must be ints, got {sizes}; pass data as one list or array")
+    return sizes
+
+
+class _VariableType(type):
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, Tensor)
+
+
+class Variable(metaclass=_VariableType):
+    """PyTorch's pre-0.4 wrapper, as PyTorch keeps it: Variable(t) is a tensor sharing t's memory, cut from
+    t's graph, requiring grad if asked; every tensor is a Variable.
+
+    >>> v = lamina.autograd.Variable(lamina.ones(2), requires_grad=True)
+    >>> v.requires_grad, isinstance(lamina.ones(1), lamina.autograd.Variable)
+    (True, True)
+    """
+
+    def __new__(cls, data, requires_grad=False, volatile=False):
+        t = wrap(data.array if isinstance(data, Tensor) else as_array(data))
+        return t.requires_grad_() if requires_grad else t
 
 
 class FunctionCtx:

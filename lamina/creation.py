@@ -142,3 +142,22 @@ def randint(low, high=None, size=(), generator=None, dtype=None):
         low, high = 0, low
     draws = _numpy_generator(generator).integers(low, high, size=_size((size,)), dtype=np.dtype(dtype or int64))
     return Tensor(draws)
+
+
+def _legacy_constructor(name, dtype):
+    def construct(*data):
+        """PyTorch's legacy typed constructor: from a list (or array), or sizes giving a zero-filled tensor."""
+        if len(data) == 1 and not isinstance(data[0], int):
+            return tensor(data[0], dtype=dtype)
+        return Tensor(*data, dtype=dtype)
+
+    construct.__name__ = construct.__qualname__ = name
+    return construct
+
+
+FloatTensor = _legacy_constructor("FloatTensor", np.float32)
+DoubleTensor = _legacy_constructor("DoubleTensor", np.float64)
+LongTensor = _legacy_constructor("LongTensor", np.int64)
+IntTensor = _legacy_constructor("IntTensor", np.int32)
+BoolTensor = _legacy_constructor("BoolTensor", np.bool_)
+ByteTensor = _legacy_constructor("ByteTensor", np.uint8)

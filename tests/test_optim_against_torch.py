@@ -126,11 +126,12 @@ def test_lbfgs_follows_torch(line_search_fn):
             loss.backward()
             return loss
 
-        return [opt.step(closure).item() for _ in range(5)], opt
+        losses = [opt.step(closure).item() for _ in range(5)]
+        return losses, opt.state_dict()["state"][0]
 
-    losses = {"torch": run(torch)[0]}
-    losses["lamina"], opt = run(lamina)
-    state = opt.state_dict()["state"][0]
-    assert state["n_iter"] == 50 and len(state["old_dirs"]) == 5
+    (losses_torch, state_torch), (losses_lamina, state) = run(torch), run(lamina)
+    losses = {"torch": losses_torch, "lamina": losses_lamina}
+    assert state["n_iter"] == state_torch["n_iter"] and state["func_evals"] == state_torch["func_evals"]
+    assert len(state["old_dirs"]) == 5
     np.testing.assert_allclose(losses["lamina"], losses["torch"], rtol=5e-3)
     assert losses["lamina"][-1] < losses["lamina"][0] / 10

@@ -114,3 +114,53 @@ def test_torch_utils_data_names_lamina_data():
     import lamina.utils.data
 
     assert lamina.utils.data is lamina.data and lamina.utils.data.DataLoader is lamina.data.DataLoader
+
+
+def test_legacy_constructors_and_variable():
+    from lamina.autograd import Variable
+
+    assert lamina.Tensor([1, 2]).dtype == np.float32 and lamina.Tensor(2, 3).shape == (2, 3)  # PyTorch's Tensor()
+    assert lamina.Tensor(1, 5).fill_(-1.0).tolist() == [[-1.0] * 5]
+    assert lamina.LongTensor([1, 2]).dtype == np.int64 and lamina.FloatTensor(3).shape == (3,)
+    base = lamina.ones(2, requires_grad=True) * 2
+    v = Variable(base)  # shares memory, cut from the graph, a tensor like any other
+    assert v.grad_fn is None and not v.requires_grad and isinstance(v, Variable) and isinstance(base, Variable)
+    assert Variable(lamina.ones(2), requires_grad=True).requires_grad
+    with pytest.raises(TypeError, match="sizes must be ints"):
+        lamina.Tensor(2, 3.5)
+
+
+def test_narrow_new_and_mm():
+    x = lamina.arange(12).reshape(3, 4).float()
+    assert x.narrow(1, 1, 2).tolist() == [[1.0, 2.0], [5.0, 6.0], [9.0, 10.0]]
+    with pytest.raises(IndexError, match="narrow: start 3 and length 2 do not fit dim 1 of size 4"):
+        x.narrow(1, 3, 2)
+    assert x.new_ones(2, 2).dtype == np.float32 and x.new_zeros((1, 3), dtype=lamina.float64).dtype == np.float64
+    assert x.new_full((2,), 7.0).tolist() == [7.0, 7.0] and x.new_tensor([1, 2]).dtype == np.float32
+    assert lamina.mm(x, x.t()).shape == (3, 3)
+
+
+def test_softmax_without_dim_guesses_as_pytorch_does():
+    x = lamina.randn(2, 3)
+    with pytest.warns(UserWarning, match="Implicit dimension choice for log_softmax"):
+        assert np.allclose(lamina.nn.functional.log_softmax(x).exp().sum(1).numpy(), 1)  # 2-D: dim 1
+    with pytest.warns(UserWarning):
+        assert np.allclose(lamina.nn.Softmax()(lamina.randn(2, 3, 4)).sum(0).numpy(), 1)  # 3-D: dim 0
+
+
+def test_next_functions_list_the_tensor_first_for_reflected_operators():
+    w = lamina.ones(2, requires_grad=True)
+    d = 2 * w.sin() + 1  # as in PyTorch: MulBackward's first input is sin's output, the constant second
+    (mul, _), (constant, _) = d.grad_fn.next_functions
+    assert constant is None and repr(mul.next_functions[0][0]) == "<SinBackward>"
+
+
+def test_summary_writer_takes_lamina_tensors(tmp_path):
+    pytest.importorskip("tensorboardX")
+    from lamina.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(tmp_path))
+    writer.add_scalar("loss", lamina.tensor(0.5), 1)
+    writer.add_scalars("both", {"train": lamina.tensor(0.5), "valid": 0.25}, 1)
+    writer.close()
+    assert any(tmp_path.rglob("events.out.tfevents.*"))

@@ -1,6 +1,6 @@
 """Layers, losses and the Module machinery: the networks of the essay, with PyTorch's names."""
 
-from lamina.nn import functional, init, utils
+from lamina.nn import functional, init, parallel, utils
 from lamina.nn.attention import MultiheadAttention, Transformer, TransformerEncoder, TransformerEncoderLayer
 from lamina.nn.conv import (
     AdaptiveAvgPool2d,
@@ -52,7 +52,7 @@ __all__ = [
     "Flatten", "GELU", "GroupNorm", "HuberLoss", "Identity", "L1Loss", "LayerNorm", "LeakyReLU", "Linear",
     "LogSoftmax", "MSELoss", "MaxPool1d", "MaxPool2d", "Module", "ModuleDict", "ModuleList", "NLLLoss", "Parameter",
     "ReLU", "Sequential", "SiLU", "Sigmoid", "SmoothL1Loss", "Softmax", "Tanh", "Unflatten", "Upsample",
-    "functional", "init", "utils",
+    "functional", "init", "parallel", "utils",
     "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell", "MultiheadAttention", "Transformer",
     "TransformerEncoder", "TransformerEncoderLayer", "CTCLoss",
 ]

@@ -1,6 +1,7 @@
 """The functional forms of layers and losses, named as in torch.nn.functional."""
 
 import math
+import warnings
 
 import numpy as np
 
@@ -8,7 +9,7 @@ from lamina import ops
 from lamina.autograd import Tensor, as_operand, no_grad, wrap
 from lamina.backend import generator, get_array_module
 from lamina.ops import conv as conv_ops
-from lamina.ops import linear, log_softmax, relu, sigmoid, softmax, tanh  # noqa: F401  (re-exported)
+from lamina.ops import linear, relu, sigmoid, tanh  # noqa: F401  (re-exported)
 from lamina.ops.conv import avg_pool2d, conv2d, conv_transpose2d, max_pool2d  # noqa: F401  (re-exported)
 from lamina.ops.ctc import CTCLoss
 from lamina.ops.nn import (  # noqa: F401  (the fused loss kernels, re-exported)
@@ -45,6 +46,23 @@ def gelu(input, approximate="none"):
 
 def silu(input):
     return input * ops.sigmoid(input)
+
+
+def _implicit_dim(name, input, dim):
+    """PyTorch's deprecated choice when softmax gets no dim: 0 for 0-, 1- and 3-D inputs, else 1 (with its warning)."""
+    if dim is not None:
+        return dim
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to include dim=X "
+                  "as an argument.", stacklevel=3)
+    return 0 if input.ndim in (0, 1, 3) else 1
+
+
+def softmax(input, dim=None, dtype=None):
+    return ops.softmax(input if dtype is None else input.to(dtype), _implicit_dim("softmax", input, dim))
+
+
+def log_softmax(input, dim=None, dtype=None):
+    return ops.log_softmax(input if dtype is None else input.to(dtype), _implicit_dim("log_softmax", input, dim))
 
 
 def dropout(input, p=0.5, training=True):

@@ -178,14 +178,14 @@ class Sigmoid(Module):
 
 
 class Softmax(Module):
-    """Softmax along `dim`; dim=None means the last dim (PyTorch guesses from ndim instead)."""
+    """Softmax along `dim`; with dim=None, PyTorch's deprecated guess from ndim (and its warning)."""
 
     def __init__(self, dim=None):
         super().__init__()
         self.dim = dim
 
     def forward(self, x):
-        return ops.softmax(x, -1 if self.dim is None else self.dim)
+        return F.softmax(x, self.dim)
 
 
 class LogSoftmax(Module):
@@ -194,4 +194,4 @@ class LogSoftmax(Module):
         self.dim = dim
 
     def forward(self, x):
-        return ops.log_softmax(x, -1 if self.dim is None else self.dim)
+        return F.log_softmax(x, self.dim)

@@ -36,11 +36,18 @@ for _fn, _names, _spellings, _out in [
     globals()[_fn.__name__] = torch_arguments(_fn, _names, _spellings, _out)
 del _fn, _names, _spellings, _out
 
+
+def mm(input, mat2, *, out=None):
+    """The product of two matrices (2-D only; matmul broadcasts)."""
+    if input.ndim != 2 or getattr(mat2, "ndim", 2) != 2:
+        raise ValueError(f"mm: both operands must be 2-D, got shapes {input.shape} and {mat2.shape}")
+    return matmul(input, mat2) if out is None else matmul(input, mat2, out=out)
+
 __all__ = [
     "abs", "add", "amax", "amin", "argmax", "argmin", "binary_cross_entropy_with_logits", "broadcast_to", "cast",
     "cat", "chunk", "clamp", "clip", "clone", "cos", "div", "eq", "erf", "exp", "expand", "expm1", "flatten",
     "gather", "ge", "getitem", "gru_sequence", "gt", "layer_norm", "le", "linear", "log", "log10", "log1p",
-    "log_softmax", "logsumexp", "lstm_sequence", "lt", "masked_fill", "matmul", "max", "maximum", "mean", "min",
+    "log_softmax", "logsumexp", "lstm_sequence", "lt", "masked_fill", "matmul", "mm", "max", "maximum", "mean", "min",
     "minimum", "mul", "ne", "neg", "norm", "pad", "permute", "pow", "relu", "reshape", "rnn_sequence", "roll",
     "sigmoid", "sin", "softmax", "split", "sqrt", "squeeze", "stack", "std", "sub", "sum", "sum_to", "tanh",
     "transpose", "tril", "triu", "unsqueeze", "var", "view", "where",
