@@ -56,7 +56,7 @@ class LayerNorm(Module):
     """LayerNorm, as in PyTorch.
 
     >>> y = lamina.nn.LayerNorm(8)(lamina.randn(4, 8) * 3)
-    >>> np.allclose(y.mean(dim=1).numpy(), 0, atol=1e-5)
+    >>> np.allclose(y.mean(dim=1).detach().numpy(), 0, atol=1e-5)
     True
     """
 
