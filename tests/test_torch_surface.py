@@ -164,3 +164,14 @@ def test_summary_writer_takes_lamina_tensors(tmp_path):
     writer.add_scalars("both", {"train": lamina.tensor(0.5), "valid": 0.25}, 1)
     writer.close()
     assert any(tmp_path.rglob("events.out.tfevents.*"))
+
+
+def test_layers_take_inplace_and_print_as_pytorch_does():
+    nn = lamina.nn
+    printed = [repr(m) for m in (nn.ReLU(True), nn.LeakyReLU(0.2, inplace=True), nn.ELU(), nn.Dropout(),
+                                 nn.Dropout2d(0.1, True), nn.SiLU(inplace=True), nn.Flatten(0, 1))]
+    assert printed == ["ReLU(inplace=True)", "LeakyReLU(negative_slope=0.2, inplace=True)", "ELU(alpha=1.0)",
+                       "Dropout(p=0.5, inplace=False)", "Dropout2d(p=0.1, inplace=True)", "SiLU(inplace=True)",
+                       "Flatten(start_dim=0, end_dim=1)"]
+    x = lamina.tensor([-1.0, 2.0])
+    assert nn.LeakyReLU(0.5, inplace=True)(x).tolist() == [-0.5, 2.0] and x.tolist() == [-1.0, 2.0]

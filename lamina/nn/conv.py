@@ -135,15 +135,16 @@ class AdaptiveAvgPool2d(Module):
 
 
 class Dropout2d(Module):
-    def __init__(self, p=0.5):
+    def __init__(self, p=0.5, inplace=False):
         super().__init__()
+        self.inplace = inplace
         self.p = p
 
     def forward(self, x):
         return F.dropout2d(x, self.p, self.training)
 
     def extra_repr(self):
-        return f"p={self.p}"
+        return f"p={self.p}, inplace={self.inplace}"
 
 
 class Upsample(Module):
