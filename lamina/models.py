@@ -168,7 +168,7 @@ class CharTransformer(Module):
         weights = []
         for layer in self.encoder.layers:
             _, w = layer.self_attn(*[layer.norm1(x)] * 3, attn_mask=mask, average_attn_weights=False)
-            weights.append(w.numpy())
+            weights.append(w.detach().numpy())
             x = layer(x, src_mask=mask, is_causal=True)
         return weights
 
@@ -211,7 +211,7 @@ def sample_names(model, n, temperature=1.0, generator=None):
     idx = np.zeros((n, model.context), np.int64)
     done = np.zeros(n, bool)
     for t in range(model.context - 1):
-        scores = model(tensor(idx[:, :t + 1])).numpy()[:, t].astype(np.float64) / temperature
+        scores = model(tensor(idx[:, :t + 1])).detach().numpy()[:, t].astype(np.float64) / temperature
         probs = np.exp(scores - scores.max(1, keepdims=True))
         probs /= probs.sum(1, keepdims=True)
         nxt = (probs.cumsum(1) > rng.random((n, 1))).argmax(1)

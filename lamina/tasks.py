@@ -44,7 +44,8 @@ def _outputs(model, x, batch_size=256):
     was_training = model.training
     model.eval()
     try:
-        return np.concatenate([model(tensor(x[i:i + batch_size])).numpy() for i in range(0, len(x), batch_size)])
+        return np.concatenate([model(tensor(x[i:i + batch_size])).detach().numpy()
+                               for i in range(0, len(x), batch_size)])
     finally:
         model.train(was_training)
 

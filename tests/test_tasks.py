@@ -71,8 +71,8 @@ def test_char_transformer_is_causal():
     lamina.manual_seed(0)
     model = models.CharTransformer(context=8, d_model=16, nhead=2, num_layers=2, dim_feedforward=32)
     model.eval()
-    a = model(lamina.tensor([[0, 1, 2, 3, 4]])).numpy()
-    b = model(lamina.tensor([[0, 1, 2, 9, 9]])).numpy()
+    a = model(lamina.tensor([[0, 1, 2, 3, 4]])).detach().numpy()
+    b = model(lamina.tensor([[0, 1, 2, 9, 9]])).detach().numpy()
     np.testing.assert_allclose(a[:, :3], b[:, :3], rtol=1e-5, atol=1e-6)  # positions 0-2 never see 3 and 4
     assert not np.allclose(a[:, 3:], b[:, 3:])
     weights = model.attention(lamina.tensor([[0, 1, 2]]))
@@ -105,7 +105,7 @@ def test_task_models_save_and_load_whole(tmp_path, make):
     loaded = lamina.load(tmp_path / "m.npz")
     assert type(loaded) is type(model)
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
-        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
+        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy(), err_msg=name)
 
 
 def test_names_learn_character_statistics():
