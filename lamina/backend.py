@@ -9,7 +9,9 @@ compiled kernels of `lamina.kernels`), the thread count, and flush-to-zero.
 import contextlib
 import contextvars
 import ctypes
+import importlib.util
 import math
+import os
 import platform
 import sys
 
@@ -203,3 +205,41 @@ def set_flush_denormal(mode):
 def flush_denormal():
     """Whether subnormal floats are flushed to zero on this thread (False where lamina cannot set it)."""
     return bool(_mxcsr_flush_bits())
+
+
+# --- threads ------------------------------------------------------------------------------------------------------
+def _cores_available():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+_num_threads = None  # None: the cores this process may run on
+_threads_changed = []  # called with the new count: lamina.kernels passes it to its compiled kernels
+
+
+def set_num_threads(n):
+    """Use n threads for matrix products (BLAS) and for lamina's compiled kernels, as torch.set_num_threads.
+
+    lamina's ops run one after another, so a kernel's threads and BLAS's
+    threads never work at the same time: both get n. BLAS is limited through
+    threadpoolctl when it is installed (`pip install lamina[fast]`).
+
+    >>> before = lamina.get_num_threads()
+    >>> lamina.set_num_threads(1); lamina.get_num_threads()
+    1
+    >>> lamina.set_num_threads(before)
+    """
+    if int(n) != n or n < 1:
+        raise ValueError(f"set_num_threads: expected a positive int, got {n!r}")
+    global _num_threads
+    _num_threads = int(n)
+    if importlib.util.find_spec("threadpoolctl") is not None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=_num_threads, user_api="blas")
+    for listener in _threads_changed:
+        listener(_num_threads)
+
+
+def get_num_threads():
+    """The thread count set by set_num_threads, by default the cores this process may run on."""
+    return _cores_available() if _num_threads is None else _num_threads

@@ -1,4 +1,4 @@
-"""The CPU settings in lamina.backend: flushing subnormal floats."""
+"""The CPU settings in lamina.backend: flushing subnormal floats, the thread count, the kernel path."""
 
 import sys
 import threading
@@ -71,3 +71,22 @@ def test_adam_state_holds_zeros_not_subnormals_when_flushing(flush, restore_flus
     v = opt.state[w]["exp_avg_sq"]
     assert v.dtype == np.float32
     assert (v == 0).all() if flush else (v > 0).all()
+
+
+def test_num_threads_defaults_to_the_cores_available_and_limits_blas():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    before = lamina.get_num_threads()
+    assert before == len(__import__("os").sched_getaffinity(0))
+    try:
+        lamina.set_num_threads(1)
+        assert lamina.get_num_threads() == 1
+        blas = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+        assert all(i["num_threads"] == 1 for i in blas)
+    finally:
+        lamina.set_num_threads(before)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2"])
+def test_set_num_threads_rejects_what_is_not_a_positive_int(bad):
+    with pytest.raises((ValueError, TypeError), match="set_num_threads"):
+        lamina.set_num_threads(bad)
