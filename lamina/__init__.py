@@ -12,7 +12,7 @@ from lamina.autograd import (  # noqa: I001  (grouped by layer of the package, n
 from lamina.backend import bool_ as bool
 from lamina import backend
 from lamina.backend import Generator, float32, float64, get_array_module, int64, manual_seed
-from lamina.backend import get_num_threads, set_flush_denormal, set_num_threads
+from lamina.backend import get_kernels, get_num_threads, set_flush_denormal, set_kernels, set_num_threads
 from lamina.backend import float32 as float, float64 as double, int64 as long, int32, int32 as int  # noqa: F401, A001
 from lamina.creation import (
     arange, as_tensor, empty, eye, from_numpy, full, full_like, linspace, multinomial, ones, ones_like, rand, rand_like,
@@ -47,6 +47,5 @@ __all__ = [
     "randperm", "set_grad_enabled", "Generator", "double", "inference_mode", "int32", "long", "multinomial", "tensor",
     "zeros", "zeros_like", *_ops_all,
     "LaminaError", "AudioError", "DatasetError", "IDXError", "ModelFileError", "NonFiniteLossError", "TrainingError",
-    "set_flush_denormal",
-    "get_num_threads", "set_num_threads",
+    "get_kernels", "get_num_threads", "set_flush_denormal", "set_kernels", "set_num_threads",
 ]  # lamina.float and lamina.int exist too, kept out of star imports where they would hide the builtins

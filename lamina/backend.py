@@ -243,3 +243,33 @@ def set_num_threads(n):
 def get_num_threads():
     """The thread count set by set_num_threads, by default the cores this process may run on."""
     return _cores_available() if _num_threads is None else _num_threads
+
+
+# --- kernels ------------------------------------------------------------------------------------------------------
+KERNELS = ("numpy", "numba")
+_kernels = None  # decided on first use: LAMINA_KERNELS, else numba when importable, else numpy
+
+
+def set_kernels(name):
+    """Run lamina's hot loops on the NumPy reference ("numpy") or on the compiled kernels ("numba").
+
+    The environment variable LAMINA_KERNELS picks the starting path; without
+    it, lamina uses numba when it is installed (`pip install lamina[fast]`).
+    Both paths give the same results within float32 rounding.
+    """
+    if name not in KERNELS:
+        raise ValueError(f"set_kernels: expected one of {KERNELS}, got {name!r}")
+    if name == "numba" and importlib.util.find_spec("numba") is None:
+        raise ImportError("set_kernels('numba'): numba is not installed (pip install lamina[fast])")
+    global _kernels
+    _kernels = name
+
+
+def get_kernels():
+    """The kernel path in use: "numpy" or "numba"."""
+    if _kernels is None:
+        chosen = os.environ.get("LAMINA_KERNELS")
+        if chosen is None:
+            chosen = "numba" if importlib.util.find_spec("numba") is not None else "numpy"
+        set_kernels(chosen)
+    return _kernels

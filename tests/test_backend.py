@@ -90,3 +90,8 @@ def test_num_threads_defaults_to_the_cores_available_and_limits_blas():
 def test_set_num_threads_rejects_what_is_not_a_positive_int(bad):
     with pytest.raises((ValueError, TypeError), match="set_num_threads"):
         lamina.set_num_threads(bad)
+
+
+def test_set_kernels_names_the_choices():
+    with pytest.raises(ValueError, match="set_kernels: expected one of"):
+        lamina.set_kernels("fortran")
