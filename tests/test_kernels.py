@@ -1,6 +1,6 @@
 """Every compiled kernel against its NumPy reference, and gradients through both paths.
 
-The compiled path runs here for every size (MIN_ELEMENTS is lowered to 0), so small inputs exercise it;
+The compiled path runs here for every size (its thresholds are lowered to 0), so small inputs exercise it;
 without Numba the tests that need it are skipped and the reference path is checked alone.
 """
 
@@ -24,6 +24,7 @@ def path(request, monkeypatch):
     before = backend.get_kernels()
     backend.set_kernels(request.param)
     monkeypatch.setattr(kernels, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(kernels, "MIN_PARAMETER_ELEMENTS", 0)
     yield request.param
     backend.set_kernels(before)
 
@@ -34,6 +35,7 @@ def compiled(monkeypatch):
     before = backend.get_kernels()
     backend.set_kernels("numba")
     monkeypatch.setattr(kernels, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(kernels, "MIN_PARAMETER_ELEMENTS", 0)
     from lamina.kernels import compiled
 
     yield compiled

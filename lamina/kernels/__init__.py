@@ -14,19 +14,22 @@ import numpy as np
 from lamina import backend
 from lamina.kernels import reference
 
-# Below this many elements a kernel's thread start-up costs more than the passes it saves (measured: see
-# ARCHITECTURE.md); the NumPy reference runs instead.
+# Below this many elements a kernel's thread start-up costs more than the passes it saves; the NumPy
+# reference runs instead. The optimizer steps pay only on very large parameters: on W1 (an MLP of 200,000
+# weights) the fused Adam step saved nothing measurable at 1 and 2 threads, while importing Numba and loading
+# the kernel costs a process about 0.4 s (ARCHITECTURE.md, "Compiled kernels").
 MIN_ELEMENTS = 1 << 15
+MIN_PARAMETER_ELEMENTS = 1 << 22
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _compiled(*arrays, size=None):
+def _compiled(*arrays, size=None, least=None):
     """The compiled module when the numba path is chosen and pays for these arrays, else None."""
     if backend.get_kernels() != "numba":
         return None
     if any(type(a) is not np.ndarray for a in arrays) or arrays[0].dtype not in _FLOATS:
         return None
-    if (arrays[0].size if size is None else size) < MIN_ELEMENTS:
+    if (arrays[0].size if size is None else size) < (MIN_ELEMENTS if least is None else least):
         return None
     from lamina.kernels import compiled  # Numba is imported here, on the first call that wants it
 
@@ -92,7 +95,7 @@ def _flat(array):
 def adam_step(param, grad, m, v, v_max, scratch, lr, beta1, beta2, eps, step, weight_decay, decoupled):
     """One Adam / AdamW update of param (and m, v, v_max) in place; see reference.adam_step."""
     arrays = (param, grad, m, v) + (() if v_max is None else (v_max,))
-    fast = _compiled(*arrays)
+    fast = _compiled(*arrays, least=MIN_PARAMETER_ELEMENTS)
     if fast is None or not all(a.flags.c_contiguous and a.dtype == param.dtype for a in arrays):
         return reference.adam_step(param, grad, m, v, v_max, scratch, lr, beta1, beta2, eps, step, weight_decay,
                                    decoupled)
@@ -106,7 +109,7 @@ def adam_step(param, grad, m, v, v_max, scratch, lr, beta1, beta2, eps, step, we
 def sgd_step(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov, first):
     """One SGD update of param (and its momentum buffer buf, or None) in place; see reference.sgd_step."""
     arrays = (param, grad) + (() if buf is None else (buf,))
-    fast = _compiled(*arrays)
+    fast = _compiled(*arrays, least=MIN_PARAMETER_ELEMENTS)
     if fast is None or not all(a.flags.c_contiguous and a.dtype == param.dtype for a in arrays):
         return reference.sgd_step(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov, first)
     real = param.dtype.type
