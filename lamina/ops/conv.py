@@ -320,7 +320,7 @@ def relu_max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil
 
     >>> x = lamina.randn(2, 3, 8, 8)
     >>> fused = lamina.ops.conv.relu_max_pool2d(x, 2)
-    >>> bool((fused == lamina.nn.functional.max_pool2d(lamina.relu(x), 2)).all())
+    >>> bool((fused.numpy() == lamina.nn.functional.max_pool2d(lamina.relu(x), 2).numpy()).all())
     True
     """
     return MaxPool(_pool_geometry(input, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d"), True)(input)
