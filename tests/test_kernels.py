@@ -230,3 +230,23 @@ def test_the_reference_path_runs_without_numba(monkeypatch):
     monkeypatch.delenv("LAMINA_KERNELS")
     monkeypatch.setattr(backend, "_kernels", None)
     assert backend.get_kernels() == "numpy"  # numba missing: the default falls back
+
+
+def test_kernels_called_from_several_threads_at_once(compiled):
+    # Numba's workqueue pool must not be entered twice at once: the kernels take turns, and all finish.
+    import threading
+
+    g = geometry((12, 12), 3, 1, 1, 1)
+    v = _images((4, 12, 12, 8))
+    want = reference.im2col(v, g)
+    results = []
+
+    def work():
+        results.extend(bool((kernels.im2col(v, g) == want).all()) for _ in range(20))
+
+    workers = [threading.Thread(target=work) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert results == [True] * 80

@@ -6,6 +6,10 @@ so later processes load it instead of compiling. fastmath stays off: results fol
 The reference twins are in lamina/kernels/reference.py; the tests hold these to them.
 """
 
+import functools
+import os
+import threading
+
 import numba
 import numpy as np
 from llvmlite import ir
@@ -14,6 +18,13 @@ from numba.extending import intrinsic
 
 from lamina import backend
 
+# Numba's own thread pool ("workqueue"; TBB's where installed) rather than OpenMP: PyTorch brings its own
+# OpenMP runtime, and with two in one process PyTorch ran 10 times slower after the first lamina kernel
+# (bench W3 at one thread: 0.42 s of CPU with workqueue, 6.3 s with omp). The workqueue pool must not be
+# entered by two threads at once, so every kernel holds `_launch` while it runs.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER_PRIORITY = ["tbb", "workqueue", "omp"]
+_launch = threading.Lock()
 compiled = njit(parallel=True, fastmath=False, cache=True)
 
 
@@ -189,7 +200,8 @@ def _flush_bits_on_every_thread(bits, mode, seen):
 def flush_on_workers(mode):
     """Give every worker thread the flush-to-zero setting (threads started earlier keep their own otherwise)."""
     seen = np.empty(8 * numba.config.NUMBA_NUM_THREADS, np.int64)
-    _flush_bits_on_every_thread(backend._MXCSR_FLUSH_BITS, bool(mode), seen)
+    with _launch:
+        _flush_bits_on_every_thread(backend._MXCSR_FLUSH_BITS, bool(mode), seen)
 
 
 @compiled
@@ -204,12 +216,22 @@ def workers_flush():
     tiny, one = np.array([0x000AE398], np.uint32).view(np.float32), np.ones(1, np.float32)
     flushed, thread = np.empty(8 * numba.config.NUMBA_NUM_THREADS, np.bool_), np.empty(
         8 * numba.config.NUMBA_NUM_THREADS, np.int64)
-    _probe_flush(tiny, one, flushed, thread)
+    with _launch:
+        _probe_flush(tiny, one, flushed, thread)
     return dict(zip(thread.tolist(), flushed.tolist()))
 
 
 def use_threads(n):
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+
+
+def _one_at_a_time(kernel):
+    @functools.wraps(kernel)
+    def launch(*args):
+        with _launch:
+            return kernel(*args)
+
+    return launch
 
 
 def _start():
@@ -221,4 +243,6 @@ def _start():
         backend._flush_listeners.append(flush_on_workers)
 
 
+im2col, col2im, max_pool, max_pool_scatter, adam_step, sgd_step = map(
+    _one_at_a_time, (im2col, col2im, max_pool, max_pool_scatter, adam_step, sgd_step))
 _start()
