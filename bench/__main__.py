@@ -153,10 +153,12 @@ def main(argv=None):
     torch = try_import_torch()
     only = set(args.only.split(",")) if args.only else None
     print(f"lamina benchmarks, {time.strftime('%Y-%m-%d %H:%M')}, {cpu_model()}, {len(os.sched_getaffinity(0))} "
-          f"CPUs; {blas_description()}; PyTorch {torch.__version__ if torch else 'not installed'}; {args.clock} clock, "
+          f"CPUs; {blas_description()}; lamina kernels {lamina.get_kernels()}, {lamina.get_num_threads()} threads by "
+          f"default; PyTorch {torch.__version__ if torch else 'not installed'}; {args.clock} clock, "
           f"{'fresh' if args.fresh else 'steady-state'} training")
     report = {"machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "blas": blas_description(),
                           "python": platform.python_version(), "torch": torch.__version__ if torch else None,
+                          "kernels": lamina.get_kernels(), "threads": lamina.get_num_threads(),
                           "clock": args.clock, "fresh": args.fresh}}
     report["workloads"] = run_workloads(torch, args.repeats, only)
     if not only or "W1" in only:
