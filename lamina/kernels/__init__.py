@@ -17,7 +17,7 @@ from lamina.kernels import reference
 # Below this many elements a kernel's thread start-up costs more than the passes it saves; the NumPy
 # reference runs instead. The optimizer steps pay only on very large parameters: on W1 (an MLP of 200,000
 # weights) the fused Adam step saved nothing measurable at 1 and 2 threads, while importing Numba and loading
-# the kernel costs a process about 0.4 s (ARCHITECTURE.md, "Compiled kernels").
+# the kernel costs a process about 0.6 s of CPU (ARCHITECTURE.md, "Compiled kernels").
 MIN_ELEMENTS = 1 << 15
 MIN_PARAMETER_ELEMENTS = 1 << 22
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
