@@ -1,6 +1,6 @@
 """Every benchmark workload, lamina against PyTorch in one process, at 1 thread and the default count.
 
-    python -m bench [--repeats 3] [--only W1,W2] [--json bench-results.json]
+    python -m bench [--repeats 3] [--only W1,W2] [--json bench-results.json] [--clock cpu] [--fresh]
 
 Prints a table of medians, the ratio lamina/PyTorch against each target, the
 achieved fraction of the measured float32 matrix-product ceiling, W1 through
@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 
+import lamina
+from bench import common, workloads
 from bench.common import alternate, blas_description, matmul_ceiling, threads, try_import_torch
 from bench.workloads import WORKLOADS, lamina_fit
 
@@ -121,19 +123,43 @@ def peak_memory(torch):
     return result
 
 
+def cpu_model():
+    """The CPU's model name as lscpu shows it (Linux), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", help="comma-separated workload names, e.g. W1,W2")
     parser.add_argument("--json", default="bench-results.json", help="where to write the results")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--clock", choices=sorted(common.CLOCKS), default="wall",
+                        help="wall time, or CPU time of this process (steadier on a loaded machine; at more than one "
+                             "thread it counts every thread's time)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start W1 and W2 from the initial weights every repeat instead of continuing training")
+    parser.add_argument("--no-flush-denormal", action="store_true",
+                        help="keep subnormal floats (lamina.set_flush_denormal(False)) to measure what flushing saves")
     args = parser.parse_args(argv)
+    common.clock = common.CLOCKS[args.clock]
+    workloads.FRESH = args.fresh
+    if args.no_flush_denormal:
+        lamina.set_flush_denormal(False)
     torch = try_import_torch()
     only = set(args.only.split(",")) if args.only else None
-    print(f"lamina benchmarks, {time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs; {blas_description()}; PyTorch {torch.__version__ if torch else 'not installed'}")
-    report = {"machine": {"cpus": os.cpu_count(), "blas": blas_description(), "python": platform.python_version(),
-                          "torch": torch.__version__ if torch else None}}
+    print(f"lamina benchmarks, {time.strftime('%Y-%m-%d %H:%M')}, {cpu_model()}, {len(os.sched_getaffinity(0))} "
+          f"CPUs; {blas_description()}; lamina kernels {lamina.get_kernels()}, {lamina.get_num_threads()} threads by "
+          f"default; PyTorch {torch.__version__ if torch else 'not installed'}; {args.clock} clock, "
+          f"{'fresh' if args.fresh else 'steady-state'} training")
+    report = {"machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "blas": blas_description(),
+                          "python": platform.python_version(), "torch": torch.__version__ if torch else None,
+                          "kernels": lamina.get_kernels(), "threads": lamina.get_num_threads(),
+                          "clock": args.clock, "fresh": args.fresh}}
     report["workloads"] = run_workloads(torch, args.repeats, only)
     if not only or "W1" in only:
         report["fit_overhead"] = fit_overhead(args.repeats)

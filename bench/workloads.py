@@ -1,7 +1,7 @@
 """The benchmark workloads, each in lamina and in PyTorch, on synthetic data (float32 of MNIST's shape for W1-W3).
 
 Each workload gives a setup for either framework that returns a callable running
-it once from the same initial weights; `flop` is the multiply-add work counted
+it once, W1 and W2 continuing the same model from call to call (see FRESH); `flop` is the multiply-add work counted
 at 2 FLOP each, for the achieved fraction of the matrix-product ceiling.
 """
 
@@ -66,13 +66,21 @@ def _torch_model(torch, build, weights):
     return model
 
 
+# Training runs continue one model across calls (the steady state of a real run, where Adam's state has filled
+# with tiny values) unless FRESH is set (python -m bench --fresh): then each call starts from the initial weights.
+FRESH = False
+
+
 def lamina_training(build, samples, image, batch=128):
     x, y = _data(samples, image)
     weights = _weights(build)
+    model = opt = None
 
     def run():
-        model = _lamina_model(build, weights)
-        opt = lamina.optim.Adam(model.parameters(), lr=1e-3)
+        nonlocal model, opt
+        if FRESH or model is None:
+            model = _lamina_model(build, weights)
+            opt = lamina.optim.Adam(model.parameters(), lr=1e-3)
         for start in range(0, samples, batch):
             loss = F.cross_entropy(model(lamina.Tensor(x[start:start + batch])), lamina.Tensor(y[start:start + batch]))
             opt.zero_grad()
@@ -87,10 +95,13 @@ def torch_training(torch, build, samples, image, batch=128):
     x, y = _data(samples, image)
     x, y = torch.from_numpy(x), torch.from_numpy(y)
     weights = _weights(build)
+    model = opt = None
 
     def run():
-        model = _torch_model(torch, build, weights)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        nonlocal model, opt
+        if FRESH or model is None:
+            model = _torch_model(torch, build, weights)
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         for start in range(0, samples, batch):
             loss = torch.nn.functional.cross_entropy(model(x[start:start + batch]), y[start:start + batch])
             opt.zero_grad()

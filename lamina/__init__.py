@@ -12,6 +12,7 @@ from lamina.autograd import (  # noqa: I001  (grouped by layer of the package, n
 from lamina.backend import bool_ as bool
 from lamina import backend
 from lamina.backend import Generator, float32, float64, get_array_module, int64, manual_seed
+from lamina.backend import get_kernels, get_num_threads, set_flush_denormal, set_kernels, set_num_threads
 from lamina.backend import float32 as float, float64 as double, int64 as long, int32, int32 as int  # noqa: F401, A001
 from lamina.creation import (  # noqa: F401  (the legacy typed constructors stay out of __all__)
     BoolTensor, ByteTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor, arange, as_tensor, empty, eye,
@@ -34,6 +35,9 @@ from lamina import onnx as onnx
 __version__ = "0.1.0"
 
 backend.cache_freed_memory()  # large NumPy temporaries are reused instead of page-faulted in every step
+# Subnormal floats (below 1e-38 in float32) are flushed to zero on this thread and those started later, as
+# TensorFlow does on CPU: Adam's state fills with them in a long run, and each pass over them is slow.
+backend.set_flush_denormal(True)
 
 __all__ = [
     "Function", "GradcheckError", "Tensor", "arange", "as_tensor", "bool", "detect_anomaly", "empty",
@@ -44,4 +48,5 @@ __all__ = [
     "randperm", "set_grad_enabled", "Generator", "double", "inference_mode", "int32", "long", "multinomial", "tensor",
     "zeros", "zeros_like", *_ops_all,
     "LaminaError", "AudioError", "DatasetError", "IDXError", "ModelFileError", "NonFiniteLossError", "TrainingError",
+    "get_kernels", "get_num_threads", "set_flush_denormal", "set_kernels", "set_num_threads",
 ]  # lamina.float and lamina.int exist too, kept out of star imports where they would hide the builtins

@@ -1,13 +1,18 @@
-"""The array module (NumPy, or CuPy on a GPU), dtypes, and the one random generator.
+"""The array module (NumPy, or CuPy on a GPU), dtypes, the one random generator, and the CPU's settings.
 
 Op code never imports CuPy: it asks `get_array_module(array)` for the module
-that owns its inputs, so a CuPy array flows through the same code.
+that owns its inputs, so a CuPy array flows through the same code. The CPU
+settings are the kernel path (`set_kernels`: the NumPy reference or the
+compiled kernels of `lamina.kernels`), the thread count, and flush-to-zero.
 """
 
 import contextlib
 import contextvars
 import ctypes
+import importlib.util
 import math
+import os
+import platform
 import sys
 
 import numpy as np
@@ -139,3 +144,132 @@ def cache_freed_memory(limit_bytes=1 << 30):
     limit = int(limit_bytes) if limit_bytes else 128 * 1024  # glibc's starting defaults
     return bool(mallopt(m_mmap_threshold, min(limit, 1 << 30) if limit_bytes else limit)) and bool(
         mallopt(m_trim_threshold, limit))
+
+
+# --- subnormal floats ---------------------------------------------------------------------------------------------
+_MXCSR_FLUSH_BITS = (1 << 15) | (1 << 6)  # FTZ: subnormal results become 0; DAZ: subnormal inputs read as 0
+_flush_listeners = []  # called with the new mode: lamina.kernels re-applies it on its worker threads
+
+
+def _libm():
+    """glibc's libm on x86-64 Linux, where fenv_t is the 28-byte x87 environment then the 4-byte MXCSR; else None."""
+    if not (sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")
+            and platform.libc_ver()[0] == "glibc"):
+        return None  # other fenv_t layouts (musl, macOS, arm64's FPCR) are not handled: untested here
+    try:
+        return ctypes.CDLL("libm.so.6")
+    except OSError:
+        return None
+
+
+def _mxcsr_flush_bits(mode=None):
+    """Read, and with mode given set, the FTZ and DAZ bits of this thread's MXCSR; None where unsupported."""
+    libm = _libm()
+    if libm is None:
+        return None
+    env = ctypes.create_string_buffer(32)
+    if libm.fegetenv(env) != 0:
+        return None
+    mxcsr = int.from_bytes(env.raw[28:32], "little")
+    if mode is not None:
+        mxcsr = mxcsr | _MXCSR_FLUSH_BITS if mode else mxcsr & ~_MXCSR_FLUSH_BITS
+        env[28:32] = mxcsr.to_bytes(4, "little")
+        if libm.fesetenv(env) != 0:
+            return None
+    return bool(mxcsr & _MXCSR_FLUSH_BITS)
+
+
+def set_flush_denormal(mode):
+    """Flush subnormal floats to zero (True) or keep gradual underflow (False), as torch.set_flush_denormal.
+
+    Returns True where it took effect: x86-64 Linux with glibc; elsewhere it
+    does nothing and returns False. lamina turns flushing on when it is
+    imported, as TensorFlow does on CPU: a training run that has filled Adam's
+    state with values below 1e-38 (float32's normal range) otherwise runs each
+    arithmetic pass over them at a fraction of its speed. The setting is the
+    CPU's, per thread: it holds for this thread, for threads started after the
+    call, and for the worker threads of lamina's compiled kernels, but not for
+    BLAS threads that NumPy started earlier.
+
+    >>> flushing = lamina.set_flush_denormal(True)  # False where it cannot be set
+    >>> bool(np.float32(1e-20) * np.float32(1e-20) == 0) == flushing  # 1e-40 is subnormal in float32
+    True
+    """
+    if _mxcsr_flush_bits(bool(mode)) is None:
+        return False
+    for listener in _flush_listeners:
+        listener(bool(mode))
+    return True
+
+
+def flush_denormal():
+    """Whether subnormal floats are flushed to zero on this thread (False where lamina cannot set it)."""
+    return bool(_mxcsr_flush_bits())
+
+
+# --- threads ------------------------------------------------------------------------------------------------------
+def _cores_available():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+_num_threads = None  # None: the cores this process may run on
+_threads_changed = []  # called with the new count: lamina.kernels passes it to its compiled kernels
+
+
+def set_num_threads(n):
+    """Use n threads for matrix products (BLAS) and for lamina's compiled kernels, as torch.set_num_threads.
+
+    lamina's ops run one after another, so a kernel's threads and BLAS's
+    threads never work at the same time: both get n. BLAS is limited through
+    threadpoolctl when it is installed (`pip install lamina[fast]`).
+
+    >>> before = lamina.get_num_threads()
+    >>> lamina.set_num_threads(1); lamina.get_num_threads()
+    1
+    >>> lamina.set_num_threads(before)
+    """
+    if int(n) != n or n < 1:
+        raise ValueError(f"set_num_threads: expected a positive int, got {n!r}")
+    global _num_threads
+    _num_threads = int(n)
+    if importlib.util.find_spec("threadpoolctl") is not None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=_num_threads, user_api="blas")
+    for listener in _threads_changed:
+        listener(_num_threads)
+
+
+def get_num_threads():
+    """The thread count set by set_num_threads, by default the cores this process may run on."""
+    return _cores_available() if _num_threads is None else _num_threads
+
+
+# --- kernels ------------------------------------------------------------------------------------------------------
+KERNELS = ("numpy", "numba")
+_kernels = None  # decided on first use: LAMINA_KERNELS, else numba when importable, else numpy
+
+
+def set_kernels(name):
+    """Run lamina's hot loops on the NumPy reference ("numpy") or on the compiled kernels ("numba").
+
+    The environment variable LAMINA_KERNELS picks the starting path; without
+    it, lamina uses numba when it is installed (`pip install lamina[fast]`).
+    Both paths give the same results within float32 rounding.
+    """
+    if name not in KERNELS:
+        raise ValueError(f"set_kernels: expected one of {KERNELS}, got {name!r}")
+    if name == "numba" and importlib.util.find_spec("numba") is None:
+        raise ImportError("set_kernels('numba'): numba is not installed (pip install lamina[fast])")
+    global _kernels
+    _kernels = name
+
+
+def get_kernels():
+    """The kernel path in use: "numpy" or "numba"."""
+    if _kernels is None:
+        chosen = os.environ.get("LAMINA_KERNELS")
+        if chosen is None:
+            chosen = "numba" if importlib.util.find_spec("numba") is not None else "numpy"
+        set_kernels(chosen)
+    return _kernels

@@ -345,7 +345,8 @@ def _padded_for_pool(g, name, window, fill, dtype):
 
 
 def _max_pool(g, fn, xs, names, out):
-    x, window = _padded_for_pool(g, names[0], _window(fn.g), -np.inf, xs[0].dtype)
+    source = g.node("Relu", names) if fn.relu else names[0]  # relu_max_pool2d: the ReLU it fused
+    x, window = _padded_for_pool(g, source, _window(fn.g), -np.inf, xs[0].dtype)
     return g.node("MaxPool", [x], dilations=list(fn.g.dilation), **window)
 
 

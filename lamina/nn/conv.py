@@ -6,6 +6,7 @@ from lamina.creation import empty
 from lamina.nn import functional as F
 from lamina.nn import init
 from lamina.nn.module import Module, Parameter
+from lamina.ops import conv as conv_ops
 
 
 def _tuple(value, n):
@@ -94,6 +95,11 @@ class MaxPool2d(Module):
 
     def forward(self, x):
         return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+
+    def pool_after_relu(self, x):
+        """self(relu(x)) as one op (nn.Sequential calls it for a ReLU followed by this layer)."""
+        return conv_ops.relu_max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                                        self.ceil_mode)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

@@ -131,6 +131,8 @@ class ReLU(Module):
     [0.0, 1.0]
     """
 
+    fuses_into_pool = True  # nn.Sequential runs a ReLU followed by a MaxPool2d as one op
+
     def __init__(self, inplace=False):
         super().__init__()
         self.inplace = inplace  # accepted for PyTorch code; the result is the same, written to new memory

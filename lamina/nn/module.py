@@ -335,6 +335,13 @@ class Module:
         return head + "\n  " + "\n  ".join(lines) + "\n)"
 
 
+def _unobserved(module, capability):
+    """Whether module's own class (not a subclass) declares capability, and no hook or patched forward
+    watches it: then running it fused with its neighbour is invisible."""
+    return (type(module).__dict__.get(capability) is not None and not module._forward_hooks
+            and "forward" not in module.__dict__)
+
+
 class Sequential(Module):
     """Modules applied one after another; indexable and iterable like a list.
 
@@ -354,9 +361,18 @@ class Sequential(Module):
                 self.add_module(str(i), module)
 
     def forward(self, x):
+        held = None  # a ReLU, held back in case a max pooling follows: the two then run as one op
         for module in self._modules.values():
+            if held is not None:
+                if _unobserved(module, "pool_after_relu") and getattr(x, "ndim", None) == 4:
+                    x, held = module.pool_after_relu(x), None
+                    continue
+                x, held = held(x), None
+            if _unobserved(module, "fuses_into_pool"):
+                held = module
+                continue
             x = module(x)
-        return x
+        return x if held is None else held(x)
 
     def __getitem__(self, index):
         modules = list(self._modules.values())

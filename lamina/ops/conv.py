@@ -14,8 +14,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from lamina import kernels
 from lamina.autograd import Function, wrap
 from lamina.backend import get_array_module
+from lamina.kernels.reference import crop
+from lamina.kernels.reference import padded as _padded
+from lamina.kernels.reference import window_offsets as _offsets
 from lamina.ops.shape import broadcast_to, reshape
 
 
@@ -89,28 +93,9 @@ def _nchw(v):
     return v.transpose(0, 3, 1, 2)
 
 
-def _padded(v, g, fill=0.0):
-    """v (N, H, W, C) padded by g's pads, plus any overhang of ceil_mode windows."""
-    (pt, pb), (pl, pr) = g.pads
-    extra_h, extra_w = (w - p for w, p in zip(g.work_hw, g.padded_hw))
-    if not (pt or pb or pl or pr or extra_h or extra_w):
-        return v
-    widths = ((0, 0), (pt, pb + extra_h), (pl, pr + extra_w), (0, 0))
-    return get_array_module(v).pad(v, widths, constant_values=fill)
-
-
-def _offsets(g):
-    """(i, j, rows, cols): for each kernel position, the slices of the padded input it sees, one per output."""
-    (ho, wo), (sh, sw), (dh, dw) = g.out_hw, g.stride, g.dilation
-    for i in range(g.kernel[0]):
-        for j in range(g.kernel[1]):
-            yield i, j, slice(i * dh, i * dh + sh * (ho - 1) + 1, sh), slice(j * dw, j * dw + sw * (wo - 1) + 1, sw)
-
-
 def _cropped(out, g):
     """A work-sized (N, H', W', C) result cut back to the input's (N, C, H, W), as a view."""
-    (pt, _), (pl, _) = g.pads
-    return _nchw(out[:, pt:pt + g.in_hw[0], pl:pl + g.in_hw[1]])
+    return _nchw(crop(out, g))
 
 
 def _fold(window_values, g, x_shape):
@@ -128,19 +113,7 @@ def _fold(window_values, g, x_shape):
 
 def _im2col(x, g):
     """(N * Ho * Wo, kh * kw * C): one row per output position, the receptive field laid out channels-last."""
-    xp = get_array_module(x)
-    v = _padded(_nhwc(x), g)
-    n, c = x.shape[0], x.shape[1]
-    if c >= 8 and xp is np:  # runs of channels are long enough: one strided copy beats nine slab copies
-        sn, sh, sw, sc = v.strides
-        windows = np.lib.stride_tricks.as_strided(
-            v, (n, *g.out_hw, *g.kernel, c),
-            (sn, sh * g.stride[0], sw * g.stride[1], sh * g.dilation[0], sw * g.dilation[1], sc), writeable=False)
-        return windows.reshape(n * g.out_hw[0] * g.out_hw[1], -1)
-    cols = xp.empty((n, *g.out_hw, *g.kernel, c), dtype=x.dtype)
-    for i, j, rows, columns in _offsets(g):
-        cols[:, :, :, i, j] = v[:, rows, columns]
-    return cols.reshape(n * g.out_hw[0] * g.out_hw[1], -1)
+    return kernels.im2col(_nhwc(x), g)
 
 
 def _weight_rows(w):
@@ -270,15 +243,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     out = Conv2dInputGrad(g, groups, x_shape)(input, weight)
     return out if bias is None else out + reshape(bias, (1, -1, 1, 1))
 def _input_grad(rows, w, g, x_shape):
-    """col2im(rows @ w) one kernel position at a time: nine small products instead of one
-    (N*Ho*Wo, C*kh*kw) intermediate, each added straight into the input positions it reached."""
-    xp = get_array_module(rows)
-    n, c = x_shape[:2]
-    out = xp.zeros((n, *g.work_hw, c), dtype=rows.dtype)
-    per_position = w.transpose(0, 2, 3, 1)  # (O, kh, kw, C)
-    for i, j, rows_at, cols_at in _offsets(g):
-        out[:, rows_at, cols_at] += (rows @ per_position[:, i, j]).reshape(n, *g.out_hw, c)
-    return _cropped(out, g)
+    return _nchw(kernels.conv_input_grad(rows, w, g, x_shape[0]))
 
 
 class Conv2dWeightGrad(Function):
@@ -311,38 +276,25 @@ class Conv2dWeightGrad(Function):
 
 
 # --- pooling ---------------------------------------------------------------------------------------
-def _overlapping(g):
-    return any(st < d * (k - 1) + 1 for st, d, k in zip(g.stride, g.dilation, g.kernel))
-
-
 class MaxPool(Function):
-    """Max over each window; the gradient goes to the first maximum of a window, as in PyTorch."""
+    """Max over each window, of max(x, 0) when relu (a ReLU before the pooling, fused: max and ReLU commute,
+    so the ReLU runs on the pooled result). The gradient goes to the first maximum of a window, as in PyTorch,
+    and with relu only where that maximum is positive."""
 
     saved = ()
 
-    def __init__(self, g):
-        self.g = g
+    def __init__(self, g, relu=False):
+        self.g, self.relu = g, relu
 
     def forward(self, x):
-        xp = get_array_module(x)
-        v = _padded(_nhwc(x), self.g, fill=-xp.inf)
-        index_type = xp.int8 if math.prod(self.g.kernel) < 128 else xp.int32
-        best = index = None
-        # Arithmetic only: NumPy's masked writes (a[mask] = k, np.where) are several times slower
-        # than multiplying by a mask whose pattern the branch predictor cannot guess.
-        for k, (_, _, rows, cols) in enumerate(_offsets(self.g)):
-            candidate = v[:, rows, cols]
-            if best is None:
-                best, index = candidate.copy(), xp.zeros(candidate.shape, dtype=index_type)
-                continue
-            better = candidate > best  # strictly: on ties the earlier position keeps the maximum
-            index *= ~better
-            index += better * index_type(k)
-            xp.maximum(best, candidate, out=best)
-        self.index = index  # (N, Ho, Wo, C): which kernel position holds each window's maximum
+        best, self.index = kernels.max_pool(_nhwc(x), self.g, self.relu)  # index: which kernel position won
+        if self.relu:
+            self.positive = best > 0
         return _nchw(best)
 
     def backward(self, gy):
+        if self.relu:
+            gy = gy * wrap(_nchw(self.positive))
         return MaxPoolScatter(self.g, self.index, self.input_shapes[0])(gy)
 
 
@@ -352,11 +304,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     >>> lamina.nn.functional.max_pool2d(lamina.arange(16.0).reshape(1, 1, 4, 4), 2).tolist()
     [[[[5.0, 7.0], [13.0, 15.0]]]]
     """
-    check_input(input, 4, "max_pool2d")
-    g = geometry(input.shape[2:], kernel_size, kernel_size if stride is None else stride, padding,
-                          dilation, ceil_mode, op="max_pool2d")
-    if any(2 * p > k for p, k in zip((g.pads[0][0], g.pads[1][0]), g.kernel)):
-        raise ValueError(f"max_pool2d: padding {padding} must be at most half the kernel size {g.kernel}")
+    g = _pool_geometry(input, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d")
     pool = MaxPool(g)
     out = pool(input)
     if not return_indices:
@@ -366,6 +314,27 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     rows = np.arange(g.out_hw[0])[:, None, None] * g.stride[0] - g.pads[0][0] + ki * g.dilation[0]
     cols = np.arange(g.out_hw[1])[None, :, None] * g.stride[1] - g.pads[1][0] + kj * g.dilation[1]
     return out, wrap(_nchw(rows * input.shape[3] + cols))
+def relu_max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """max_pool2d(relu(input)) as one op: no full-size ReLU output forward, no full-size mask backward.
+    nn.Sequential runs a ReLU followed by a MaxPool2d this way.
+
+    >>> x = lamina.randn(2, 3, 8, 8)
+    >>> fused = lamina.ops.conv.relu_max_pool2d(x, 2)
+    >>> bool((fused.numpy() == lamina.nn.functional.max_pool2d(lamina.relu(x), 2).numpy()).all())
+    True
+    """
+    return MaxPool(_pool_geometry(input, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d"), True)(input)
+
+
+def _pool_geometry(input, kernel_size, stride, padding, dilation, ceil_mode, op):
+    check_input(input, 4, op)
+    g = geometry(input.shape[2:], kernel_size, kernel_size if stride is None else stride, padding,
+                 dilation, ceil_mode, op=op)
+    if any(2 * p > k for p, k in zip((g.pads[0][0], g.pads[1][0]), g.kernel)):
+        raise ValueError(f"{op}: padding {padding} must be at most half the kernel size {g.kernel}")
+    return g
+
+
 class MaxPoolScatter(Function):
     """Route each output's gradient to the input element that was its window's maximum."""
 
@@ -375,17 +344,7 @@ class MaxPoolScatter(Function):
         self.g, self.index, self.x_shape = g, index, tuple(x_shape)
 
     def forward(self, gy):
-        xp = get_array_module(gy)
-        grads = _nhwc(gy)
-        n, c = self.x_shape[:2]
-        tiles = not _overlapping(self.g) and self.g.work_hw == self.g.covered_hw  # each element in one window
-        out = (xp.empty if tiles else xp.zeros)((n, *self.g.work_hw, c), dtype=gy.dtype)
-        for k, (_, _, rows, cols) in enumerate(_offsets(self.g)):
-            if _overlapping(self.g):
-                out[:, rows, cols] += grads * (self.index == k)
-            else:
-                xp.multiply(grads, self.index == k, out=out[:, rows, cols])
-        return _cropped(out, self.g)
+        return _nchw(kernels.max_pool_scatter(_nhwc(gy), self.index, self.g, self.x_shape[0]))
 
     def backward(self, ggx):
         return MaxPoolGather(self.g, self.index)(ggx)

@@ -1,13 +1,13 @@
 """SGD, Adam, AdamW, RMSprop and Adagrad, following PyTorch's update rules exactly.
 
 Updates are in place on the parameter's array, with Python-number
-hyperparameters so that float32 stays float32.
+hyperparameters so that float32 stays float32. SGD's and Adam's steps are
+kernels (lamina.kernels): one fused pass per parameter on the compiled path.
 """
-
-import math
 
 import numpy as np
 
+from lamina import kernels
 from lamina.optim.optimizer import Optimizer
 
 
@@ -27,18 +27,13 @@ class SGD(Optimizer):
                                       nesterov=nesterov, maximize=maximize))
 
     def _update(self, group, param, grad, state):
-        if group["weight_decay"]:
-            grad = grad + group["weight_decay"] * param.array
-        momentum = group["momentum"]
-        if momentum:
+        buf, first = None, False
+        if group["momentum"]:
             buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = grad.copy()
-            else:
-                buf *= momentum
-                buf += (1 - group["dampening"]) * grad
-            grad = grad + momentum * buf if group["nesterov"] else buf
-        param.array -= group["lr"] * grad
+            if buf is None:  # the first step fills it with the gradient, as PyTorch does
+                buf, first = state.setdefault("momentum_buffer", np.empty_like(param.array)), True
+        kernels.sgd_step(param.array, grad, buf, group["lr"], group["momentum"], group["dampening"],
+                         group["weight_decay"], group["nesterov"], first)
 
 
 class Adam(Optimizer):
@@ -51,53 +46,30 @@ class Adam(Optimizer):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad, maximize=maximize))
 
-    def _decay(self, group, param, grad):
-        """Adam's L2 penalty joins the gradient; AdamW overrides this to decay the weights directly."""
-        return grad + group["weight_decay"] * param.array if group["weight_decay"] else grad
+    decoupled = False  # AdamW: weights shrink by lr * weight_decay, instead of an L2 term in the gradient
 
     def _update(self, group, param, grad, state):
-        grad = self._decay(group, param, grad)
         if not state:
             state["step"] = 0
             state["exp_avg"] = np.zeros_like(param.array)
             state["exp_avg_sq"] = np.zeros_like(param.array)
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = np.zeros_like(param.array)
-        beta1, beta2 = group["betas"]
         state["step"] += 1
-        step = state["step"]
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        tmp = self._scratch(param)  # every pass below writes in place: no temporaries, no page faults
-        np.subtract(grad, m, out=tmp)  # m <- m + (1 - beta1)(g - m), PyTorch's lerp
-        tmp *= 1 - beta1
-        m += tmp
-        np.multiply(grad, grad, out=tmp)  # v <- beta2 v + (1 - beta2) g^2
-        tmp *= 1 - beta2
-        v *= beta2
-        v += tmp
-        if group["amsgrad"]:
-            np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-            v = state["max_exp_avg_sq"]
-        bias_correction1 = 1 - beta1**step
-        bias_correction2_sqrt = math.sqrt(1 - beta2**step)
-        np.sqrt(v, out=tmp)  # denominator sqrt(v / bc2) + eps, as PyTorch rounds it
-        tmp /= bias_correction2_sqrt
-        tmp += group["eps"]
-        np.divide(m, tmp, out=tmp)
-        tmp *= group["lr"] / bias_correction1
-        param.array -= tmp
+        beta1, beta2 = group["betas"]
+        kernels.adam_step(param.array, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
+                          self._scratch(param), group["lr"], beta1, beta2, group["eps"], state["step"],
+                          group["weight_decay"], self.decoupled)
 
 
 class AdamW(Adam):
     """Adam with decoupled weight decay: weights shrink by lr * weight_decay each step."""
 
+    decoupled = True
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
                  maximize=False):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize)
-
-    def _decay(self, group, param, grad):
-        param.array *= 1 - group["lr"] * group["weight_decay"]
-        return grad
 
 
 class RMSprop(Optimizer):

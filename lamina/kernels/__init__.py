@@ -1,0 +1,117 @@
+"""lamina's hot loops, each one function that runs its NumPy reference or its compiled (Numba) twin.
+
+`lamina.backend` holds the choice (`lamina.set_kernels("numpy" | "numba")`, the environment variable
+LAMINA_KERNELS; numba by default where it is installed). The compiled path is taken only for NumPy arrays of
+the dtypes the kernels were written for, and only where the work is large enough to repay a kernel launch;
+everything else, CuPy arrays included, runs the reference. The first compiled call imports Numba and loads
+(or, the very first time, compiles) the kernel, so `import lamina` and small jobs never pay for it.
+"""
+
+import math
+
+import numpy as np
+
+from lamina import backend
+from lamina.kernels import reference
+
+# Below this many elements a kernel's thread start-up costs more than the passes it saves; the NumPy
+# reference runs instead. The optimizer steps pay only on very large parameters: on W1 (an MLP of 200,000
+# weights) the fused Adam step saved nothing measurable at 1 and 2 threads, while importing Numba and loading
+# the kernel costs a process about 0.6 s of CPU (ARCHITECTURE.md, "Compiled kernels").
+MIN_ELEMENTS = 1 << 15
+MIN_PARAMETER_ELEMENTS = 1 << 22
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _compiled(*arrays, size=None, least=None):
+    """The compiled module when the numba path is chosen and pays for these arrays, else None."""
+    if backend.get_kernels() != "numba":
+        return None
+    if any(type(a) is not np.ndarray for a in arrays) or arrays[0].dtype not in _FLOATS:
+        return None
+    if (arrays[0].size if size is None else size) < (MIN_ELEMENTS if least is None else least):
+        return None
+    from lamina.kernels import compiled  # Numba is imported here, on the first call that wants it
+
+    return compiled
+
+
+def _window(g):
+    (top, _), (left, _) = g.pads
+    return (*g.stride, *g.dilation, top, left)
+
+
+def im2col(v, g):
+    """(N * Ho * Wo, kh * kw * C) from v (N, H, W, C): each output position's receptive field, channels-last."""
+    fast = _compiled(v, size=v.shape[0] * math.prod(g.out_hw) * math.prod(g.kernel) * v.shape[3])
+    if fast is None:
+        return reference.im2col(v, g)
+    n, c = v.shape[0], v.shape[3]
+    cols = np.empty((n, *g.out_hw, *g.kernel, c), dtype=v.dtype)
+    fast.im2col(v, *g.out_hw, *g.kernel, *_window(g), cols)
+    return cols.reshape(n * math.prod(g.out_hw), -1)
+
+
+def conv_input_grad(rows, w, g, n):
+    """A convolution's input gradient (N, H, W, C) from its output gradient rows (N * Ho * Wo, O) and weight
+    w (O, C, kh, kw): one matrix product into the receptive fields, then col2im."""
+    fast = _compiled(rows, w, size=rows.shape[0] * math.prod(w.shape[1:]))
+    if fast is None:
+        return reference.conv_input_grad(rows, w, g, n)
+    o, c = w.shape[:2]
+    cols = rows @ w.transpose(0, 2, 3, 1).reshape(o, -1)  # (N * Ho * Wo, kh * kw * C), in BLAS
+    out = np.empty((n, *g.in_hw, c), dtype=rows.dtype)
+    fast.col2im(cols.reshape(n, *g.out_hw, *g.kernel, c), *_window(g), out)
+    return out
+
+
+def max_pool(v, g, relu=False):
+    """(best, index) (N, Ho, Wo, C): each window's maximum of v (N, H, W, C) (then max(best, 0) when relu)
+    and the kernel position that held it, the first on ties."""
+    fast = _compiled(v)
+    if fast is None:
+        return reference.max_pool(v, g, relu)
+    shape = (v.shape[0], *g.out_hw, v.shape[3])
+    best = np.empty(shape, dtype=v.dtype)
+    index = np.empty(shape, dtype=np.int8 if math.prod(g.kernel) < 128 else np.int32)
+    fast.max_pool(v, *g.kernel, *_window(g), relu, best, index)
+    return best, index
+
+
+def max_pool_scatter(gy, index, g, n):
+    """The input-sized (N, H, W, C) gradient of max pooling: gy (N, Ho, Wo, C) routed to each maximum."""
+    fast = _compiled(gy, index)
+    if fast is None:
+        return reference.max_pool_scatter(gy, index, g, n)
+    out = np.empty((n, *g.in_hw, gy.shape[3]), dtype=gy.dtype)
+    fast.max_pool_scatter(gy, index, *g.kernel, *_window(g), reference.tiles(g), out)
+    return out
+
+
+def _flat(array):
+    return array.reshape(-1)  # a view: parameters and their state are contiguous
+
+
+def adam_step(param, grad, m, v, v_max, scratch, lr, beta1, beta2, eps, step, weight_decay, decoupled):
+    """One Adam / AdamW update of param (and m, v, v_max) in place; see reference.adam_step."""
+    arrays = (param, grad, m, v) + (() if v_max is None else (v_max,))
+    fast = _compiled(*arrays, least=MIN_PARAMETER_ELEMENTS)
+    if fast is None or not all(a.flags.c_contiguous and a.dtype == param.dtype for a in arrays):
+        return reference.adam_step(param, grad, m, v, v_max, scratch, lr, beta1, beta2, eps, step, weight_decay,
+                                   decoupled)
+    real = param.dtype.type  # scalars in param's dtype: float32 arithmetic stays float32, as in the reference
+    fast.adam_step(_flat(param), _flat(grad), _flat(m), _flat(v), _flat(m if v_max is None else v_max),
+                   v_max is not None, real(lr), real(1 - beta1), real(beta2), real(1 - beta2), real(eps),
+                   real(math.sqrt(1 - beta2**step)), real(lr / (1 - beta1**step)), real(weight_decay),
+                   real(1 - lr * weight_decay), decoupled)
+
+
+def sgd_step(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov, first):
+    """One SGD update of param (and its momentum buffer buf, or None) in place; see reference.sgd_step."""
+    arrays = (param, grad) + (() if buf is None else (buf,))
+    fast = _compiled(*arrays, least=MIN_PARAMETER_ELEMENTS)
+    if fast is None or not all(a.flags.c_contiguous and a.dtype == param.dtype for a in arrays):
+        return reference.sgd_step(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov, first)
+    real = param.dtype.type
+    fast.sgd_step(_flat(param), _flat(grad), _flat(param if buf is None else buf), buf is not None, real(lr),
+                  real(momentum), real(1 - dampening), real(weight_decay), nesterov, first)

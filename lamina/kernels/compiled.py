@@ -1,0 +1,248 @@
+"""The Numba versions of lamina's kernels: one fused pass each, parallel over images or elements.
+
+Imported only when a kernel first runs on the numba path, so `import lamina` never imports Numba. Each
+function is compiled on its first call with its argument types and kept in Numba's on-disk cache (cache=True),
+so later processes load it instead of compiling. fastmath stays off: results follow IEEE rules as NumPy's do.
+The reference twins are in lamina/kernels/reference.py; the tests hold these to them.
+"""
+
+import functools
+import os
+import threading
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
+
+from lamina import backend
+
+# Numba's own thread pool ("workqueue"; TBB's where installed) rather than OpenMP: PyTorch brings its own
+# OpenMP runtime, and with two in one process PyTorch ran 10 times slower after the first lamina kernel
+# (bench W3 at one thread: 0.42 s of CPU with workqueue, 6.3 s with omp). The workqueue pool must not be
+# entered by two threads at once, so every kernel holds `_launch` while it runs.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER_PRIORITY = ["tbb", "workqueue", "omp"]
+_launch = threading.Lock()
+compiled = njit(parallel=True, fastmath=False, cache=True)
+
+
+# --- windows over channels-last images -----------------------------------------------------------------------
+@compiled
+def im2col(v, out_h, out_w, kh, kw, sh, sw, dh, dw, top, left, cols):
+    """cols (N, Ho, Wo, kh, kw, C) <- the windows of v (N, H, W, C), zeros in the padding."""
+    n, h, w, c = v.shape
+    for row in prange(n * out_h):
+        b, i = row // out_h, row % out_h
+        for j in range(out_w):
+            for ki in range(kh):
+                r = i * sh - top + ki * dh
+                for kj in range(kw):
+                    s = j * sw - left + kj * dw
+                    if 0 <= r < h and 0 <= s < w:
+                        for ch in range(c):
+                            cols[b, i, j, ki, kj, ch] = v[b, r, s, ch]
+                    else:
+                        for ch in range(c):
+                            cols[b, i, j, ki, kj, ch] = 0
+
+
+@compiled
+def col2im(cols, sh, sw, dh, dw, top, left, out):
+    """out (N, H, W, C) <- the sum of the window values cols (N, Ho, Wo, kh, kw, C) over where each was read;
+    one image per thread, so no two threads add into the same element."""
+    n, out_h, out_w, kh, kw, c = cols.shape
+    h, w = out.shape[1], out.shape[2]
+    for b in prange(n):
+        out[b] = 0
+        for i in range(out_h):
+            for j in range(out_w):
+                for ki in range(kh):
+                    r = i * sh - top + ki * dh
+                    if r < 0 or r >= h:
+                        continue
+                    for kj in range(kw):
+                        s = j * sw - left + kj * dw
+                        if 0 <= s < w:
+                            for ch in range(c):
+                                out[b, r, s, ch] += cols[b, i, j, ki, kj, ch]
+
+
+@compiled
+def max_pool(v, kh, kw, sh, sw, dh, dw, top, left, relu, best, index):
+    """best, index (N, Ho, Wo, C) <- each window's maximum of v (N, H, W, C) and its kernel position; NaN
+    propagates to best as np.maximum does, and the index stays where the reference leaves it."""
+    n, h, w, c = v.shape
+    out_h, out_w = best.shape[1], best.shape[2]
+    for row in prange(n * out_h):
+        b, i = row // out_h, row % out_h
+        for j in range(out_w):
+            for ch in range(c):
+                best[b, i, j, ch] = -np.inf
+                index[b, i, j, ch] = 0
+            for ki in range(kh):
+                r = i * sh - top + ki * dh
+                for kj in range(kw):
+                    s = j * sw - left + kj * dw
+                    if r < 0 or r >= h or s < 0 or s >= w:
+                        continue  # padding reads as -inf: never strictly larger
+                    k = ki * kw + kj
+                    for ch in range(c):
+                        x = v[b, r, s, ch]
+                        if x > best[b, i, j, ch]:
+                            best[b, i, j, ch] = x
+                            index[b, i, j, ch] = k
+                        elif x != x:
+                            best[b, i, j, ch] = x
+            if relu:
+                for ch in range(c):
+                    if best[b, i, j, ch] < 0:
+                        best[b, i, j, ch] = 0
+
+
+@compiled
+def max_pool_scatter(gy, index, kh, kw, sh, sw, dh, dw, top, left, tiles, out):
+    """out (N, H, W, C) <- gy (N, Ho, Wo, C) added at each window's maximum; one image per thread. When the
+    windows tile the input (each element in exactly one), every element is written once and never zeroed."""
+    n, out_h, out_w, c = gy.shape
+    h, w = out.shape[1], out.shape[2]
+    for b in prange(n):
+        if not tiles:
+            out[b] = 0
+        for i in range(out_h):
+            for j in range(out_w):
+                if tiles:
+                    for ki in range(kh):
+                        r = i * sh - top + ki * dh
+                        for kj in range(kw):
+                            s = j * sw - left + kj * dw
+                            if 0 <= r < h and 0 <= s < w:
+                                k = ki * kw + kj
+                                for ch in range(c):
+                                    out[b, r, s, ch] = gy[b, i, j, ch] if index[b, i, j, ch] == k else 0
+                    continue
+                for ch in range(c):
+                    k = index[b, i, j, ch]
+                    r = i * sh - top + (k // kw) * dh
+                    s = j * sw - left + (k % kw) * dw
+                    if 0 <= r < h and 0 <= s < w:
+                        out[b, r, s, ch] += gy[b, i, j, ch]
+
+
+# --- optimizer steps over flat (1-D) views of a parameter and its state ------------------------------------------
+@compiled
+def adam_step(param, grad, m, v, v_max, amsgrad, lr, one_minus_beta1, beta2, one_minus_beta2, eps,
+              bias_correction2_sqrt, step_size, weight_decay, decay_factor, decoupled):
+    """Adam / AdamW in one pass, with the reference's operation order (scalars come in param's dtype)."""
+    for k in prange(param.size):
+        p = param[k]
+        g = grad[k]
+        if decoupled:
+            p = p * decay_factor
+        elif weight_decay != 0:
+            g = g + weight_decay * p
+        m_k = m[k] + (g - m[k]) * one_minus_beta1
+        v_k = v[k] * beta2 + (g * g) * one_minus_beta2
+        m[k] = m_k
+        v[k] = v_k
+        if amsgrad:
+            if v_k > v_max[k] or v_k != v_k:
+                v_max[k] = v_k
+            v_k = v_max[k]
+        denominator = np.sqrt(v_k) / bias_correction2_sqrt + eps
+        param[k] = p - (m_k / denominator) * step_size
+
+
+@compiled
+def sgd_step(param, grad, buf, has_buf, lr, momentum, one_minus_dampening, weight_decay, nesterov, first):
+    """SGD with optional momentum, Nesterov and weight decay, in one pass."""
+    for k in prange(param.size):
+        g = grad[k]
+        if weight_decay != 0:
+            g = g + weight_decay * param[k]
+        if has_buf:
+            b = g if first else buf[k] * momentum + one_minus_dampening * g
+            buf[k] = b
+            g = g + momentum * b if nesterov else b
+        param[k] = param[k] - lr * g
+
+
+# --- the CPU settings on the worker threads ---------------------------------------------------------------------
+@intrinsic
+def _mxcsr(typingctx, value):
+    """Write value into this thread's MXCSR when it is >= 0; return the MXCSR as it was (x86-64 only)."""
+
+    def codegen(context, builder, signature, args):
+        word, pointer = ir.IntType(32), ir.IntType(8).as_pointer()
+        access = ir.FunctionType(ir.VoidType(), [pointer])
+        slot = builder.alloca(word)
+        address = builder.bitcast(slot, pointer)
+        builder.call(builder.module.declare_intrinsic("llvm.x86.sse.stmxcsr", fnty=access), [address])
+        old = builder.load(slot)
+        with builder.if_then(builder.icmp_signed(">=", args[0], ir.Constant(ir.IntType(64), 0))):
+            builder.store(builder.trunc(args[0], word), slot)
+            builder.call(builder.module.declare_intrinsic("llvm.x86.sse.ldmxcsr", fnty=access), [address])
+        return builder.zext(old, ir.IntType(64))
+
+    return types.int64(types.int64), codegen
+
+
+@compiled
+def _flush_bits_on_every_thread(bits, mode, seen):
+    """Set (mode) or clear the MXCSR bits on each worker; seen[k] gets the flush bits as they were after."""
+    for k in prange(seen.size):  # static chunks: every worker gets iterations
+        old = _mxcsr(-1)
+        _mxcsr((old | bits) if mode else (old & ~bits))
+        seen[k] = _mxcsr(-1) & bits
+
+
+def flush_on_workers(mode):
+    """Give every worker thread the flush-to-zero setting (threads started earlier keep their own otherwise)."""
+    seen = np.empty(8 * numba.config.NUMBA_NUM_THREADS, np.int64)
+    with _launch:
+        _flush_bits_on_every_thread(backend._MXCSR_FLUSH_BITS, bool(mode), seen)
+
+
+@compiled
+def _probe_flush(tiny, one, flushed, thread):
+    for k in prange(flushed.size):
+        flushed[k] = tiny[0] * one[0] == 0
+        thread[k] = numba.get_thread_id()
+
+
+def workers_flush():
+    """{worker thread id: whether it flushes a subnormal product to zero}, for the tests."""
+    tiny, one = np.array([0x000AE398], np.uint32).view(np.float32), np.ones(1, np.float32)
+    flushed, thread = np.empty(8 * numba.config.NUMBA_NUM_THREADS, np.bool_), np.empty(
+        8 * numba.config.NUMBA_NUM_THREADS, np.int64)
+    with _launch:
+        _probe_flush(tiny, one, flushed, thread)
+    return dict(zip(thread.tolist(), flushed.tolist()))
+
+
+def use_threads(n):
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+
+
+def _one_at_a_time(kernel):
+    @functools.wraps(kernel)
+    def launch(*args):
+        with _launch:
+            return kernel(*args)
+
+    return launch
+
+
+def _start():
+    """Follow lamina's thread count and flush setting now and whenever they change."""
+    use_threads(backend.get_num_threads())
+    backend._threads_changed.append(use_threads)
+    if backend._libm() is not None:
+        flush_on_workers(backend.flush_denormal())
+        backend._flush_listeners.append(flush_on_workers)
+
+
+im2col, col2im, max_pool, max_pool_scatter, adam_step, sgd_step = map(
+    _one_at_a_time, (im2col, col2im, max_pool, max_pool_scatter, adam_step, sgd_step))
+_start()

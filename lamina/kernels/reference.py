@@ -1,0 +1,156 @@
+"""The NumPy reference of every kernel: the readable definition, the fallback, and what the tests hold the
+compiled kernels to. Each works on NumPy and CuPy arrays alike.
+
+Windows (convolution, pooling) take `g`, a geometry with in_hw, out_hw, kernel, stride, dilation, pads
+((top, bottom), (left, right)), padded_hw and work_hw (lamina.ops.conv.Geometry); images are channels-last
+(N, H, W, C).
+"""
+
+import math
+
+import numpy as np
+
+from lamina.backend import get_array_module
+
+
+def padded(v, g, fill=0.0):
+    """v (N, H, W, C) padded by g's pads, plus any overhang of ceil_mode windows."""
+    (pt, pb), (pl, pr) = g.pads
+    extra_h, extra_w = (w - p for w, p in zip(g.work_hw, g.padded_hw))
+    if not (pt or pb or pl or pr or extra_h or extra_w):
+        return v
+    widths = ((0, 0), (pt, pb + extra_h), (pl, pr + extra_w), (0, 0))
+    return get_array_module(v).pad(v, widths, constant_values=fill)
+
+
+def window_offsets(g):
+    """(i, j, rows, cols): for each kernel position, the slices of the padded input it sees, one per output."""
+    (ho, wo), (sh, sw), (dh, dw) = g.out_hw, g.stride, g.dilation
+    for i in range(g.kernel[0]):
+        for j in range(g.kernel[1]):
+            yield i, j, slice(i * dh, i * dh + sh * (ho - 1) + 1, sh), slice(j * dw, j * dw + sw * (wo - 1) + 1, sw)
+
+
+def crop(work, g):
+    """A work-sized (N, H', W', C) array cut back to the input's (N, H, W, C), as a view."""
+    (pt, _), (pl, _) = g.pads
+    return work[:, pt:pt + g.in_hw[0], pl:pl + g.in_hw[1]]
+
+
+def im2col(v, g):
+    """(N * Ho * Wo, kh * kw * C) from v (N, H, W, C): one row per output position, its receptive field
+    laid out channels-last, zeros where it reaches into the padding."""
+    xp = get_array_module(v)
+    v = padded(v, g)
+    n, c = v.shape[0], v.shape[3]
+    if c >= 8 and xp is np:  # runs of channels are long enough: one strided copy beats nine slab copies
+        sn, sh, sw, sc = v.strides
+        windows = np.lib.stride_tricks.as_strided(
+            v, (n, *g.out_hw, *g.kernel, c),
+            (sn, sh * g.stride[0], sw * g.stride[1], sh * g.dilation[0], sw * g.dilation[1], sc), writeable=False)
+        return windows.reshape(n * g.out_hw[0] * g.out_hw[1], -1)
+    cols = xp.empty((n, *g.out_hw, *g.kernel, c), dtype=v.dtype)
+    for i, j, rows, columns in window_offsets(g):
+        cols[:, :, :, i, j] = v[:, rows, columns]
+    return cols.reshape(n * g.out_hw[0] * g.out_hw[1], -1)
+
+
+def conv_input_grad(rows, w, g, n):
+    """The input gradient (N, H, W, C) of a convolution from its output gradient as rows (N * Ho * Wo, O) and
+    its weight w (O, C, kh, kw): col2im(rows @ w), as one small product per kernel position added straight
+    into the input positions it reached, so no (N * Ho * Wo, C * kh * kw) intermediate exists."""
+    xp = get_array_module(rows)
+    c = w.shape[1]
+    out = xp.zeros((n, *g.work_hw, c), dtype=rows.dtype)
+    per_position = w.transpose(0, 2, 3, 1)  # (O, kh, kw, C)
+    for i, j, rows_at, cols_at in window_offsets(g):
+        out[:, rows_at, cols_at] += (rows @ per_position[:, i, j]).reshape(n, *g.out_hw, c)
+    return crop(out, g)
+
+
+def max_pool(v, g, relu=False):
+    """(best, index), both (N, Ho, Wo, C): each window's maximum of v (N, H, W, C), then max(best, 0) when
+    relu, and which kernel position (row-major) held it; on ties the first position wins, as in PyTorch."""
+    xp = get_array_module(v)
+    v = padded(v, g, fill=-xp.inf)
+    index_type = xp.int8 if math.prod(g.kernel) < 128 else xp.int32
+    best = index = None
+    # Arithmetic only: NumPy's masked writes (a[mask] = k, np.where) are several times slower
+    # than multiplying by a mask whose pattern the branch predictor cannot guess.
+    for k, (_, _, rows, cols) in enumerate(window_offsets(g)):
+        candidate = v[:, rows, cols]
+        if best is None:
+            best, index = candidate.copy(), xp.zeros(candidate.shape, dtype=index_type)
+            continue
+        better = candidate > best  # strictly: on ties the earlier position keeps the maximum
+        index *= ~better
+        index += better * index_type(k)
+        xp.maximum(best, candidate, out=best)
+    if relu:
+        xp.maximum(best, 0, out=best)
+    return best, index
+
+
+def overlapping(g):
+    return any(st < d * (k - 1) + 1 for st, d, k in zip(g.stride, g.dilation, g.kernel))
+
+
+def tiles(g):
+    """Whether the windows cover the (work-sized) input exactly once: no overlaps, gaps or dilation holes."""
+    return g.stride == g.kernel and g.dilation == (1, 1) and g.work_hw == g.covered_hw
+
+
+def max_pool_scatter(gy, index, g, n):
+    """Adjoint of reading each window's maximum: gy (N, Ho, Wo, C) routed to the positions `index` names,
+    as the input-sized (N, H, W, C) gradient."""
+    xp = get_array_module(gy)
+    c = gy.shape[3]
+    out = (xp.empty if tiles(g) else xp.zeros)((n, *g.work_hw, c), dtype=gy.dtype)
+    for k, (_, _, rows, cols) in enumerate(window_offsets(g)):
+        if overlapping(g):
+            out[:, rows, cols] += gy * (index == k)
+        else:
+            xp.multiply(gy, index == k, out=out[:, rows, cols])
+    return crop(out, g)
+
+
+def adam_step(param, grad, m, v, v_max, scratch, lr, beta1, beta2, eps, step, weight_decay, decoupled):
+    """One Adam (or, with decoupled, AdamW) update of param in place, as torch.optim.Adam rounds it;
+    v_max is None unless amsgrad. scratch is a work array of param's shape."""
+    xp = get_array_module(param)
+    if decoupled:
+        param *= 1 - lr * weight_decay
+    elif weight_decay:
+        grad = grad + weight_decay * param
+    tmp = scratch  # every pass below writes in place: no temporaries, no page faults
+    xp.subtract(grad, m, out=tmp)  # m <- m + (1 - beta1)(g - m), PyTorch's lerp
+    tmp *= 1 - beta1
+    m += tmp
+    xp.multiply(grad, grad, out=tmp)  # v <- beta2 v + (1 - beta2) g^2
+    tmp *= 1 - beta2
+    v *= beta2
+    v += tmp
+    if v_max is not None:
+        xp.maximum(v_max, v, out=v_max)
+        v = v_max
+    xp.sqrt(v, out=tmp)  # denominator sqrt(v / bc2) + eps, as PyTorch rounds it
+    tmp /= math.sqrt(1 - beta2**step)
+    tmp += eps
+    xp.divide(m, tmp, out=tmp)
+    tmp *= lr / (1 - beta1**step)
+    param -= tmp
+
+
+def sgd_step(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov, first):
+    """One SGD update of param in place; buf is the momentum buffer (None without momentum), which the first
+    step fills with the gradient, as PyTorch does."""
+    if weight_decay:
+        grad = grad + weight_decay * param
+    if buf is not None:
+        if first:
+            buf[...] = grad
+        else:
+            buf *= momentum
+            buf += (1 - dampening) * grad
+        grad = grad + momentum * buf if nesterov else buf
+    param -= lr * grad

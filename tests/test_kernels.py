@@ -1,0 +1,252 @@
+"""Every compiled kernel against its NumPy reference, and gradients through both paths.
+
+The compiled path runs here for every size (its thresholds are lowered to 0), so small inputs exercise it;
+without Numba the tests that need it are skipped and the reference path is checked alone.
+"""
+
+import numpy as np
+import pytest
+
+import lamina
+from lamina import backend, kernels
+from lamina.kernels import reference
+from lamina.ops.conv import geometry, relu_max_pool2d
+
+PATHS = ["numpy", pytest.param("numba", marks=pytest.mark.skipif(
+    __import__("importlib").util.find_spec("numba") is None, reason="numba is not installed"))]
+needs_numba = pytest.mark.skipif(__import__("importlib").util.find_spec("numba") is None,
+                                 reason="numba is not installed")
+
+
+@pytest.fixture(params=PATHS)
+def path(request, monkeypatch):
+    """Run the test on one kernel path, the compiled one for inputs of any size."""
+    before = backend.get_kernels()
+    backend.set_kernels(request.param)
+    monkeypatch.setattr(kernels, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(kernels, "MIN_PARAMETER_ELEMENTS", 0)
+    yield request.param
+    backend.set_kernels(before)
+
+
+@pytest.fixture
+def compiled(monkeypatch):
+    pytest.importorskip("numba")
+    before = backend.get_kernels()
+    backend.set_kernels("numba")
+    monkeypatch.setattr(kernels, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(kernels, "MIN_PARAMETER_ELEMENTS", 0)
+    from lamina.kernels import compiled
+
+    yield compiled
+    backend.set_kernels(before)
+
+
+WINDOWS = [  # (input H, W), kernel, stride, padding, dilation, ceil_mode
+    ((9, 9), 3, 1, 0, 1, False),
+    ((9, 8), 3, 2, 1, 1, False),
+    ((10, 7), (3, 2), (2, 1), (1, 0), (1, 2), False),
+    ((8, 8), 2, 2, 0, 1, False),
+    ((9, 9), 3, 2, 1, 1, True),
+    ((7, 7), 3, 1, 1, 2, False),
+    ((8, 8), 2, 3, 0, 1, False),  # gaps between windows
+    ((9, 9), 2, 3, 0, 2, False),  # holes inside dilated windows
+]
+
+
+def _images(shape, dtype=np.float32, seed=0, ties=False):
+    rng = np.random.default_rng(seed)
+    if ties:  # few distinct values: windows hold several equal maxima, so the first must win on both paths
+        return rng.integers(-2, 3, shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+@pytest.mark.parametrize("channels", [1, 5, 16])
+def test_im2col_and_conv_input_grad_match_the_reference(compiled, window, channels):
+    hw, k, s, p, d, _ = window
+    g = geometry(hw, k, s, p, d)
+    v = _images((3, *hw, channels))
+    np.testing.assert_array_equal(kernels.im2col(v, g), reference.im2col(v, g))
+    w = _images((4, channels, *g.kernel), seed=1)
+    rows = _images((3 * g.out_hw[0] * g.out_hw[1], 4), seed=2)
+    got, want = kernels.conv_input_grad(rows, w, g, 3), reference.conv_input_grad(rows, w, g, 3)
+    assert got.dtype == np.float32 and got.shape == want.shape == (3, *hw, channels)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("ties", [False, True])
+def test_max_pool_and_its_scatter_match_the_reference(compiled, window, relu, ties):
+    hw, k, s, p, d, ceil = window
+    g = geometry(hw, k, s, p, d, ceil, op="max_pool2d")
+    v = _images((2, *hw, 6), ties=ties)
+    (best, index), (want_best, want_index) = kernels.max_pool(v, g, relu), reference.max_pool(v, g, relu)
+    np.testing.assert_array_equal(best, want_best)
+    np.testing.assert_array_equal(index, want_index)
+    assert index.dtype == want_index.dtype
+    gy = _images(best.shape, seed=3)
+    scattered = reference.max_pool_scatter(gy, index, g, 2)
+    np.testing.assert_allclose(kernels.max_pool_scatter(gy, index, g, 2), scattered, rtol=1e-6, atol=1e-6)
+    assert np.count_nonzero(scattered) <= gy.size  # elements outside every window get 0, not leftover memory
+
+
+def test_max_pool_propagates_nan_as_the_reference_does(compiled):
+    g = geometry((4, 4), 2, 2, 0, 1, False, op="max_pool2d")
+    v = _images((1, 4, 4, 3))
+    v[0, 1, 1, 0] = np.nan
+    (best, index), (want_best, want_index) = kernels.max_pool(v, g), reference.max_pool(v, g)
+    np.testing.assert_array_equal(best, want_best)
+    np.testing.assert_array_equal(index, want_index)
+    assert np.isnan(best[0, 0, 0, 0])
+
+
+@pytest.mark.parametrize("options", [
+    dict(), dict(weight_decay=0.1), dict(amsgrad=True), dict(weight_decay=0.05, amsgrad=True, maximize=True)])
+@pytest.mark.parametrize("kind", ["Adam", "AdamW"])
+def test_adam_steps_match_the_reference(compiled, kind, options):
+    _same_steps(lambda params: getattr(lamina.optim, kind)(params, lr=1e-2, **options))
+
+
+@pytest.mark.parametrize("options", [
+    dict(), dict(momentum=0.9), dict(momentum=0.9, nesterov=True, weight_decay=0.01),
+    dict(momentum=0.5, dampening=0.3, maximize=True)])
+def test_sgd_steps_match_the_reference(compiled, options):
+    _same_steps(lambda params: lamina.optim.SGD(params, lr=0.1, **options))
+
+
+def _same_steps(make, steps=4):
+    rng = np.random.default_rng(0)
+    start = [rng.standard_normal(shape).astype(np.float32) for shape in ((7, 5), (5,), (3, 2, 2))]
+    grads = [[rng.standard_normal(w.shape).astype(np.float32) for w in start] for _ in range(steps)]
+    results, states = {}, {}
+    for name in ("numpy", "numba"):
+        backend.set_kernels(name)
+        params = [lamina.nn.Parameter(lamina.tensor(w.copy())) for w in start]
+        opt = make(params)
+        for step in grads:
+            for p, g in zip(params, step):
+                p.grad = lamina.tensor(g)
+            opt.step()
+        results[name] = [p.numpy().copy() for p in params]
+        states[name] = opt.state_dict()
+    for got, want in zip(results["numba"], results["numpy"]):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    assert states["numba"]["state"].keys() == states["numpy"]["state"].keys()
+    for index, state in states["numpy"]["state"].items():  # the state dict's format is the reference's
+        other = states["numba"]["state"][index]
+        assert other.keys() == state.keys()
+        for key, value in state.items():
+            np.testing.assert_allclose(other[key], value, rtol=1e-6, atol=1e-6, err_msg=key)
+
+
+def test_compiled_kernels_keep_float64_float64(compiled):
+    g = geometry((6, 6), 3, 1, 1, 1)
+    v = _images((2, 6, 6, 3), np.float64)
+    assert kernels.im2col(v, g).dtype == np.float64
+    assert kernels.max_pool(v, g)[0].dtype == np.float64
+
+
+# --- gradients through the ops, in float64 on both paths ---------------------------------------------------------
+def test_conv2d_gradcheck_on_both_paths(path):
+    x = lamina.randn(2, 3, 7, 6, dtype=lamina.float64, requires_grad=True)
+    w = lamina.randn(4, 3, 3, 3, dtype=lamina.float64, requires_grad=True)
+    b = lamina.randn(4, dtype=lamina.float64, requires_grad=True)
+    conv = lambda x, w, b: lamina.nn.functional.conv2d(x, w, b, stride=2, padding=1, dilation=1)  # noqa: E731
+    assert lamina.gradcheck(conv, (x, w, b))
+    assert lamina.gradgradcheck(conv, (x, w, b))
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_max_pool_gradcheck_on_both_paths(path, fused):
+    x = lamina.tensor(np.random.default_rng(0).permutation(2 * 3 * 7 * 7).reshape(2, 3, 7, 7) / 10.0 - 4.9,
+                      dtype=lamina.float64, requires_grad=True)  # distinct values: a unique maximum per window
+
+    def pool(x):
+        if fused:
+            return relu_max_pool2d(x, 3, 2, 1)
+        return lamina.nn.functional.max_pool2d(x, 3, 2, 1)
+
+    assert lamina.gradcheck(pool, (x,))
+    assert lamina.gradgradcheck(pool, (x,))
+
+
+def test_sequential_runs_relu_then_max_pool_fused_with_the_same_results(path):
+    lamina.manual_seed(0)
+    model = lamina.nn.Sequential(lamina.nn.Conv2d(2, 4, 3), lamina.nn.ReLU(), lamina.nn.MaxPool2d(2),
+                                 lamina.nn.Flatten())
+    x = lamina.randn(3, 2, 9, 9)
+    ops = []
+    with lamina.autograd.record_ops(lambda fn, xs, out: ops.append(type(fn).__name__)):
+        fused = model(x)
+    assert ops == ["Conv2d", "MaxPool", "Reshape"]  # no ReLU op: it ran inside the pooling
+    fused.sum().backward()
+    grads = [p.grad.numpy().copy() for p in model.parameters()]
+    model.zero_grad()
+    seen = []
+    model[1].register_forward_hook(lambda m, i, o: seen.append(o.shape))  # a watched ReLU runs on its own
+    plain = model(x)
+    plain.sum().backward()
+    assert seen == [(3, 4, 7, 7)]
+    np.testing.assert_array_equal(fused.numpy(), plain.numpy())
+    for got, p in zip(grads, model.parameters()):
+        np.testing.assert_allclose(got, p.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+# --- the CPU settings reach the compiled kernels' threads ------------------------------------------------------
+@pytest.mark.skipif(backend._libm() is None, reason="flush-to-zero is set only on x86-64 Linux with glibc")
+def test_worker_threads_follow_set_flush_denormal(compiled):
+    try:
+        for mode in (False, True):
+            lamina.set_flush_denormal(mode)
+            flushed = compiled.workers_flush()
+            assert set(flushed.values()) == {mode}, flushed
+    finally:
+        lamina.set_flush_denormal(True)
+
+
+def test_set_num_threads_reaches_the_compiled_kernels(compiled):
+    import numba
+
+    before = lamina.get_num_threads()
+    try:
+        lamina.set_num_threads(1)
+        assert numba.get_num_threads() == 1
+    finally:
+        lamina.set_num_threads(before)
+    assert numba.get_num_threads() == min(before, numba.config.NUMBA_NUM_THREADS)
+
+
+def test_the_reference_path_runs_without_numba(monkeypatch):
+    monkeypatch.setattr(backend, "_kernels", None)
+    monkeypatch.setenv("LAMINA_KERNELS", "numpy")
+    assert backend.get_kernels() == "numpy"
+    assert kernels._compiled(np.ones(1 << 20, np.float32)) is None
+    monkeypatch.setattr(backend.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ImportError, match=r"lamina\[fast\]"):
+        backend.set_kernels("numba")
+    monkeypatch.delenv("LAMINA_KERNELS")
+    monkeypatch.setattr(backend, "_kernels", None)
+    assert backend.get_kernels() == "numpy"  # numba missing: the default falls back
+
+
+def test_kernels_called_from_several_threads_at_once(compiled):
+    # Numba's workqueue pool must not be entered twice at once: the kernels take turns, and all finish.
+    import threading
+
+    g = geometry((12, 12), 3, 1, 1, 1)
+    v = _images((4, 12, 12, 8))
+    want = reference.im2col(v, g)
+    results = []
+
+    def work():
+        results.extend(bool((kernels.im2col(v, g) == want).all()) for _ in range(20))
+
+    workers = [threading.Thread(target=work) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert results == [True] * 80
