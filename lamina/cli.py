@@ -688,8 +688,8 @@ def make_parser():
     t.add_argument("--out", metavar="DIR", help="run folder (default: ./lamina-runs/<timestamp>)")
     t.add_argument("--resume", nargs="?", const="latest", metavar="RUN",
                    help="continue the latest run (or the run folder RUN) from its checkpoint")
-    t.add_argument("--data-dir", metavar="DIR", help="folder holding the four MNIST files (for --dataset mnist; "
-                   "numbers then builds its lines from all of MNIST), or the FSDD tarball, or names.txt")
+    t.add_argument("--data-dir", metavar="DIR", help="folder holding the four MNIST files (for --dataset mnist "
+                   "and numbers), the FSDD tarball (spoken-digits) or names.txt (names)")
     t.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
                    help="0 silent, 1 a progress bar, 2 one line per epoch")
     t.add_argument("--watch", nargs="?", const=0, type=_number(int, 0, 65536, low_included=True), metavar="PORT",

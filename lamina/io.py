@@ -16,6 +16,8 @@ file can never make lamina import or run code. PyTorch's pickle files
 import json
 import math
 import os
+import shutil
+import tempfile
 import warnings
 import zipfile
 import zlib
@@ -166,7 +168,6 @@ SAFETENSORS_DTYPES = {  # the dtypes lamina reads, by their safetensors names; B
     "BOOL": np.bool_,
 }
 _MAX_HEADER = 100_000_000  # bytes: the safetensors library's own limit on the JSON header
-_PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt")
 
 
 def _is_safetensors(path):
@@ -294,11 +295,14 @@ def _read_safetensors(path):
 
 
 def _refuse_pickle(path):
-    """PyTorch's .pt/.pth files are pickles, which can run any code when loaded: say how to convert instead."""
+    """PyTorch's .pt/.pth files are pickles, which can run any code when loaded: say how to convert instead.
+
+    Judged by the content, not the name: `lamina.save(model, "model.pth")`, as PyTorch tutorials write,
+    makes a lamina file that loads; a pickle (bare, or in PyTorch's zip archive) is refused whatever its name.
+    """
     with open(path, "rb") as f:
         head = f.read(2)
-    pickled = os.path.splitext(path)[1].lower() in _PICKLE_SUFFIXES or (head[:1] == b"\x80" and head[1:2] in
-                                                                         (b"\x02", b"\x03", b"\x04", b"\x05"))
+    pickled = head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
     if not pickled and head == b"PK" and zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as archive:
@@ -330,6 +334,15 @@ def _json_array(document):
     return np.frombuffer(json.dumps(document).encode(), dtype=np.uint8)
 
 
+def _through_file(path, write):
+    """Write with `write(path)` into a temporary file, then copy it into the open binary file `path`."""
+    with tempfile.TemporaryDirectory() as folder:
+        temporary = os.path.join(folder, "model.npz")
+        write(temporary)
+        with open(temporary, "rb") as f:
+            shutil.copyfileobj(f, path)
+
+
 def save(obj, path, optimizer=None, scheduler=None, epoch=None, history=None, metadata=None):
     """Save a model (architecture and weights) or a state dict to one file, .npz or .safetensors.
 
@@ -337,10 +350,13 @@ def save(obj, path, optimizer=None, scheduler=None, epoch=None, history=None, me
     is a checkpoint that `load_checkpoint` resumes from; `load` still reads its
     model. A .safetensors file keeps the weights under their state-dict names,
     so PyTorch's `safetensors.torch.load_file` reads them for the equivalent
-    PyTorch model.
+    PyTorch model. Any other name (model.pth, as PyTorch programs write) gets
+    the .npz format; `path` may also be a file opened for binary writing.
     """
     from lamina import __version__
 
+    if hasattr(path, "write"):
+        return _through_file(path, lambda p: save(obj, p, optimizer, scheduler, epoch, history, metadata))
     arrays = {}
     document = {"format": FORMAT, "version": __version__, "metadata": metadata or {}}
     while getattr(obj, "wraps_module", False):  # a data-parallel wrapper saves the model it wraps
@@ -481,14 +497,40 @@ def _warn_if_not_finite(state, path):
                           "after its training diverged, and its outputs will be NaN", RuntimeWarning, stacklevel=3)
 
 
-def load(path, model=None):
+def _from_file(source, read):
+    """`read(path)` of a temporary copy of the open binary file `source`, copied with a size limit."""
+    with tempfile.TemporaryDirectory() as folder:
+        temporary = os.path.join(folder, "model.npz")
+        with open(temporary, "wb") as f:
+            copied = 0
+            while block := source.read(1 << 20):
+                copied += len(block)
+                if copied > MAX_FILE_OBJECT_BYTES:
+                    raise ModelFileError(f"load: the file object holds more than {MAX_FILE_OBJECT_BYTES:,} bytes; "
+                                         "load large models from a path")
+                f.write(block)
+        return read(temporary)
+
+
+MAX_FILE_OBJECT_BYTES = 16 << 30
+
+
+def load(path, model=None, map_location=None, weights_only=None, mmap=None):
     """Read a model saved by `save`; with `model` given, load the weights into it instead.
 
     A file holding only a state dict returns that state dict (as arrays); so
     does a .safetensors file from elsewhere (PyTorch's, say), whose weights load
     into the equivalent lamina model with `load(path, model=model)`. Weights that
-    are NaN or infinite load, with a warning.
+    are NaN or infinite load, with a warning. `path` may be an open binary file.
+    PyTorch's `map_location`, `weights_only` and `mmap` are accepted: a lamina
+    file never holds code, so loading is always as safe as weights_only=True
+    asks, and everything loads into host memory ("cpu").
     """
+    if map_location not in (None, "cpu") and str(map_location) != "cpu":
+        raise ValueError(f"load: map_location={map_location!r}: lamina loads into host memory only ('cpu'); "
+                         "move the model afterwards")
+    if hasattr(path, "read"):
+        return _from_file(path, lambda p: load(p, model))
     document, arrays = _read(path)
     state = _model_state(arrays)
     _warn_if_not_finite(state, path)

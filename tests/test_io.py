@@ -200,3 +200,18 @@ def test_resume_from_a_checkpoint_continues_bit_for_bit(tmp_path):
     model.fit(X, y, epochs=4, batch_size=16, verbose=0, initial_epoch=state["epoch"])
     for key, value in model.state_dict().items():
         np.testing.assert_array_equal(value.detach().numpy(), straight[key])
+
+
+def test_pytorch_style_save_and_load_names_keywords_and_open_files(tmp_path):
+    """torch.save(model, "model.pth") and torch.load(f, map_location="cpu", weights_only=True) as programs write them."""
+    model = lamina.nn.Sequential(lamina.nn.Linear(3, 2), lamina.nn.ReLU())
+    lamina.save(model, tmp_path / "model.pth")  # a lamina file whatever its name: judged by content on load
+    loaded = lamina.load(tmp_path / "model.pth", map_location="cpu", weights_only=True)
+    np.testing.assert_array_equal(loaded[0].weight.detach().numpy(), model[0].weight.detach().numpy())
+    with open(tmp_path / "in-a-file.bin", "wb") as f:
+        lamina.save(model.state_dict(), f)
+    with open(tmp_path / "in-a-file.bin", "rb") as f:
+        state = lamina.load(f, weights_only=False)
+    assert sorted(state) == ["0.bias", "0.weight"]
+    with pytest.raises(ValueError, match="map_location='cuda'.*host memory only"):
+        lamina.load(tmp_path / "model.pth", map_location="cuda")
