@@ -132,7 +132,7 @@ def test_cnn_example_on_full_mnist_reaches_99_percent(capsys):
 
 def test_cnn_model_needs_images(capsys):
     assert cli.main(["train", "--model", "cnn", "--dataset", "moons"]) == 2
-    assert "needs an image dataset" in capsys.readouterr().err
+    assert "--model cnn is for --dataset digits or mnist or spoken-digits, not moons" in capsys.readouterr().err
 
 
 def test_bare_lamina_explains_itself_and_help_shows_defaults(tmp_path):
@@ -140,7 +140,7 @@ def test_bare_lamina_explains_itself_and_help_shows_defaults(tmp_path):
     assert result.returncode == 0 and "usage: lamina" in result.stdout and "lamina train" in result.stdout
     assert not (tmp_path / "lamina-runs").exists()  # and trains nothing
     result = run("train", "--help")
-    assert "(default: 128)" in result.stdout and "(default: adam)" in result.stdout and "None" not in result.stdout
+    assert "(default: 128;" in result.stdout and "(default: adam)" in result.stdout and "None" not in result.stdout
 
 
 def test_a_failed_run_leaves_no_folder(tmp_path, monkeypatch, capsys):
