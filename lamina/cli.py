@@ -531,19 +531,7 @@ def evaluate(args):
 
 def read_digit_image(path):
     """A photo or scan of one digit as MNIST sees it: grayscale 28x28 in [0, 1], white digit on black."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise CommandError("reading images needs Pillow: pip install 'lamina[image]'") from None
-    try:
-        with Image.open(path) as img:
-            gray = np.asarray(img.convert("L").resize((28, 28), Image.LANCZOS), dtype=np.float32) / 255
-    except OSError as e:
-        raise CommandError(f"cannot read image {path}: {e}") from None
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if border.mean() > 0.5:  # a dark digit on a light background, as written on paper
-        gray = 1 - gray
-    return gray
+    return datasets.read_handwriting(path)
 
 
 def predict(args):
@@ -676,7 +664,8 @@ def make_parser():
                    help=f"passes over the training set, at most {MAX_EPOCHS:,} (default: digits 30, mnist 10, "
                    "toy sets 100; cnn: 12, 5)")
     t.add_argument("--batch-size", type=_number(int, 0, at_most=MAX_BATCH_SIZE), metavar="N",
-                   help=f"samples per step, at most {MAX_BATCH_SIZE:,} (default: 128; sequence datasets 64)")
+                   help=f"samples per step, at most {MAX_BATCH_SIZE:,} "
+                   "(default: 128; spoken-digits and names 64, numbers 32)")
     t.add_argument("--lr", type=_positive(float), help="peak learning rate of the one-cycle schedule (default: 0.003)")
     t.add_argument("--optimizer", choices=sorted(lamina.optim.OPTIMIZERS), default="adam",
                    help="what moves the weights")

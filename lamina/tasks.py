@@ -112,7 +112,7 @@ class Numbers(Task):
 
     name = "numbers"
     model_kinds = ("crnn",)
-    defaults = dict(epochs=8, batch_size=64, lr=3e-3)
+    defaults = dict(epochs=6, batch_size=32, lr=3e-3)
     headline = "test_line_accuracy_5_digits"
 
     @property
@@ -144,21 +144,7 @@ class Numbers(Task):
     @staticmethod
     def read(path):
         """A picture of a line of digits (PNG or JPEG) as (1, 1, 28, width): white ink on black, in [0, 1]."""
-        try:
-            from PIL import Image
-        except ImportError:
-            raise ValueError("reading images needs Pillow: pip install 'lamina[image]'") from None
-        try:
-            with Image.open(path) as img:
-                gray = img.convert("L")
-                width = max(4, round(gray.width * 28 / gray.height))
-                pixels = np.asarray(gray.resize((width, 28), Image.LANCZOS), dtype=np.float32) / 255
-        except OSError as e:
-            raise ValueError(f"cannot read image {path}: {e}") from None
-        border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-        if border.mean() > 0.5:  # dark ink on light paper
-            pixels = 1 - pixels
-        return pixels[None, None]
+        return datasets.read_handwriting(path, width=None)[None, None]
 
     def predict(self, model, path):
         return "".join(str(d) for d in models.ctc_greedy_decode(_outputs(model, self.read(path)))[0])

@@ -156,6 +156,27 @@ def number_lines(n_train=10_000, n_test=1_000, digits_per_line=(3, 8), source="d
     return train, test
 
 
+def read_handwriting(path, height=28, width=28):
+    """A photo or scan of handwriting as MNIST's digits look: float32 (height, width) in [0, 1], white ink on black.
+
+    width=None keeps the picture's proportions (a line of digits, scaled to `height`). A dark digit on light
+    paper, as written, is turned around. Needs Pillow (the `image` extra).
+    """
+    try:
+        from PIL import Image
+    except ImportError:
+        raise DatasetError("reading images needs Pillow: pip install 'lamina[image]'") from None
+    try:
+        with Image.open(path) as img:
+            gray = img.convert("L")
+            size = (width or max(4, round(gray.width * height / gray.height)), height)
+            pixels = np.asarray(gray.resize(size, Image.LANCZOS), dtype=np.float32) / 255
+    except OSError as e:
+        raise DatasetError(f"cannot read image {path}: {e}") from None
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    return 1 - pixels if border.mean() > 0.5 else pixels
+
+
 # --- 2-D sets --------------------------------------------------------------------------------------
 def _flip(y, noise, rng):
     flip = rng.random(len(y)) < noise
@@ -268,5 +289,5 @@ def load(name, data_dir=None, seed=0):
 __all__ = [
     "PAD", "SPEAKERS", "VOCABULARY", "DatasetError", "IDXError", "MNIST_FILES", "admissions", "as_model_input",
     "circles", "decode", "digits", "encode", "load", "mnist", "moons", "name_sequences", "name_windows", "names",
-    "number_lines", "read_idx", "scale", "spiral", "spoken_digits", "verify_file", "xor",
+    "number_lines", "read_handwriting", "read_idx", "scale", "spiral", "spoken_digits", "verify_file", "xor",
 ]
