@@ -84,15 +84,20 @@ class LineReader(Module):
     (2, 28, 11)
     """
 
-    def __init__(self, height=28, digits=10, hidden=128, channels=(32, 64)):
+    def __init__(self, height=28, digits=10, hidden=128, channels=(32, 64, 64)):
         super().__init__()
-        if height % 4:
-            raise ValueError(f"LineReader: height must be a multiple of 4 (two 2x poolings), got {height}")
+        if height % 4 or len(channels) < 2:
+            raise ValueError(f"LineReader: height must be a multiple of 4 and channels name at least two "
+                             f"convolution blocks (each of the first two halves the picture), got height {height}, "
+                             f"channels {channels}")
         self.height = height
-        first, second = channels
-        self.features = Sequential(Conv2d(1, first, 3, padding=1), BatchNorm2d(first), ReLU(), MaxPool2d(2),
-                                   Conv2d(first, second, 3, padding=1), BatchNorm2d(second), ReLU(), MaxPool2d(2))
-        self.project = Linear(second * (height // 4), hidden)
+        blocks, previous = [], 1
+        for i, width in enumerate(channels):  # blocks after the second see wider strokes at the same frame rate
+            blocks += [Conv2d(previous, width, 3, padding=1), BatchNorm2d(width), ReLU()]
+            blocks += [MaxPool2d(2)] if i < 2 else []
+            previous = width
+        self.features = Sequential(*blocks)
+        self.project = Linear(previous * (height // 4), hidden)
         self.rnn = GRU(hidden, hidden, batch_first=True, bidirectional=True)
         self.classify = Linear(2 * hidden, digits + 1)
 
