@@ -203,7 +203,7 @@ def test_resume_from_a_checkpoint_continues_bit_for_bit(tmp_path):
 
 
 def test_pytorch_style_save_and_load_names_keywords_and_open_files(tmp_path):
-    """torch.save(model, "model.pth") and torch.load(f, map_location="cpu", weights_only=True) as programs write them."""
+    """torch.save(model, "model.pth"), torch.load(f, map_location="cpu", weights_only=True), as programs write them."""
     model = lamina.nn.Sequential(lamina.nn.Linear(3, 2), lamina.nn.ReLU())
     lamina.save(model, tmp_path / "model.pth")  # a lamina file whatever its name: judged by content on load
     loaded = lamina.load(tmp_path / "model.pth", map_location="cpu", weights_only=True)
