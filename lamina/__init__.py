@@ -11,7 +11,9 @@ from lamina.autograd import (  # noqa: I001  (grouped by layer of the package, n
 )
 from lamina.backend import bool_ as bool
 from lamina import backend
-from lamina.backend import Generator, float32, float64, get_array_module, int64, manual_seed
+from lamina.backend import Generator, device, float32, float64, get_array_module, int64, manual_seed
+from lamina.backend import get_default_device, set_default_device
+from lamina import accelerator, backends, cuda
 from lamina.backend import get_kernels, get_num_threads, set_flush_denormal, set_kernels, set_num_threads
 from lamina.backend import float32 as float, float64 as double, int64 as long, int32, int32 as int  # noqa: F401, A001
 from lamina.creation import (  # noqa: F401  (the legacy typed constructors stay out of __all__)
@@ -45,8 +47,9 @@ __all__ = [
     "gradcheck", "gradgradcheck", "int64", "is_grad_enabled", "linspace", "load", "load_checkpoint",
     "load_state_dict", "load_weights", "manual_seed", "nn", "no_grad", "ones", "optim", "data", "datasets", "utils",
     "models", "tasks", "training", "save", "ones_like", "rand", "rand_like", "randint", "randn", "randn_like",
-    "randperm", "set_grad_enabled", "Generator", "double", "inference_mode", "int32", "long", "multinomial", "tensor",
-    "zeros", "zeros_like", *_ops_all,
+    "randperm", "set_grad_enabled", "device", "cuda", "accelerator", "backends", "Generator", "double",
+    "get_default_device", "set_default_device",
+    "inference_mode", "int32", "long", "multinomial", "tensor", "zeros", "zeros_like", *_ops_all,
     "LaminaError", "AudioError", "DatasetError", "IDXError", "ModelFileError", "NonFiniteLossError", "TrainingError",
     "get_kernels", "get_num_threads", "set_flush_denormal", "set_kernels", "set_num_threads",
 ]  # lamina.float and lamina.int exist too, kept out of star imports where they would hide the builtins

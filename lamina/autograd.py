@@ -13,7 +13,7 @@ import weakref
 
 import numpy as np
 
-from lamina.backend import as_array, default_float, generator, get_array_module
+from lamina.backend import CPU, as_array, check_device, default_float, device, generator, get_array_module
 
 
 class _Mode:
@@ -90,6 +90,37 @@ class detect_anomaly(_ModeSwitch):
 
 def is_grad_enabled():
     return _Mode.grad_enabled
+
+
+def to_arguments(args, kwargs, what):
+    """(dtype or None, copy) from the arguments of PyTorch's Tensor.to / Module.to; a device other than the CPU
+    is refused by name."""
+    kwargs = dict(kwargs)
+    kwargs.pop("non_blocking", None)
+    copy = kwargs.pop("copy", False)
+    memory_format = kwargs.pop("memory_format", None)
+    dtype, where = kwargs.pop("dtype", None), kwargs.pop("device", None)
+    if kwargs or memory_format not in (None, "preserve_format"):
+        raise TypeError(f"{what}: unexpected arguments {sorted(kwargs) or ['memory_format']}")
+    for arg in args:
+        if isinstance(arg, Tensor):
+            dtype = arg.dtype
+        elif isinstance(arg, (device, str)) and not _is_dtype_name(arg):
+            where = arg
+        elif isinstance(arg, bool) or arg is None:
+            continue  # non_blocking or copy given by position
+        else:
+            dtype = arg
+    check_device(where, what)
+    return dtype, copy
+
+
+def _is_dtype_name(text):
+    try:
+        np.dtype(text)
+    except TypeError:
+        return False
+    return not str(text).startswith(("cpu", "cuda", "mps", "xpu"))
 
 
 class Tensor:
@@ -211,8 +242,25 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         return self
 
-    def to(self, dtype):
+    def to(self, *args, **kwargs):
+        """A cast, as torch.Tensor.to: to(dtype), to(device), to(device, dtype), to(other tensor); the CPU is the
+        only device (see lamina.device). Returns self when nothing changes, as PyTorch does."""
+        dtype, copy = to_arguments(args, kwargs, "Tensor.to")
+        if dtype is None or np.dtype(dtype) == self.array.dtype:
+            return _ops.clone(self) if copy else self
         return _ops.cast(self, dtype)
+
+    @property
+    def device(self):
+        return CPU
+
+    is_cuda = False
+
+    def cpu(self):
+        return self
+
+    def cuda(self, device=None, non_blocking=False):
+        check_device(device or "cuda", "Tensor.cuda")
 
     def float(self):
         return _ops.cast(self, np.float32)

@@ -43,6 +43,66 @@ def is_array(obj):
     return isinstance(obj, np.ndarray) or type(obj).__module__.startswith("cupy")
 
 
+# --- devices -----------------------------------------------------------------------------------
+class device:
+    """Where a tensor lives, as torch.device: device("cpu"), device("cuda"), device("cuda:1"), device("cuda", 1).
+
+    lamina runs on the CPU. Its CUDA path (CuPy) is not complete yet, so lamina behaves as a CPU-only build
+    of PyTorch does: `cuda.is_available()` is False, and asking for a CUDA tensor or model is an error
+    rather than something that runs elsewhere than asked. `device("cpu")` goes everywhere a device may.
+    """
+
+    def __init__(self, type, index=None):
+        if isinstance(type, device):
+            type, index = type.type, type.index if index is None else index
+        kind, _, number = str(type).partition(":")
+        if kind not in ("cpu", "cuda", "mps", "xpu") or (number and not number.isdigit()):
+            raise ValueError(f"device: expected 'cpu' or 'cuda[:index]', got {type!r}")
+        self.type, self.index = kind, int(number) if number else index
+
+    def __str__(self):
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self):
+        index = "" if self.index is None else f", index={self.index}"
+        return f"device(type='{self.type}'{index})"
+
+    def __eq__(self, other):
+        try:
+            other = device(other)
+        except (ValueError, TypeError):
+            return NotImplemented
+        return (self.type, self.index) == (other.type, other.index)
+
+    def __hash__(self):
+        return hash((self.type, self.index))
+
+
+CPU = device("cpu")
+
+
+def check_device(where, what):
+    """None for the CPU (lamina's device), else one clear error in PyTorch's words for a CPU-only build."""
+    if where is None or device(where).type == "cpu":
+        return None
+    raise RuntimeError(f"{what}: device {str(where)!r} is not available: lamina runs on the CPU (its CUDA path is not "
+                       "complete, as in a CPU-only build of PyTorch, torch.cuda.is_available() is False); use 'cpu'")
+
+
+def set_default_device(where):
+    """As torch.set_default_device: the CPU (or None) is accepted, being lamina's one device; another is refused."""
+    check_device(where, "set_default_device")
+
+
+def get_default_device():
+    return CPU
+
+
+def cuda_is_available():
+    """False: lamina's CUDA path is not complete (a CPU-only build of PyTorch answers the same)."""
+    return False
+
+
 def manual_seed(seed):
     """Seed the generator behind every random draw in lamina (init, dropout, shuffling)."""
     global _rng

@@ -1,9 +1,14 @@
-"""Functions that make tensors: from data, filled with a constant, ranges, and random draws."""
+"""Functions that make tensors: from data, filled with a constant, ranges, and random draws.
+
+Each takes PyTorch's `device=` too: the CPU (None, "cpu"), lamina's one device for now; another is refused.
+"""
+
+import functools
 
 import numpy as np
 
 from lamina.autograd import Tensor
-from lamina.backend import as_array, default_float, int64, reserve
+from lamina.backend import as_array, check_device, default_float, int64, reserve
 from lamina.backend import generator as _numpy_generator  # the global one, or that of a Generator passed in
 from lamina.ops.shape import _shape_arg as _size  # f(2, 3) and f((2, 3)) alike
 
@@ -161,3 +166,17 @@ LongTensor = _legacy_constructor("LongTensor", np.int64)
 IntTensor = _legacy_constructor("IntTensor", np.int32)
 BoolTensor = _legacy_constructor("BoolTensor", np.bool_)
 ByteTensor = _legacy_constructor("ByteTensor", np.uint8)
+
+
+def _on_the_cpu(make):
+    @functools.wraps(make)
+    def made(*args, device=None, **kwargs):
+        check_device(device, make.__name__)
+        return make(*args, **kwargs)
+
+    return made
+
+
+for _name in ("tensor", "as_tensor", "zeros", "empty", "ones", "full", "zeros_like", "ones_like", "full_like",
+              "arange", "linspace", "eye", "rand", "randn", "rand_like", "randn_like", "randperm", "randint"):
+    globals()[_name] = _on_the_cpu(globals()[_name])

@@ -175,3 +175,31 @@ def test_layers_take_inplace_and_print_as_pytorch_does():
                        "Flatten(start_dim=0, end_dim=1)"]
     x = lamina.tensor([-1.0, 2.0])
     assert nn.LeakyReLU(0.5, inplace=True)(x).tolist() == [-0.5, 2.0] and x.tolist() == [-1.0, 2.0]
+
+
+def test_the_cpu_is_a_device_as_in_a_cpu_only_pytorch_build():
+    """Programs pick a device with torch.cuda.is_available() and move everything there with .to(device)."""
+    where = lamina.device("cuda" if lamina.cuda.is_available() else "cpu")
+    assert where == "cpu" and where == lamina.device("cpu") and repr(where) == "device(type='cpu')"
+    x = lamina.randn(2, 3, device=where)
+    assert x.device == where and not x.is_cuda and x.cpu() is x
+    assert x.to(where) is x and x.to("cpu", non_blocking=True) is x
+    assert x.to(where, lamina.float64).dtype == np.float64
+    assert x.to(lamina.zeros(1, dtype=lamina.int64)).dtype == np.int64
+    model = lamina.nn.Linear(3, 2).to(where)
+    assert model.weight.device == where and model.cpu() is model
+    assert lamina.device("cuda:1").index == 1 and str(lamina.device("cuda", 0)) == "cuda:0"
+    assert not lamina.accelerator.is_available() and not lamina.backends.mps.is_available()
+    lamina.cuda.manual_seed_all(0)  # ignored without CUDA, as PyTorch ignores it
+    lamina.set_default_device(where)
+    assert lamina.get_default_device() == "cpu"
+
+
+@pytest.mark.parametrize("call", [lambda: lamina.zeros(2, device="cuda"), lambda: lamina.ones(2).to("cuda:0"),
+                                  lambda: lamina.ones(2).cuda(), lambda: lamina.nn.Linear(2, 2).to("cuda"),
+                                  lambda: lamina.set_default_device("cuda")])
+def test_a_gpu_device_is_refused_by_name_never_ignored(call):
+    with pytest.raises(RuntimeError, match="device 'cuda(:0)?' is not available: lamina runs on the CPU"):
+        call()
+    with pytest.raises(ValueError, match="device: expected 'cpu' or 'cuda"):
+        lamina.device("tpu")

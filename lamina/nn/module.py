@@ -4,7 +4,7 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from lamina.autograd import Tensor, zero_grad
+from lamina.autograd import Tensor, to_arguments, zero_grad
 from lamina.backend import as_array
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -214,14 +214,24 @@ class Module:
             p.requires_grad_(requires_grad)
         return self
 
-    def to(self, dtype):
-        """Cast every floating parameter and buffer to `dtype` in place; returns self."""
+    def to(self, *args, **kwargs):
+        """Cast every floating parameter and buffer in place, as torch.nn.Module.to: to(dtype), to(device),
+        to(device, dtype), to(tensor); returns self. The CPU is the only device (see lamina.device)."""
+        dtype, _ = to_arguments(args, kwargs, f"{type(self).__name__}.to")
+        if dtype is None:
+            return self
         dtype = np.dtype(dtype)
         for t in list(self.parameters()) + list(self.buffers()):
             if t.array.dtype.kind == "f":
                 t.array = t.array.astype(dtype)
                 t.grad = None
         return self
+
+    def cpu(self):
+        return self
+
+    def cuda(self, device=None):
+        return self.to(device or "cuda")
 
     def float(self):
         return self.to(np.float32)
