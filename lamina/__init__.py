@@ -25,7 +25,7 @@ from lamina.errors import LaminaError
 from lamina.gradient_check import GradcheckError, gradcheck, gradgradcheck
 from lamina.ops import *  # noqa: F403  (the differentiable functions: add, matmul, softmax, ...)
 from lamina.ops import __all__ as _ops_all
-from lamina import data, datasets, models, nn, optim, tasks, training, utils
+from lamina import data, datasets, models, nn, optim, serialization, tasks, training, utils
 from lamina.io import ModelFileError, load, load_checkpoint, load_state_dict, load_weights, save
 from lamina.audio import AudioError
 from lamina.datasets import DatasetError, IDXError
@@ -48,7 +48,7 @@ __all__ = [
     "load_state_dict", "load_weights", "manual_seed", "nn", "no_grad", "ones", "optim", "data", "datasets", "utils",
     "models", "tasks", "training", "save", "ones_like", "rand", "rand_like", "randint", "randn", "randn_like",
     "randperm", "set_grad_enabled", "device", "cuda", "accelerator", "backends", "Generator", "double",
-    "get_default_device", "set_default_device",
+    "get_default_device", "set_default_device", "serialization",
     "inference_mode", "int32", "long", "multinomial", "tensor", "zeros", "zeros_like", *_ops_all,
     "LaminaError", "AudioError", "DatasetError", "IDXError", "ModelFileError", "NonFiniteLossError", "TrainingError",
     "get_kernels", "get_num_threads", "set_flush_denormal", "set_kernels", "set_num_threads",

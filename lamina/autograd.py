@@ -254,7 +254,7 @@ class Tensor:
     def device(self):
         return CPU
 
-    is_cuda = False
+    is_cuda = is_xpu = is_mps = False  # where PyTorch programs look before they pick a path
 
     def cpu(self):
         return self

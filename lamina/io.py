@@ -374,8 +374,11 @@ def save(obj, path, optimizer=None, scheduler=None, epoch=None, history=None, me
     elif isinstance(obj, dict):
         state = obj
         document["architecture"] = None
+    elif isinstance(obj, (np.ndarray, Tensor)):  # torch.save(array, f), as data-preparing scripts do
+        state = {"value": obj}
+        document["architecture"], document["object"] = None, type(obj).__name__
     else:
-        raise TypeError(f"save: expected a Module or a state dict, got {type(obj).__name__}")
+        raise TypeError(f"save: expected a Module, a state dict, a tensor or an array, got {type(obj).__name__}")
     for name, value in state.items():
         arrays[f"model/{name}"] = _host(value)
     if optimizer is not None:
@@ -534,6 +537,8 @@ def load(path, model=None, map_location=None, weights_only=None, mmap=None):
     document, arrays = _read(path)
     state = _model_state(arrays)
     _warn_if_not_finite(state, path)
+    if document.get("object") in ("ndarray", "Tensor") and "value" in state:  # a saved array or tensor, as saved
+        return state["value"] if document["object"] == "ndarray" else Tensor(state["value"])
     if model is None:
         if document.get("architecture") is None:
             return state

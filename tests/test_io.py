@@ -215,3 +215,17 @@ def test_pytorch_style_save_and_load_names_keywords_and_open_files(tmp_path):
     assert sorted(state) == ["0.bias", "0.weight"]
     with pytest.raises(ValueError, match="map_location='cuda'.*host memory only"):
         lamina.load(tmp_path / "model.pth", map_location="cuda")
+
+
+def test_arrays_and_tensors_save_and_load_as_themselves(tmp_path):
+    """torch.save(data, open("traindata.pt", "wb")) of a NumPy array, then torch.load: the array, never a pickle."""
+    data = np.random.default_rng(0).standard_normal((3, 4))
+    with open(tmp_path / "traindata.pt", "wb") as f:
+        lamina.save(data, f)
+    loaded = lamina.load(tmp_path / "traindata.pt")
+    assert isinstance(loaded, np.ndarray) and loaded.dtype == np.float64
+    np.testing.assert_array_equal(loaded, data)
+    lamina.save(lamina.arange(3), tmp_path / "t.pt")
+    assert lamina.load(tmp_path / "t.pt").tolist() == [0, 1, 2]
+    with pytest.raises(TypeError, match="expected a Module, a state dict, a tensor or an array, got list"):
+        lamina.save([1, 2], tmp_path / "l.pt")

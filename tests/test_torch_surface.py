@@ -203,3 +203,12 @@ def test_a_gpu_device_is_refused_by_name_never_ignored(call):
         call()
     with pytest.raises(ValueError, match="device: expected 'cpu' or 'cuda"):
         lamina.device("tpu")
+
+
+def test_pytorch_module_paths_and_the_unpickling_allow_list():
+    """torch.nn.modules.linear.Linear and torch.serialization.safe_globals, as programs name them around torch.load."""
+    assert lamina.nn.modules.linear.Linear is lamina.nn.Linear
+    assert lamina.nn.modules.rnn.LSTM is lamina.nn.LSTM and lamina.nn.modules.sparse.Embedding is lamina.nn.Embedding
+    assert not lamina.ones(1).is_xpu and not lamina.ones(1).is_mps
+    with lamina.serialization.safe_globals([lamina.nn.modules.linear.Linear]):
+        pass  # lamina never unpickles: the allow-list has nothing to allow

@@ -56,3 +56,5 @@ __all__ = [
     "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell", "MultiheadAttention", "Transformer",
     "TransformerEncoder", "TransformerEncoderLayer", "CTCLoss",
 ]
+
+from lamina.nn import modules  # noqa: E402, F401  (PyTorch's module paths, naming the classes above)
