@@ -12,9 +12,7 @@ nothing at all: a new name). The `lamina` command and the report read them; a sc
 
 import numpy as np
 
-from lamina import audio, datasets, models
-from lamina.autograd import no_grad
-from lamina.creation import tensor
+from lamina import audio, datasets, models, training
 from lamina.training.metrics import Metric
 
 
@@ -38,18 +36,6 @@ class LineAccuracy(Metric):
         return self.right / max(self.count, 1)
 
 
-@no_grad()
-def _outputs(model, x, batch_size=256):
-    """The model's outputs for every sample, in eval mode, as one array."""
-    was_training = model.training
-    model.eval()
-    try:
-        return np.concatenate([model(tensor(x[i:i + batch_size])).detach().numpy()
-                               for i in range(0, len(x), batch_size)])
-    finally:
-        model.train(was_training)
-
-
 class Task:
     """What `lamina train --dataset NAME` does for one sequence dataset (the subclasses below)."""
 
@@ -57,7 +43,6 @@ class Task:
     model_kinds = ()  # the --model choices, the default first
     defaults = {}  # epochs, batch_size, lr
     metrics = ()
-    headline = "test_accuracy"  # the result the command prints first
 
     def load(self, settings):
         """((x_train, y_train), (x_test, y_test)) as the model takes them."""
@@ -96,7 +81,7 @@ class SpokenDigits(Task):
         return audio.speech_features(samples, rate)[None]
 
     def predict(self, model, path):
-        scores = _outputs(model, self.read(path))[0]
+        scores = training.predict(model, self.read(path))[0]
         probs = np.exp(scores - scores.max())
         probs /= probs.sum()
         return probs
@@ -113,7 +98,6 @@ class Numbers(Task):
     name = "numbers"
     model_kinds = ("crnn",)
     defaults = dict(epochs=6, batch_size=32, lr=3e-3)
-    headline = "test_line_accuracy_5_digits"
 
     @property
     def metrics(self):
@@ -138,7 +122,7 @@ class Numbers(Task):
     def results(self, model, settings, test):
         x, y = self.five_digit_lines(settings)
         metric = LineAccuracy()
-        metric.update(y, _outputs(model, x))
+        metric.update(y, training.predict(model, x))
         return {"test_line_accuracy_5_digits": metric.result()}
 
     @staticmethod
@@ -147,7 +131,7 @@ class Numbers(Task):
         return datasets.read_handwriting(path, width=None)[None, None]
 
     def predict(self, model, path):
-        return "".join(str(d) for d in models.ctc_greedy_decode(_outputs(model, self.read(path)))[0])
+        return "".join(str(d) for d in models.ctc_greedy_decode(training.predict(model, self.read(path)))[0])
 
 
 class Names(Task):
@@ -156,7 +140,6 @@ class Names(Task):
     name = "names"
     model_kinds = ("transformer", "gru")
     defaults = dict(epochs=6, batch_size=64, lr=3e-3)
-    headline = "test_loss_per_character"
     context = 16
 
     def load(self, settings):
@@ -173,7 +156,7 @@ class Names(Task):
     @staticmethod
     def loss_per_character(model, x, y):
         """Cross-entropy in nats per character over a whole set: every character (and each name's end) counts once."""
-        scores = _outputs(model, x, 512).astype(np.float64)
+        scores = training.predict(model, x, 512).astype(np.float64)
         scores -= scores.max(-1, keepdims=True)
         log_probs = scores - np.log(np.exp(scores).sum(-1, keepdims=True))
         real = y != datasets.text.IGNORE
