@@ -14,6 +14,8 @@ needs_fsdd = pytest.mark.skipif(not (SHARED_DATA / "fsdd" / datasets.speech.FSDD
                                 reason="needs ../shared/data/fsdd")
 needs_names = pytest.mark.skipif(not (SHARED_DATA / "names" / "names.txt").exists(),
                                  reason="needs ../shared/data/names")
+needs_mnist = pytest.mark.skipif(not (SHARED_DATA / "mnist" / "train-images-idx3-ubyte.gz").exists(),
+                                 reason="needs ../shared/data/mnist (numbers are lines of full MNIST)")
 
 
 @pytest.fixture(autouse=True)
@@ -159,6 +161,7 @@ def test_spoken_digits_command_trains_predicts_a_wav_and_evaluates(tmp_path, mon
     assert "spoken-digits test set (100 samples): Test accuracy" in capsys.readouterr().out
 
 
+@needs_mnist
 def test_numbers_command_reads_a_line_image(tmp_path, monkeypatch, capsys):
     pytest.importorskip("PIL")
     from PIL import Image
@@ -210,8 +213,9 @@ def test_train_refuses_what_a_sequence_dataset_cannot_do(argv, message, capsys, 
                                             ("names", "Where each letter looks")])
 def test_the_report_of_a_sequence_task_shows_what_it_learned(name, expected, tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
-    if name == "names" and not (SHARED_DATA / "names" / "names.txt").exists():
-        pytest.skip("needs ../shared/data/names")
+    folder, file = {"names": ("names", "names.txt"), "numbers": ("mnist", "train-images-idx3-ubyte.gz")}[name]
+    if not (SHARED_DATA / folder / file).exists():
+        pytest.skip(f"needs ../shared/data/{folder}")
     _small(tasks.TASKS[name], monkeypatch, 128, 32)
     monkeypatch.setattr(tasks.Numbers, "five_digit_lines", lambda self, settings: self.load(settings)[1])
     run = tmp_path / name
