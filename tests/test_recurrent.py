@@ -34,7 +34,7 @@ def _op_cases(steps=4, batch=3, hidden=2):
 SIZES = [None, (3, 3, 2, 1)]  # every row every step; then rows of lengths 4, 3, 2 (a packed batch)
 
 
-@pytest.mark.parametrize("reverse,batch_sizes", itertools.product([False, True], SIZES))
+@pytest.mark.parametrize("reverse,batch_sizes", list(itertools.product([False, True], SIZES)))
 def test_sequence_ops_match_their_reference_and_gradcheck(reverse, batch_sizes):
     for name, fused, reference, inputs, extra in _op_cases():
         args = (*extra, reverse, batch_sizes)
