@@ -117,10 +117,10 @@ def to_arguments(args, kwargs, what):
 
 def _is_dtype_name(text):
     try:
-        np.dtype(text)
+        np.dtype(text)  # "float32" is a dtype; "cpu", "cuda:0" are not
     except TypeError:
         return False
-    return not str(text).startswith(("cpu", "cuda", "mps", "xpu"))
+    return True
 
 
 class Tensor:

@@ -115,14 +115,10 @@ DEFAULTS = {  # per model and dataset: hidden widths, epochs, dropout, augmentat
     ("mlp", "toy"): dict(hidden=[16, 16], epochs=100, dropout=0.0, augment=0),
     ("cnn", "digits"): dict(hidden=[], epochs=12, dropout=0.25, augment=1),
     ("cnn", "mnist"): dict(hidden=[], epochs=5, dropout=0.25, augment=1),
-    ("cnn", "spoken-digits"): dict(hidden=[], dropout=0.2, augment=0),
-    ("crnn", "numbers"): dict(hidden=[], dropout=0.0, augment=0),
-    ("transformer", "names"): dict(hidden=[], dropout=0.0, augment=0),
-    ("gru", "names"): dict(hidden=[], dropout=0.0, augment=0),
 }
-for _task in tasks.TASKS.values():  # epochs, batch size and learning rate of the sequence tasks
+for _task in tasks.TASKS.values():  # the sequence tasks: fixed architectures, their own epochs, batch, lr, dropout
     for _model in _task.model_kinds:
-        DEFAULTS[_model, _task.name] = {**_task.defaults, **DEFAULTS[_model, _task.name]}
+        DEFAULTS[_model, _task.name] = dict(hidden=[], augment=0, **_task.defaults)
 
 
 # --- train ------------------------------------------------------------------------------------------
@@ -354,8 +350,8 @@ def _train(args, settings, dist, main, out):
     results = model.evaluate(x_test, y_test)
     if not main:
         return None
-    summary = {"test_loss": results["loss"], **{f"test_{k}": v for k, v in results.items() if k != "loss"},
-               "seconds": round(seconds, 2), "epochs": len(history.epoch), "interrupted": history.interrupted}
+    summary = {**{f"test_{k}": v for k, v in results.items()}, "seconds": round(seconds, 2),
+               "epochs": len(history.epoch), "interrupted": history.interrupted}
     if task is not None:
         summary.update(task.results(model, settings, (x_test, y_test)))
     io.save(model, out / "model.npz", metadata={"settings": settings, "results": summary},
@@ -504,7 +500,7 @@ def _evaluate_task(model, settings, name, data_dir):
     settings = {"seed": 0, "dropout": 0.0, **settings, "data_dir": data_dir or settings.get("data_dir")}
     _, test = task.load(settings)
     _compile(model, lamina.optim.SGD(model.parameters()), name)
-    results = {f"test_{k}" if k != "loss" else "test_loss": v for k, v in model.evaluate(*test).items()}
+    results = {f"test_{k}": v for k, v in model.evaluate(*test).items()}
     results.update(task.results(model, settings, test))
     print(f"{name} test set ({len(test[0]):,} samples): {_headline(results, settings)}")
     return results
@@ -662,7 +658,7 @@ def make_parser():
                    help=f"hidden layer widths, each at most {MAX_WIDTH:,} (default: 256,128; toy sets: 16,16)")
     t.add_argument("--epochs", type=_number(int, 0, at_most=MAX_EPOCHS), metavar="N",
                    help=f"passes over the training set, at most {MAX_EPOCHS:,} (default: digits 30, mnist 10, "
-                   "toy sets 100; cnn: 12, 5)")
+                   "toy sets 100; cnn: 12, 5; spoken-digits 10, numbers and names 6)")
     t.add_argument("--batch-size", type=_number(int, 0, at_most=MAX_BATCH_SIZE), metavar="N",
                    help=f"samples per step, at most {MAX_BATCH_SIZE:,} "
                    "(default: 128; spoken-digits and names 64, numbers 32)")

@@ -12,7 +12,7 @@ nothing at all: a new name). The `lamina` command and the report read them; a sc
 
 import numpy as np
 
-from lamina import audio, datasets, models, training
+from lamina import audio, datasets, models, ops, training
 from lamina.training.metrics import Metric
 
 
@@ -41,7 +41,7 @@ class Task:
 
     name = None
     model_kinds = ()  # the --model choices, the default first
-    defaults = {}  # epochs, batch_size, lr
+    defaults = {}  # epochs, batch_size, lr, dropout
     metrics = ()
 
     def load(self, settings):
@@ -63,7 +63,7 @@ class SpokenDigits(Task):
 
     name = "spoken-digits"
     model_kinds = ("cnn",)
-    defaults = dict(epochs=10, batch_size=64, lr=3e-3)
+    defaults = dict(epochs=10, batch_size=64, lr=3e-3, dropout=0.2)
     metrics = ("accuracy",)
 
     def load(self, settings):
@@ -81,10 +81,7 @@ class SpokenDigits(Task):
         return audio.speech_features(samples, rate)[None]
 
     def predict(self, model, path):
-        scores = training.predict(model, self.read(path))[0]
-        probs = np.exp(scores - scores.max())
-        probs /= probs.sum()
-        return probs
+        return ops.softmax(training.predict(model, self.read(path))[0], 0).numpy()
 
 
 class Numbers(Task):
@@ -97,7 +94,7 @@ class Numbers(Task):
 
     name = "numbers"
     model_kinds = ("crnn",)
-    defaults = dict(epochs=6, batch_size=32, lr=3e-3)
+    defaults = dict(epochs=6, batch_size=32, lr=3e-3, dropout=0.0)
 
     @property
     def metrics(self):
@@ -139,7 +136,7 @@ class Names(Task):
 
     name = "names"
     model_kinds = ("transformer", "gru")
-    defaults = dict(epochs=6, batch_size=64, lr=3e-3)
+    defaults = dict(epochs=6, batch_size=64, lr=3e-3, dropout=0.0)
     context = 16
 
     def load(self, settings):

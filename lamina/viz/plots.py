@@ -153,7 +153,8 @@ def representations(model, x, path, class_names=None, max_maps=32, titles=None):
         raise ValueError("representations: the model has no layers to show")
     k = len(batch)
     inputs = batch[:, 0] if batch.ndim == 4 and batch.shape[1] == 1 else batch
-    sound = _layers(model) and type(_layers(model)[0][1]).__name__ == "BandsAsChannels"
+    layers = _layers(model)
+    sound = bool(layers) and isinstance(layers[0][1], lamina.models.BandsAsChannels)
     if sound:  # spectrograms and what convolutions along time make of them: time across, bands or channels up
         inputs = inputs.transpose(0, 2, 1)[:, ::-1]
         stages = [(title, out[..., 0][:, ::-1] if out.ndim == 4 and out.shape[3] == 1 else out)
