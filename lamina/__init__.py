@@ -22,6 +22,7 @@ from lamina.creation import (  # noqa: F401  (the legacy typed constructors stay
     randperm, tensor, zeros, zeros_like,
 )
 from lamina.errors import LaminaError
+from lamina.printing import get_printoptions, set_printoptions
 from lamina.gradient_check import GradcheckError, gradcheck, gradgradcheck
 from lamina.ops import *  # noqa: F403  (the differentiable functions: add, matmul, softmax, ...)
 from lamina.ops import __all__ as _ops_all
@@ -52,4 +53,5 @@ __all__ = [
     "inference_mode", "int32", "long", "multinomial", "tensor", "zeros", "zeros_like", *_ops_all,
     "LaminaError", "AudioError", "DatasetError", "IDXError", "ModelFileError", "NonFiniteLossError", "TrainingError",
     "get_kernels", "get_num_threads", "set_flush_denormal", "set_kernels", "set_num_threads",
+    "get_printoptions", "set_printoptions",
 ]  # lamina.float and lamina.int exist too, kept out of star imports where they would hide the builtins

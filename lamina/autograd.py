@@ -13,6 +13,7 @@ import weakref
 
 import numpy as np
 
+from lamina import printing
 from lamina.backend import CPU, as_array, check_device, default_float, device, generator, get_array_module
 
 
@@ -207,8 +208,14 @@ class Tensor:
         return self.array
 
     def __array__(self, dtype=None, copy=None):
-        array = self.array if get_array_module(self.array) is np else self.array.get()
+        """`np.asarray(t)`: refused, as PyTorch refuses, when it would silently drop `t` from the graph."""
+        if self.requires_grad:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        array = self._host_array()
         return array if dtype is None else array.astype(dtype)
+
+    def _host_array(self):
+        return self.array if get_array_module(self.array) is np else self.array.get()
 
     def item(self):
         if self.array.size != 1:
@@ -299,13 +306,7 @@ class Tensor:
         return format(self.item(), spec) if self.array.ndim == 0 else format(repr(self), spec)
 
     def __repr__(self):
-        body = np.array2string(np.asarray(self), separator=", ", prefix="tensor(")
-        extra = f", dtype={self.dtype}"
-        if self.grad_fn is not None:
-            extra += f", grad_fn=<{type(self.grad_fn).__name__}Backward>"
-        elif self.requires_grad:
-            extra += ", requires_grad=True"
-        return f"tensor({body}{extra})"
+        return printing.tensor_repr(self._host_array(), self.grad_fn, self.requires_grad)
 
     # --- autograd ---------------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=False, create_graph=False):

@@ -4,10 +4,11 @@ Each takes PyTorch's `device=` too: the CPU (None, "cpu"), lamina's one device f
 """
 
 import functools
+import inspect
 
 import numpy as np
 
-from lamina.autograd import Tensor
+from lamina.autograd import Tensor, _InPlace
 from lamina.backend import as_array, check_device, default_float, int64, reserve
 from lamina.backend import generator as _numpy_generator  # the global one, or that of a Generator passed in
 from lamina.ops.shape import _shape_arg as _size  # f(2, 3) and f((2, 3)) alike
@@ -168,15 +169,37 @@ BoolTensor = _legacy_constructor("BoolTensor", np.bool_)
 ByteTensor = _legacy_constructor("ByteTensor", np.uint8)
 
 
-def _on_the_cpu(make):
+def _factory(make, takes_out):
+    """`make` with PyTorch's `device=` (the CPU only, for now) and, where PyTorch has it, `out=`."""
     @functools.wraps(make)
-    def made(*args, device=None, **kwargs):
+    def made(*args, device=None, out=None, **kwargs):
         check_device(device, make.__name__)
-        return make(*args, **kwargs)
+        if out is None:
+            return make(*args, **kwargs)
+        if not takes_out:
+            raise TypeError(f"{make.__name__}() got an unexpected keyword argument 'out'")
+        return _write_out(make, args, kwargs, out)
 
     return made
 
 
-for _name in ("tensor", "as_tensor", "zeros", "empty", "ones", "full", "zeros_like", "ones_like", "full_like",
-              "arange", "linspace", "eye", "rand", "randn", "rand_like", "randn_like", "randperm", "randint"):
-    globals()[_name] = _on_the_cpu(globals()[_name])
+def _write_out(make, args, kwargs, out):
+    """PyTorch's `zeros(2, 3, out=t)`: the values go into t (same object), in t's dtype unless dtype= is given."""
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{make.__name__}(): out= must be a tensor, not {type(out).__name__}")
+    if "dtype" in inspect.signature(make).parameters:
+        kwargs.setdefault("dtype", out.dtype)
+    made = make(*args, **kwargs)
+    if out.requires_grad:
+        raise RuntimeError(f"{make.__name__}(): out= cannot be a tensor that requires grad")
+    if out.numel() == 0 and made.shape != out.shape:  # PyTorch resizes an empty out to the result
+        out.array = np.empty(made.shape, out.dtype)
+    if made.shape != out.shape:
+        raise RuntimeError(f"{make.__name__}(): out= has shape {out.shape}, the result {made.shape}")
+    return out._in_place(_InPlace(f"{make.__name__}(out=)"), lambda _: made)
+
+
+for _name in ("tensor", "as_tensor", "zeros_like", "ones_like", "full_like", "rand_like", "randn_like"):
+    globals()[_name] = _factory(globals()[_name], takes_out=False)
+for _name in ("zeros", "empty", "ones", "full", "arange", "linspace", "eye", "rand", "randn", "randperm", "randint"):
+    globals()[_name] = _factory(globals()[_name], takes_out=True)

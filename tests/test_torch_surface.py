@@ -212,3 +212,21 @@ def test_pytorch_module_paths_and_the_unpickling_allow_list():
     assert not lamina.ones(1).is_xpu and not lamina.ones(1).is_mps
     with lamina.serialization.safe_globals([lamina.nn.modules.linear.Linear]):
         pass  # lamina never unpickles: the allow-list has nothing to allow
+
+
+def test_creation_functions_write_into_out():
+    target = lamina.empty(2, 3)
+    assert lamina.zeros(2, 3, out=target) is target and target.tolist() == [[0.0] * 3] * 2
+    doubles = lamina.empty(4, dtype=lamina.float64)
+    lamina.arange(4, out=doubles)  # out's dtype unless dtype= is given, as in PyTorch
+    assert doubles.dtype == lamina.float64 and doubles.tolist() == [0.0, 1.0, 2.0, 3.0]
+    lamina.manual_seed(0)
+    drawn = lamina.randn(3)
+    lamina.manual_seed(0)
+    assert lamina.randn(3, out=lamina.empty(0)).tolist() == drawn.tolist()  # an empty out is resized
+    with pytest.raises(RuntimeError, match=r"ones\(\): out= has shape \(2,\)"):
+        lamina.ones(3, out=lamina.empty(2))
+    with pytest.raises(RuntimeError, match="requires grad"):
+        lamina.ones(2, out=lamina.empty(2, requires_grad=True))
+    with pytest.raises(TypeError, match="zeros_like.*'out'"):
+        lamina.zeros_like(target, out=target)
