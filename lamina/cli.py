@@ -266,7 +266,10 @@ def _schedule(optimizer, settings, loader, out, resume):
     schedule = one_cycle(settings["epochs"])
     saved = document.get("scheduler", {}).get("state", {})
     if saved.get("total_steps") == schedule.total_steps:
-        schedule.load_state_dict(saved)  # the same schedule, continued
+        try:
+            schedule.load_state_dict(saved)  # the same schedule, continued
+        except ValueError as e:
+            raise CommandError(f"--resume: {out / 'checkpoint.npz'}: {e}") from None
     else:
         schedule = one_cycle(settings["epochs"] - done)
     return schedule, done, History.from_dict(document.get("history") or {})

@@ -22,15 +22,28 @@ def tensor(data, dtype=None, requires_grad=False):
     """A new tensor holding a copy of `data` (a number, nested list, array or tensor)."""
     if isinstance(data, Tensor):
         data = data.array
-    array = as_array(data, dtype)
+    array = _array_of(data, dtype)
     return Tensor(array.copy() if array is data else array, requires_grad=requires_grad)
+
+
+def _array_of(data, dtype):
+    try:
+        return as_array(data, dtype)
+    except RuntimeError:  # a list holding tensors that require grad: their values, as PyTorch takes them
+        return as_array(_values(data), dtype)
+
+
+def _values(data):
+    if isinstance(data, Tensor):
+        return data._host_array()
+    return [_values(d) for d in data] if isinstance(data, (list, tuple)) else data
 
 
 def as_tensor(data, dtype=None):
     """Like `tensor`, but shares memory with an array of the right dtype."""
     if isinstance(data, Tensor) and (dtype is None or data.dtype == np.dtype(dtype)):
         return data
-    return Tensor(as_array(data.array if isinstance(data, Tensor) else data, dtype))
+    return Tensor(_array_of(data.array if isinstance(data, Tensor) else data, dtype))
 
 
 def from_numpy(array):

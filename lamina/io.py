@@ -60,8 +60,10 @@ def _encode(value, owner, where):
         return {"dict": {k: _encode(v, owner, where) for k, v in value.items()}}
     if isinstance(value, (np.dtype, type)) and value in (np.float16, np.float32, np.float64):
         return {"dtype": np.dtype(value).name}
-    if isinstance(value, (Tensor, np.ndarray)) and np.asarray(value).size <= 4096:
-        array = np.asarray(value)
+    if isinstance(value, Tensor):
+        value = value._host_array()
+    if isinstance(value, np.ndarray) and value.size <= 4096:
+        array = value
         return {"array": array.tolist(), "dtype": array.dtype.name}
     raise ModelFileError(
         f"cannot record the architecture of {owner}: its constructor argument {where} is a "

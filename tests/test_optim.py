@@ -141,3 +141,14 @@ def test_lbfgs_minimizes_a_quadratic_and_keeps_its_state():
         lamina.optim.LBFGS([w], line_search_fn="wolfe")
     with pytest.raises(RuntimeError, match="LBFGS.step needs a closure"):
         opt.step(None)
+
+
+def test_scheduler_refuses_a_crafted_state():
+    optimizer = lamina.optim.SGD(lamina.nn.Linear(2, 2).parameters(), lr=0.1)
+    schedule = lamina.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=10)
+    schedule.load_state_dict(schedule.state_dict())  # its own state goes back
+    for bad, field in [({"last_epoch": "3"}, "last_epoch"), ({"optimizer": None}, "optimizer"),
+                       ({"base_lrs": [0.1, 0.2]}, "base_lrs"), ({"total_steps": float("nan")}, "total_steps")]:
+        with pytest.raises(ValueError, match=f"OneCycleLR.load_state_dict: '{field}'"):
+            schedule.load_state_dict(bad)
+    assert schedule.total_steps == 10 and schedule.last_epoch == 0

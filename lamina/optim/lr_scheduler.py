@@ -7,6 +7,35 @@ so resuming from a state dict gives exactly the rates an unbroken run would.
 import math
 
 
+def _checked(scheduler, state):
+    """A saved state for `scheduler`, refused (naming the field) where a field is not one of its own or not of
+    the same kind as its own: a crafted checkpoint fails here, not several epochs into the run."""
+    name = type(scheduler).__name__
+    if not isinstance(state, dict):
+        raise ValueError(f"{name}.load_state_dict: expected a dict, got {type(state).__name__}")
+    mine = scheduler.state_dict()
+    for key, value in state.items():
+        if key not in mine:
+            raise ValueError(f"{name}.load_state_dict: {key!r} is not a field of {name}")
+        if not _same_kind(value, mine[key]):
+            raise ValueError(f"{name}.load_state_dict: {key!r} = {str(value)[:60]} does not fit this "
+                             f"scheduler (it holds {str(mine[key])[:60]})")
+    return state
+
+
+def _same_kind(value, like):
+    if value is None or like is None:
+        return True
+    if isinstance(like, bool) or isinstance(like, int):
+        return type(value) is type(like)
+    if isinstance(like, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+    if isinstance(like, (list, tuple)):
+        return isinstance(value, (list, tuple)) and len(value) == len(like) and \
+            all(_same_kind(v, w) for v, w in zip(value, like))
+    return isinstance(value, type(like))
+
+
 class LRScheduler:
     def __init__(self, optimizer, last_epoch=-1):
         self.optimizer = optimizer
@@ -32,7 +61,7 @@ class LRScheduler:
         return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
 
     def load_state_dict(self, state):
-        self.__dict__.update(state)
+        self.__dict__.update(_checked(self, state))
 
 
 class StepLR(LRScheduler):
@@ -204,4 +233,4 @@ class ReduceLROnPlateau:
         return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
 
     def load_state_dict(self, state):
-        self.__dict__.update(state)
+        self.__dict__.update(_checked(self, state))
