@@ -41,7 +41,8 @@ def worker(samples, repeats):
 
     def epoch():
         for start in range(0, len(x), 128):
-            loss = F.cross_entropy(model(lamina.Tensor(x[start:start + 128])), lamina.Tensor(y[start:start + 128]))
+            inputs, labels = lamina.from_numpy(x[start:start + 128]), lamina.from_numpy(y[start:start + 128])
+            loss = F.cross_entropy(model(inputs), labels)
             opt.zero_grad()
             loss.backward()
             opt.step()

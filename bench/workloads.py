@@ -82,7 +82,8 @@ def lamina_training(build, samples, image, batch=128):
             model = _lamina_model(build, weights)
             opt = lamina.optim.Adam(model.parameters(), lr=1e-3)
         for start in range(0, samples, batch):
-            loss = F.cross_entropy(model(lamina.Tensor(x[start:start + batch])), lamina.Tensor(y[start:start + batch]))
+            inputs, labels = lamina.from_numpy(x[start:start + batch]), lamina.from_numpy(y[start:start + batch])
+            loss = F.cross_entropy(model(inputs), labels)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -131,7 +132,7 @@ def lamina_inference(samples=10_000, batch=1000):
 
     def run():
         with lamina.no_grad():
-            return sum(float(model(lamina.Tensor(x[i:i + batch])).array[0, 0]) for i in range(0, samples, batch))
+            return sum(float(model(lamina.from_numpy(x[i:i + batch])).array[0, 0]) for i in range(0, samples, batch))
 
     return run
 
@@ -218,8 +219,8 @@ def lamina_w4():
         model = _lamina_model(lstm_classifier, weights)
         opt = lamina.optim.Adam(model.parameters(), lr=1e-3)
         for start in range(0, W4_SEQUENCES, W4_BATCH):
-            loss = F.cross_entropy(model(lamina.Tensor(x[start:start + W4_BATCH])),
-                                   lamina.Tensor(y[start:start + W4_BATCH]))
+            loss = F.cross_entropy(model(lamina.from_numpy(x[start:start + W4_BATCH])),
+                                   lamina.from_numpy(y[start:start + W4_BATCH]))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -249,15 +250,15 @@ def torch_w4(torch):
 def lamina_w5():
     text = _text_data()
     weights = _weights(char_transformer)
-    positions = lamina.Tensor(np.arange(W5_CONTEXT))
+    positions = lamina.from_numpy(np.arange(W5_CONTEXT))
     mask = nn.Transformer.generate_square_subsequent_mask(W5_CONTEXT)
 
     def run():
         model = _lamina_model(char_transformer, weights)
         opt = lamina.optim.AdamW(model.parameters(), lr=1e-3)
         for batch in text:
-            logits = model(lamina.Tensor(batch[:, :-1]), positions, mask)
-            loss = F.cross_entropy(logits.reshape(-1, W5_VOCAB), lamina.Tensor(batch[:, 1:].reshape(-1)))
+            logits = model(lamina.from_numpy(batch[:, :-1]), positions, mask)
+            loss = F.cross_entropy(logits.reshape(-1, W5_VOCAB), lamina.from_numpy(batch[:, 1:].reshape(-1)))
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -133,12 +133,20 @@ class Tensor:
     __hash__ = object.__hash__  # == is elementwise, yet tensors stay usable as dict keys
 
     def __init__(self, data=(), *sizes, dtype=None, requires_grad=False):
+        """PyTorch's `torch.Tensor(...)`: always the default float dtype (`torch.tensor` infers one instead).
+
+        Tensor(2, 3) is a zero-filled 2x3 tensor; Tensor([1, 2]) and Tensor(int_array) are float32;
+        Tensor(float32_array) shares the array's memory, another array is converted; Tensor(t) shares t's
+        memory and keeps its dtype. (A `dtype=` is lamina's addition.) Ops build their results with `wrap`.
+        """
         if sizes or (type(data) is int):
             # PyTorch's legacy form: Tensor(2, 3) is a new float tensor of that shape (zeros here, not garbage)
             data = np.zeros(_legacy_shape((data, *sizes)), default_float if dtype is None else dtype)
-        elif dtype is None and isinstance(data, (list, tuple, float, bool)):
-            dtype = default_float  # Tensor([1, 2]) is float32 in PyTorch; tensor([1, 2]) infers int64
-        self.array = data if dtype is None and type(data) is np.ndarray else as_array(data, dtype)
+        elif isinstance(data, Tensor):
+            data = data.array
+        elif dtype is None:
+            dtype = default_float
+        self.array = as_array(data, dtype)
         self.grad = None
         self.grad_fn = None
         self.requires_grad = False
@@ -239,7 +247,7 @@ class Tensor:
 
     def detach(self):
         """A tensor sharing this one's data, cut from the graph."""
-        return Tensor(self.array)
+        return wrap(self.array)
 
     def requires_grad_(self, requires_grad=True):
         if requires_grad and self.array.dtype.kind not in "fc":
@@ -608,12 +616,12 @@ class Tensor:
 
     def new_tensor(self, data, dtype=None, requires_grad=False):
         array = np.array(data.array if isinstance(data, Tensor) else data, dtype=dtype or self.dtype)
-        return Tensor(array, requires_grad=requires_grad)
+        return wrap(array, requires_grad=requires_grad)
 
     def _new(self, fill, size, dtype, requires_grad):
         shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
         xp = get_array_module(self.array)
-        return Tensor(xp.asarray(fill(shape, dtype or self.dtype)), requires_grad=requires_grad)
+        return wrap(xp.asarray(fill(shape, dtype or self.dtype)), requires_grad=requires_grad)
 
     def gather(self, dim, index):
         return _ops.gather(self, dim, index)
@@ -708,14 +716,14 @@ _TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "int6
 _new = object.__new__
 
 
-def wrap(array):
+def wrap(array, requires_grad=False):
     """A tensor around `array` as it is: no copy, no dtype conversion (what ops use for their results)."""
     t = _new(Tensor)
     t.array = array
     t.grad = None
     t.grad_fn = None
     t.requires_grad = False
-    return t
+    return t.requires_grad_() if requires_grad else t
 
 
 class record_ops:
@@ -764,7 +772,7 @@ def as_operand(value, like=None):
         if isinstance(value, float) and dtype.kind not in "fc":
             dtype = default_float
         return wrap(get_array_module(like.array).asarray(value, dtype=dtype))
-    return Tensor(value)
+    return wrap(as_array(value))
 
 
 class Function:
@@ -1058,7 +1066,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         if g is None:
             if out.array.size != 1:
                 raise RuntimeError(f"grad(): grad_outputs is needed for the non-scalar output of shape {out.shape}")
-            g = Tensor(get_array_module(out.array).ones_like(out.array))
+            g = wrap(get_array_module(out.array).ones_like(out.array))
         seeds.append(g)
     for i, t in enumerate(inputs):
         if not t.requires_grad:

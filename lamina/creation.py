@@ -8,7 +8,7 @@ import inspect
 
 import numpy as np
 
-from lamina.autograd import Tensor, _InPlace
+from lamina.autograd import Tensor, _InPlace, wrap
 from lamina.backend import as_array, check_device, default_float, int64, reserve
 from lamina.backend import generator as _numpy_generator  # the global one, or that of a Generator passed in
 from lamina.ops.shape import _shape_arg as _size  # f(2, 3) and f((2, 3)) alike
@@ -23,7 +23,7 @@ def tensor(data, dtype=None, requires_grad=False):
     if isinstance(data, Tensor):
         data = data.array
     array = _array_of(data, dtype)
-    return Tensor(array.copy() if array is data else array, requires_grad=requires_grad)
+    return wrap(array.copy() if array is data else array, requires_grad=requires_grad)
 
 
 def _array_of(data, dtype):
@@ -47,44 +47,44 @@ def as_tensor(data, dtype=None):
 
 
 def from_numpy(array):
-    return Tensor(np.asarray(array))
+    return wrap(np.asarray(array))
 
 
 def zeros(*size, dtype=None, requires_grad=False):
     size, dtype = _size(size), _float_dtype(dtype)
     reserve(size, dtype)  # within a budget (a model rebuilt from a file), refused before it is allocated
-    return Tensor(np.zeros(size, dtype), requires_grad=requires_grad)
+    return wrap(np.zeros(size, dtype), requires_grad=requires_grad)
 
 
 def empty(*size, dtype=None, requires_grad=False):
     size, dtype = _size(size), _float_dtype(dtype)
     reserve(size, dtype)  # within a budget (a model rebuilt from a file), refused before it is allocated
-    return Tensor(np.empty(size, dtype), requires_grad=requires_grad)
+    return wrap(np.empty(size, dtype), requires_grad=requires_grad)
 
 
 def ones(*size, dtype=None, requires_grad=False):
     size, dtype = _size(size), _float_dtype(dtype)
     reserve(size, dtype)  # within a budget (a model rebuilt from a file), refused before it is allocated
-    return Tensor(np.ones(size, dtype), requires_grad=requires_grad)
+    return wrap(np.ones(size, dtype), requires_grad=requires_grad)
 
 
 def full(size, fill_value, dtype=None, requires_grad=False):
     if dtype is None:
         dtype = as_array(fill_value).dtype
     reserve(_size((size,)), dtype)
-    return Tensor(np.full(_size((size,)), fill_value, dtype), requires_grad=requires_grad)
+    return wrap(np.full(_size((size,)), fill_value, dtype), requires_grad=requires_grad)
 
 
 def zeros_like(t, dtype=None, requires_grad=False):
-    return Tensor(np.zeros(t.shape, t.dtype if dtype is None else dtype), requires_grad=requires_grad)
+    return wrap(np.zeros(t.shape, t.dtype if dtype is None else dtype), requires_grad=requires_grad)
 
 
 def ones_like(t, dtype=None, requires_grad=False):
-    return Tensor(np.ones(t.shape, t.dtype if dtype is None else dtype), requires_grad=requires_grad)
+    return wrap(np.ones(t.shape, t.dtype if dtype is None else dtype), requires_grad=requires_grad)
 
 
 def full_like(t, fill_value, dtype=None, requires_grad=False):
-    return Tensor(np.full(t.shape, fill_value, t.dtype if dtype is None else dtype), requires_grad=requires_grad)
+    return wrap(np.full(t.shape, fill_value, t.dtype if dtype is None else dtype), requires_grad=requires_grad)
 
 
 def arange(start, end=None, step=1, dtype=None, requires_grad=False):
@@ -93,15 +93,15 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False):
         start, end = 0, start
     if dtype is None:
         dtype = int64 if all(isinstance(v, int) for v in (start, end, step)) else default_float
-    return Tensor(np.arange(start, end, step, dtype=dtype), requires_grad=requires_grad)
+    return wrap(np.arange(start, end, step, dtype=dtype), requires_grad=requires_grad)
 
 
 def linspace(start, end, steps, dtype=None, requires_grad=False):
-    return Tensor(np.linspace(start, end, steps, dtype=_float_dtype(dtype)), requires_grad=requires_grad)
+    return wrap(np.linspace(start, end, steps, dtype=_float_dtype(dtype)), requires_grad=requires_grad)
 
 
 def eye(n, m=None, dtype=None, requires_grad=False):
-    return Tensor(np.eye(n, m, dtype=_float_dtype(dtype)), requires_grad=requires_grad)
+    return wrap(np.eye(n, m, dtype=_float_dtype(dtype)), requires_grad=requires_grad)
 
 
 def rand(*size, generator=None, dtype=None, requires_grad=False):
@@ -109,7 +109,7 @@ def rand(*size, generator=None, dtype=None, requires_grad=False):
     dtype = _float_dtype(dtype)
     draw_dtype = dtype if dtype in (np.float32, np.float64) else np.float64
     array = _numpy_generator(generator).random(_size(size), dtype=draw_dtype)
-    return Tensor(array.astype(dtype, copy=False), requires_grad=requires_grad)
+    return wrap(array.astype(dtype, copy=False), requires_grad=requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, requires_grad=False):
@@ -117,7 +117,7 @@ def randn(*size, generator=None, dtype=None, requires_grad=False):
     dtype = _float_dtype(dtype)
     draw_dtype = dtype if dtype in (np.float32, np.float64) else np.float64
     array = _numpy_generator(generator).standard_normal(_size(size), dtype=draw_dtype)
-    return Tensor(array.astype(dtype, copy=False), requires_grad=requires_grad)
+    return wrap(array.astype(dtype, copy=False), requires_grad=requires_grad)
 
 
 def rand_like(t, dtype=None, requires_grad=False):
@@ -130,7 +130,7 @@ def randn_like(t, dtype=None, requires_grad=False):
 
 def randperm(n, generator=None, dtype=None):
     """A random permutation of 0 .. n-1 (int64), from the generator that `manual_seed` sets."""
-    return Tensor(_numpy_generator(generator).permutation(int(n)).astype(int64 if dtype is None else dtype))
+    return wrap(_numpy_generator(generator).permutation(int(n)).astype(int64 if dtype is None else dtype))
 
 
 def multinomial(input, num_samples, replacement=False, generator=None):
@@ -152,7 +152,7 @@ def multinomial(input, num_samples, replacement=False, generator=None):
                          f"{int((rows > 0).sum(axis=1).min())} non-zero weights")
     rng = _numpy_generator(generator)
     picks = np.stack([rng.choice(len(p), size=num_samples, replace=replacement, p=p / p.sum()) for p in rows])
-    return Tensor(picks.reshape(*weights.shape[:-1], num_samples).astype(np.int64))
+    return wrap(picks.reshape(*weights.shape[:-1], num_samples).astype(np.int64))
 
 
 def randint(low, high=None, size=(), generator=None, dtype=None):
@@ -160,7 +160,7 @@ def randint(low, high=None, size=(), generator=None, dtype=None):
     if high is None:
         low, high = 0, low
     draws = _numpy_generator(generator).integers(low, high, size=_size((size,)), dtype=np.dtype(dtype or int64))
-    return Tensor(draws)
+    return wrap(draws)
 
 
 def _legacy_constructor(name, dtype):

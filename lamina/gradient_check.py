@@ -25,7 +25,7 @@ def _to_float64(inputs):
     out = []
     for x in inputs:
         if isinstance(x, Tensor) and x.dtype.kind == "f":
-            out.append(Tensor(x.array.astype(float64), requires_grad=x.requires_grad))
+            out.append(wrap(x.array.astype(float64), requires_grad=x.requires_grad))
         else:
             out.append(x)
     return out
@@ -100,7 +100,7 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
     rng = np.random.default_rng(seed + 1)
     outputs = _as_tuple(fn(*inputs))
     if grad_outputs is None:
-        grad_outputs = [Tensor(rng.standard_normal(out.shape), requires_grad=True) for out in outputs]
+        grad_outputs = [wrap(rng.standard_normal(out.shape), requires_grad=True) for out in outputs]
     else:
         grad_outputs = _to_float64(_as_tuple(grad_outputs))
     n = len(inputs)

@@ -26,7 +26,7 @@ from collections import OrderedDict
 import numpy as np
 
 from lamina import backend
-from lamina.autograd import Tensor
+from lamina.autograd import Tensor, wrap
 from lamina.errors import AllocationLimitError, LaminaError
 from lamina.files import regular_file_size, write_atomically
 from lamina.nn.module import MODULE_CLASSES, Module
@@ -117,7 +117,7 @@ def _decode(value, depth):
         return np.dtype(inner)
     if tag == "array" and value["dtype"] in _ARRAY_DTYPES and isinstance(inner, list):
         try:
-            return Tensor(np.asarray(inner, dtype=value["dtype"]))
+            return wrap(np.asarray(inner, dtype=value["dtype"]))
         except (TypeError, ValueError, OverflowError) as e:
             raise ModelFileError(f"an array in the architecture cannot be read ({e})") from None
     raise ModelFileError(f"unreadable architecture entry {_short(value)}")
@@ -540,7 +540,7 @@ def load(path, model=None, map_location=None, weights_only=None, mmap=None):
     state = _model_state(arrays)
     _warn_if_not_finite(state, path)
     if document.get("object") in ("ndarray", "Tensor") and "value" in state:  # a saved array or tensor, as saved
-        return state["value"] if document["object"] == "ndarray" else Tensor(state["value"])
+        return state["value"] if document["object"] == "ndarray" else wrap(state["value"])
     if model is None:
         if document.get("architecture") is None:
             return state
@@ -604,7 +604,7 @@ def _state_keys(optimizer, settings):
     from lamina.nn.module import Parameter
 
     stand_in = Parameter(np.zeros(1, np.float32))
-    stand_in.grad = Tensor(np.zeros(1, np.float32))
+    stand_in.grad = wrap(np.zeros(1, np.float32))
     probe = object.__new__(type(optimizer))
     probe.__dict__.update(optimizer.__dict__, state={}, _scratch_buffers={},
                           param_groups=[dict(settings, params=[stand_in])])

@@ -26,7 +26,7 @@ import os
 import numpy as np
 
 from lamina import autograd
-from lamina.autograd import Tensor, no_grad
+from lamina.autograd import Tensor, no_grad, wrap
 from lamina.errors import LaminaError
 from lamina.files import write_atomically
 from lamina.io import ModelFileError
@@ -514,12 +514,12 @@ def _as_inputs(args):
     tensors = []
     for a in items:
         if isinstance(a, Tensor):
-            tensors.append(Tensor(a.array))
+            tensors.append(wrap(a.array))
         else:
             array = np.asarray(a)
             if array.dtype == np.float64 and not isinstance(a, np.ndarray):
                 array = array.astype(np.float32)  # a Python float is lamina's default float
-            tensors.append(Tensor(array))
+            tensors.append(wrap(array))
     if not tensors:
         raise ExportError("export: give the model's example input (a tensor, an array, or a tuple of them)")
     return tensors
@@ -551,7 +551,7 @@ def _second_input(t, axes):
     array = np.flip(array, tuple(range(array.ndim))) if array.ndim else array
     for axis in sorted(axes):
         array = np.concatenate([array, np.take(array, [0], axis=axis)], axis=axis)
-    return Tensor(np.ascontiguousarray(array))
+    return wrap(np.ascontiguousarray(array))
 
 
 def _build(model, inputs, input_names, output_names, opset, fold):
@@ -745,7 +745,7 @@ def export_file(model_path, onnx_path, input_shape=None, opset_version=DEFAULT_O
     example = np.random.default_rng(0).random((2, *input_shape), dtype=np.float32)
     try:
         with no_grad():
-            out = _as_outputs(model.eval()(Tensor(example)))
+            out = _as_outputs(model.eval()(wrap(example)))
     except (ValueError, IndexError, TypeError) as e:
         raise ExportError(f"{model_path}: the model does not take inputs of shape {tuple(input_shape)} "
                           f"(one sample) ({e})") from None

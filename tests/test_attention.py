@@ -14,7 +14,7 @@ rng = np.random.default_rng(0)
 
 
 def _leaf(*shape):
-    return lamina.Tensor(rng.standard_normal(shape), requires_grad=True)
+    return lamina.tensor(rng.standard_normal(shape), requires_grad=True)
 
 
 @pytest.mark.parametrize("mask", ["none", "bool", "float", "causal"])
@@ -25,7 +25,7 @@ def test_scaled_dot_product_attention_gradchecks(mask):
         kwargs["attn_mask"] = rng.random((3, 5)) > 0.3
         kwargs["attn_mask"][:, 0] = True  # every query sees at least one key
     elif mask == "float":
-        kwargs["attn_mask"] = lamina.Tensor(rng.standard_normal((2, 3, 5)))
+        kwargs["attn_mask"] = lamina.tensor(rng.standard_normal((2, 3, 5)))
     elif mask == "causal":
         k, v = _leaf(2, 3, 4), _leaf(2, 3, 3)
         kwargs["is_causal"] = True
@@ -96,14 +96,14 @@ def test_tiny_transformer_learns_to_predict_the_next_token():
             self.head = nn.Linear(16, vocab)
 
         def forward(self, tokens):
-            h = self.embed(tokens) + self.pos(lamina.Tensor(np.arange(tokens.shape[1])))
+            h = self.embed(tokens) + self.pos(lamina.tensor(np.arange(tokens.shape[1])))
             return self.head(self.encoder(h, is_causal=True,
                                           mask=nn.Transformer.generate_square_subsequent_mask(tokens.shape[1])))
 
     model = Tiny()
     opt = lamina.optim.AdamW(model.parameters(), lr=0.01)
     for _ in range(60):
-        loss = F.cross_entropy(model(lamina.Tensor(x)).reshape(-1, vocab), lamina.Tensor(y.reshape(-1)))
+        loss = F.cross_entropy(model(lamina.tensor(x)).reshape(-1, vocab), lamina.tensor(y.reshape(-1)))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -170,9 +170,9 @@ def test_multihead_attention_matches_torch(batch_first, self_attention, mask, pa
         key_padding[0, -2:] = True
     tq = torch.tensor(q, requires_grad=True)
     tk, tv = (tq, tq) if self_attention else (torch.tensor(k, requires_grad=True), torch.tensor(v, requires_grad=True))
-    lq = lamina.Tensor(q, requires_grad=True)
-    lk, lv = (lq, lq) if self_attention else (lamina.Tensor(k, requires_grad=True),
-                                              lamina.Tensor(v, requires_grad=True))
+    lq = lamina.tensor(q, requires_grad=True)
+    lk, lv = (lq, lq) if self_attention else (lamina.tensor(k, requires_grad=True),
+                                              lamina.tensor(v, requires_grad=True))
     out_t, w_t = theirs(tq, tk, tv, key_padding_mask=None if key_padding is None else torch.tensor(key_padding),
                         attn_mask=None if attn_mask is None else torch.tensor(attn_mask), **kwargs)
     out_l, w_l = ours(lq, lk, lv, key_padding_mask=key_padding, attn_mask=attn_mask, **kwargs)
@@ -183,7 +183,7 @@ def test_multihead_attention_matches_torch(batch_first, self_attention, mask, pa
         assert w_l is None and w_t is None
     g = rng.standard_normal(out_l.shape)
     (out_t * torch.tensor(g)).sum().backward()
-    (out_l * lamina.Tensor(g)).sum().backward()
+    (out_l * lamina.tensor(g)).sum().backward()
     _check_grads(ours, theirs, [(lq, tq)] + ([] if self_attention else [(lk, tk), (lv, tv)]))
 
 
@@ -199,7 +199,7 @@ def test_scaled_dot_product_attention_matches_torch(mask):
     theirs = torch.nn.functional.scaled_dot_product_attention(
         *(torch.tensor(a) for a in (q, k, v)),
         **{key: torch.tensor(val) if isinstance(val, np.ndarray) else val for key, val in kwargs.items()})
-    ours = F.scaled_dot_product_attention(*(lamina.Tensor(a) for a in (q, k, v)), **kwargs)
+    ours = F.scaled_dot_product_attention(*(lamina.tensor(a) for a in (q, k, v)), **kwargs)
     np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
@@ -224,14 +224,14 @@ def test_transformer_encoder_matches_torch(norm_first, activation, batch_first, 
         mask = nn.Transformer.generate_square_subsequent_mask(length).detach().numpy().astype(np.float64)
         padding = np.zeros((batch, length), dtype=bool)
         padding[1, -2:] = True
-    tx, lx = torch.tensor(x, requires_grad=True), lamina.Tensor(x, requires_grad=True)
+    tx, lx = torch.tensor(x, requires_grad=True), lamina.tensor(x, requires_grad=True)
     out_t = theirs(tx, mask=None if mask is None else torch.tensor(mask),
                    src_key_padding_mask=None if padding is None else torch.tensor(padding))
     out_l = ours(lx, mask=mask, src_key_padding_mask=padding)
     np.testing.assert_allclose(out_l.detach().numpy(), out_t.detach().numpy(), rtol=1e-9, atol=1e-11)
     g = rng.standard_normal(out_l.shape)
     (out_t * torch.tensor(g)).sum().backward()
-    (out_l * lamina.Tensor(g)).sum().backward()
+    (out_l * lamina.tensor(g)).sum().backward()
     _check_grads(ours, theirs, [(lx, tx)])
 
 

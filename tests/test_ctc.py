@@ -32,20 +32,20 @@ def _brute_force(log_probs, target, blank=0):
 @pytest.mark.parametrize("target", [[1, 2], [1, 1], [2], [], [1, 2, 1]])
 def test_matches_brute_force_enumeration(target):
     lp = _log_probs(5, 1, 3)
-    loss = F.ctc_loss(lamina.Tensor(lp), np.array([target + [0] * (3 - len(target))]), [5], [len(target)],
+    loss = F.ctc_loss(lamina.tensor(lp), np.array([target + [0] * (3 - len(target))]), [5], [len(target)],
                       reduction="none")
     np.testing.assert_allclose(loss.detach().numpy()[0], _brute_force(lp[:, 0], target), rtol=1e-10)
 
 
 def test_blank_other_than_zero_and_unbatched_input():
     lp = _log_probs(4, 1, 3)
-    loss = F.ctc_loss(lamina.Tensor(lp[:, 0]), np.array([0, 1]), 4, 2, blank=2, reduction="sum")
+    loss = F.ctc_loss(lamina.tensor(lp[:, 0]), np.array([0, 1]), 4, 2, blank=2, reduction="sum")
     np.testing.assert_allclose(loss.item(), _brute_force(lp[:, 0], [0, 1], blank=2), rtol=1e-10)
 
 
 @pytest.mark.parametrize("reduction,concatenated", [("mean", False), ("sum", True), ("none", False)])
 def test_gradcheck(reduction, concatenated):
-    lp = lamina.Tensor(_log_probs(6, 3, 4), requires_grad=True)
+    lp = lamina.tensor(_log_probs(6, 3, 4), requires_grad=True)
     targets = np.array([[1, 1, 2], [3, 0, 0], [2, 3, 0]])
     target_lengths, input_lengths = [3, 1, 2], [6, 4, 5]
     if concatenated:
@@ -55,7 +55,7 @@ def test_gradcheck(reduction, concatenated):
 
 
 def test_second_order_is_refused_clearly():
-    lp = lamina.Tensor(_log_probs(3, 1, 3), requires_grad=True)
+    lp = lamina.tensor(_log_probs(3, 1, 3), requires_grad=True)
     loss = F.ctc_loss(lp, [[1]], [3], [1])
     with pytest.raises(RuntimeError, match="ctc_loss: .*differentiable once only"):
         lamina.autograd.grad(loss, lp, create_graph=True)
@@ -65,9 +65,9 @@ def test_long_inputs_stay_finite_in_float32():
     steps = 3000
     lp = _log_probs(steps, 2, 6, np.float32)
     targets = rng.integers(1, 6, (2, 200))
-    loss = F.ctc_loss(lamina.Tensor(lp, requires_grad=True), targets, [steps, steps - 500], [200, 150],
+    loss = F.ctc_loss(lamina.tensor(lp, requires_grad=True), targets, [steps, steps - 500], [200, 150],
                       reduction="none")
-    loss64 = F.ctc_loss(lamina.Tensor(lp.astype(np.float64)), targets, [steps, steps - 500], [200, 150],
+    loss64 = F.ctc_loss(lamina.tensor(lp.astype(np.float64)), targets, [steps, steps - 500], [200, 150],
                         reduction="none")
     assert loss.dtype == np.float32 and np.isfinite(loss.detach().numpy()).all()
     np.testing.assert_allclose(loss.detach().numpy(), loss64.detach().numpy(), rtol=1e-4)
@@ -75,7 +75,7 @@ def test_long_inputs_stay_finite_in_float32():
 
 
 def test_impossible_alignments_give_inf_or_zero():
-    lp = lamina.Tensor(_log_probs(3, 2, 3), requires_grad=True)
+    lp = lamina.tensor(_log_probs(3, 2, 3), requires_grad=True)
     targets, lengths = [[1, 1, 1], [1, 2, 0]], [3, 2]  # three 1s need 5 frames (blanks between repeats)
     losses = F.ctc_loss(lp, targets, [3, 3], lengths, reduction="none").detach().numpy()
     assert np.isinf(losses[0]) and np.isfinite(losses[1])
@@ -86,7 +86,7 @@ def test_impossible_alignments_give_inf_or_zero():
 
 
 def test_bad_input_names_the_problem():
-    lp = lamina.Tensor(_log_probs(3, 2, 4))
+    lp = lamina.tensor(_log_probs(3, 2, 4))
     with pytest.raises(ValueError, match=r"ctc_loss: the target of sequence 1 \(4 labels\) is longer than its "
                                          r"input \(3 frames\)"):
         F.ctc_loss(lp, [[1, 0, 0, 0], [1, 2, 3, 1]], [3, 3], [1, 4])
@@ -116,7 +116,7 @@ def test_a_linear_reader_learns_to_transcribe():
         x += [np.eye(4)[0]] * (12 - len(x))
         sequences.append(labels)
         frames.append(x)
-    x = lamina.Tensor(np.array(frames, dtype=np.float32).transpose(1, 0, 2))  # (T, N, 4)
+    x = lamina.tensor(np.array(frames, dtype=np.float32).transpose(1, 0, 2))  # (T, N, 4)
     model, ctc = nn.Linear(4, 4), nn.CTCLoss()
     opt = lamina.optim.Adam(model.parameters(), lr=0.1)
     for _ in range(60):
@@ -147,11 +147,11 @@ def test_matches_torch_loss_and_gradient_through_log_softmax(reduction, zero_inf
     theirs = torch.nn.functional.ctc_loss(zt.log_softmax(-1), torch.tensor(targets), torch.tensor(input_lengths),
                                           torch.tensor(target_lengths), blank=blank, reduction=reduction,
                                           zero_infinity=zero_infinity)
-    zl = lamina.Tensor(logits, requires_grad=True)
+    zl = lamina.tensor(logits, requires_grad=True)
     ours = nn.CTCLoss(blank=blank, reduction=reduction, zero_infinity=zero_infinity)(
         F.log_softmax(zl, -1), targets, input_lengths, target_lengths)
     np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-9)
     g = rng.standard_normal(ours.shape)
     (theirs * torch.tensor(g)).sum().backward()
-    (ours * lamina.Tensor(g)).sum().backward()
+    (ours * lamina.tensor(g)).sum().backward()
     np.testing.assert_allclose(zl.grad.detach().numpy(), zt.grad.detach().numpy(), rtol=1e-8, atol=1e-12)

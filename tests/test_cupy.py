@@ -26,7 +26,7 @@ def _gpu_lamina():
 
         @staticmethod
         def tensor(data, **kwargs):
-            return lamina.Tensor(cupy.asarray(np.asarray(data)), **kwargs)
+            return lamina.tensor(cupy.asarray(np.asarray(data)), **kwargs)
 
     return GPU()
 
@@ -35,7 +35,7 @@ def _gpu_lamina():
 def test_op_runs_on_cupy(case):
     arrays = make_inputs(case, np.float32)
     cpu = [lamina.tensor(a, requires_grad=True) for a in arrays]
-    gpu = [lamina.Tensor(cupy.asarray(a), requires_grad=True) for a in arrays]
+    gpu = [lamina.tensor(cupy.asarray(a), requires_grad=True) for a in arrays]
     cpu_out = _as_tuple(case.fn(lamina, *cpu))
     gpu_out = _as_tuple(case.fn(_gpu_lamina(), *gpu))
     for c, g in zip(cpu_out, gpu_out):

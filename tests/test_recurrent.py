@@ -15,7 +15,7 @@ rng = np.random.default_rng(0)
 
 
 def _leaf(*shape):
-    return lamina.Tensor(rng.standard_normal(shape), requires_grad=True)
+    return lamina.tensor(rng.standard_normal(shape), requires_grad=True)
 
 
 def _op_cases(steps=4, batch=3, hidden=2):
@@ -120,8 +120,8 @@ def test_lstm_learns_to_add_up_a_sequence():
     lstm, head = nn.LSTM(1, 16, batch_first=True), nn.Linear(16, 1)
     opt = lamina.optim.Adam([*lstm.parameters(), *head.parameters()], lr=0.02)
     for _ in range(150):
-        out, _ = lstm(lamina.Tensor(x))
-        loss = F.mse_loss(head(out[:, -1]), lamina.Tensor(y))
+        out, _ = lstm(lamina.tensor(x))
+        loss = F.mse_loss(head(out[:, -1]), lamina.tensor(y))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -177,8 +177,8 @@ def test_matches_torch_outputs_states_and_gradients(kind, kwargs, with_state, le
         packed = pack_padded_sequence(xt, torch.tensor(lengths), batch_first=batch_first, enforce_sorted=False)
         out_t, fin_t = theirs(packed, hx_t)
         out_t, _ = pad_packed_sequence(out_t, batch_first=batch_first, total_length=steps)
-    xl = lamina.Tensor(x, requires_grad=True)
-    sl = [lamina.Tensor(s, requires_grad=True) for s in states] if states else None
+    xl = lamina.tensor(x, requires_grad=True)
+    sl = [lamina.tensor(s, requires_grad=True) for s in states] if states else None
     hx_l = None if sl is None else (tuple(sl) if kind == "LSTM" else sl[0])
     out_l, fin_l = ours(xl, hx_l, lengths=lengths)
     fin_t = fin_t if kind == "LSTM" else (fin_t,)
@@ -189,7 +189,7 @@ def test_matches_torch_outputs_states_and_gradients(kind, kwargs, with_state, le
 
     weights = [rng.standard_normal(out_l.shape)] + [rng.standard_normal(f.shape) for f in fin_l]
     sum(torch.sum(o * torch.tensor(w)) for o, w in zip([out_t, *fin_t], weights)).backward()
-    sum((o * lamina.Tensor(w)).sum() for o, w in zip([out_l, *fin_l], weights)).backward()
+    sum((o * lamina.tensor(w)).sum() for o, w in zip([out_l, *fin_l], weights)).backward()
     np.testing.assert_allclose(xl.grad.detach().numpy(), xt.grad.detach().numpy(), rtol=1e-9, atol=1e-12)
     for a, b in zip(sl or [], st or []):
         np.testing.assert_allclose(a.grad.detach().numpy(), b.grad.detach().numpy(), rtol=1e-9, atol=1e-12)
@@ -208,10 +208,10 @@ def test_cells_match_torch(kind):
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
     x = rng.standard_normal((4, 3))
     states = [rng.standard_normal((4, 5)) for _ in range(2 if kind == "LSTMCell" else 1)]
-    xt, xl = torch.tensor(x, requires_grad=True), lamina.Tensor(x, requires_grad=True)
+    xt, xl = torch.tensor(x, requires_grad=True), lamina.tensor(x, requires_grad=True)
     st = [torch.tensor(s) for s in states]
     out_t = theirs(xt, tuple(st) if kind == "LSTMCell" else st[0])
-    out_l = ours(xl, tuple(lamina.Tensor(s) for s in states) if kind == "LSTMCell" else lamina.Tensor(states[0]))
+    out_l = ours(xl, tuple(lamina.tensor(s) for s in states) if kind == "LSTMCell" else lamina.tensor(states[0]))
     out_t = out_t if isinstance(out_t, tuple) else (out_t,)
     out_l = out_l if isinstance(out_l, tuple) else (out_l,)
     for a, b in zip(out_l, out_t):
@@ -221,8 +221,8 @@ def test_cells_match_torch(kind):
     np.testing.assert_allclose(xl.grad.detach().numpy(), xt.grad.detach().numpy(), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(ours.weight_hh.grad.numpy(), theirs.weight_hh.grad.numpy(), rtol=1e-9, atol=1e-12)
     # unbatched input and no state, as PyTorch allows
-    np.testing.assert_allclose(np.asarray(ours(lamina.Tensor(x[0]))[0] if kind == "LSTMCell" else
-                                          ours(lamina.Tensor(x[0]))),
+    np.testing.assert_allclose((ours(lamina.tensor(x[0]))[0] if kind == "LSTMCell" else
+                                ours(lamina.tensor(x[0]))).detach().numpy(),
                                (theirs(torch.tensor(x[0]))[0] if kind == "LSTMCell" else
                                 theirs(torch.tensor(x[0]))).detach().numpy(), rtol=1e-10)
 
@@ -234,8 +234,8 @@ def test_dropout_between_layers_only_in_training():
     ours = nn.GRU(3, 4, num_layers=2, dropout=0.5).double().eval()
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
     x = rng.standard_normal((5, 2, 3))
-    np.testing.assert_allclose(ours(lamina.Tensor(x))[0].detach().numpy(), theirs(torch.tensor(x))[0].detach().numpy(),
+    np.testing.assert_allclose(ours(lamina.tensor(x))[0].detach().numpy(), theirs(torch.tensor(x))[0].detach().numpy(),
                                rtol=1e-10)
     ours.train()
-    a, b = ours(lamina.Tensor(x))[0].detach().numpy(), ours(lamina.Tensor(x))[0].detach().numpy()
+    a, b = ours(lamina.tensor(x))[0].detach().numpy(), ours(lamina.tensor(x))[0].detach().numpy()
     assert not np.allclose(a, b)  # dropout draws a new mask each call

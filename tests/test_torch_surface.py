@@ -230,3 +230,17 @@ def test_creation_functions_write_into_out():
         lamina.ones(2, out=lamina.empty(2, requires_grad=True))
     with pytest.raises(TypeError, match="zeros_like.*'out'"):
         lamina.zeros_like(target, out=target)
+
+
+def test_legacy_tensor_constructor_is_always_the_default_float():
+    ints = np.arange(3)
+    assert lamina.Tensor(ints).dtype == np.float32 and lamina.Tensor(ints).tolist() == [0.0, 1.0, 2.0]
+    assert lamina.Tensor(np.arange(3.0)).dtype == np.float32  # float64 arrays too, as torch.Tensor converts
+    floats = np.zeros(2, np.float32)
+    shared = lamina.Tensor(floats)
+    floats[0] = 5  # a float32 array is shared, not copied
+    assert shared.tolist() == [5.0, 0.0]
+    doubles = lamina.ones(2, dtype=lamina.float64)
+    assert lamina.Tensor(doubles).dtype == np.float64  # Tensor(t) shares t and keeps its dtype
+    assert lamina.nn.Parameter(doubles).dtype == np.float64
+    assert lamina.tensor(ints).dtype == np.int64 and lamina.from_numpy(ints).dtype == np.int64

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from lamina import ops
-from lamina.autograd import Tensor, as_operand
+from lamina.autograd import Tensor, as_operand, wrap
 from lamina.backend import default_float
 from lamina.creation import empty, zeros
 from lamina.nn import functional as F
@@ -26,7 +26,7 @@ from lamina.nn.normalization import LayerNorm
 def generate_square_subsequent_mask(sz, dtype=None):
     """The causal mask for `sz` positions: 0 on and below the diagonal, -inf above (a float mask)."""
     mask = np.triu(np.full((sz, sz), -np.inf, dtype=dtype or default_float), k=1)
-    return Tensor(mask)
+    return wrap(mask)
 
 
 class MultiheadAttention(Module):

@@ -20,7 +20,8 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data, requires_grad=True):
-        super().__init__(data.array if isinstance(data, Tensor) else data, requires_grad=requires_grad)
+        array = data.array if isinstance(data, Tensor) else as_array(data)
+        super().__init__(array, dtype=array.dtype, requires_grad=requires_grad)  # keeps the dtype, as in PyTorch
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()

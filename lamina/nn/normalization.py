@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from lamina.autograd import Tensor
+from lamina.autograd import wrap
 from lamina.creation import ones, zeros
 from lamina.nn import functional as F
 from lamina.nn.conv import _tuple
@@ -21,7 +21,7 @@ class _BatchNorm(Module):
         if track_running_stats:
             self.register_buffer("running_mean", zeros(num_features, dtype=dtype))
             self.register_buffer("running_var", ones(num_features, dtype=dtype))
-            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), "int64")))
+            self.register_buffer("num_batches_tracked", wrap(np.zeros((), "int64")))
 
     def forward(self, x):
         if x.ndim not in self.expected_dims or x.shape[1] != self.num_features:

@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 
 from lamina import nn, optim
-from lamina.autograd import Tensor, no_grad
+from lamina.autograd import Tensor, no_grad, wrap
 from lamina.data import DataLoader, TensorDataset
 from lamina.errors import LaminaError
 from lamina.nn import functional as F
@@ -357,7 +357,7 @@ def predict(model, x, batch_size=256):
         batches = (b[0] for b in x)
     else:
         array = _as_array(x, "x")
-        batches = (Tensor(array[i:i + batch_size]) for i in range(0, len(array), batch_size))
+        batches = (wrap(array[i:i + batch_size]) for i in range(0, len(array), batch_size))
     was_training = model.training
     model.eval()
     try:
