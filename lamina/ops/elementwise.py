@@ -42,7 +42,7 @@ def add(a, b):
     """a + b, broadcasting as NumPy does; a Python number takes the tensor's dtype.
 
     >>> lamina.add(lamina.tensor([1.0, 2.0]), 1)
-    tensor([2., 3.], dtype=float32)
+    tensor([2., 3.])
     """
     return Add()(*_pair(a, b))
 
@@ -97,7 +97,7 @@ def div(a, b):
     """a / b; two integer tensors divide into float32, as in PyTorch.
 
     >>> lamina.div(lamina.tensor([1, 2]), 2)
-    tensor([0.5, 1. ], dtype=float32)
+    tensor([0.5000, 1.0000])
     """
     a, b = _pair(a, b)
     if a.array.dtype.kind not in "fc" and b.array.dtype.kind not in "fc":
