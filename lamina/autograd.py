@@ -636,8 +636,8 @@ class Tensor:
     def mul(self, other):
         return _ops.mul(self, other)
 
-    def div(self, other):
-        return _ops.div(self, other)
+    def div(self, other, *, rounding_mode=None):
+        return _ops.div(self, other) if rounding_mode is None else _ops.div(self, other, rounding_mode=rounding_mode)
 
     def pow(self, exponent):
         return _ops.pow(self, exponent)
@@ -699,6 +699,256 @@ class Tensor:
 
     def masked_fill_(self, mask, value):
         return self._in_place(_InPlace("masked_fill_", value), lambda t: _ops.masked_fill(t, mask, value))
+
+    # --- issue 12: the rest of PyTorch's common Tensor methods ------------------------------------------------
+    def _calls(name):
+        """A method that calls lamina's function `name` with this tensor first (its PyTorch keywords included)."""
+
+        def method(self, *args, **kwargs):
+            return getattr(_ops, name)(self, *args, **kwargs)
+
+        method.__name__ = method.__qualname__ = name
+        method.__doc__ = f"x.{name}(...) is lamina.{name}(x, ...)."
+        return method
+
+    all, any, prod, cumsum, cumprod = _calls("all"), _calls("any"), _calls("prod"), _calls("cumsum"), _calls("cumprod")
+    count_nonzero, bincount, unique = _calls("count_nonzero"), _calls("bincount"), _calls("unique")
+    sort, argsort, topk, kthvalue = _calls("sort"), _calls("argsort"), _calls("topk"), _calls("kthvalue")
+    median, mode, cummax, cummin = _calls("median"), _calls("mode"), _calls("cummax"), _calls("cummin")
+    floor, ceil, trunc, round, frac = _calls("floor"), _calls("ceil"), _calls("trunc"), _calls("round"), _calls("frac")
+    sign, sgn, isnan, isinf = _calls("sign"), _calls("sgn"), _calls("isnan"), _calls("isinf")
+    isfinite = _calls("isfinite")
+    neg = negative = _calls("neg")
+    reciprocal, rsqrt, square = _calls("reciprocal"), _calls("rsqrt"), _calls("square")
+    sinh, cosh, tan, asin, acos = _calls("sinh"), _calls("cosh"), _calls("tan"), _calls("asin"), _calls("acos")
+    atan, atan2, arctan2, log2, exp2 = _calls("atan"), _calls("atan2"), _calls("atan2"), _calls("log2"), _calls("exp2")
+    clamp_min, clamp_max, lerp = _calls("clamp_min"), _calls("clamp_max"), _calls("lerp")
+    addcmul, addcdiv, nan_to_num = _calls("addcmul"), _calls("addcdiv"), _calls("nan_to_num")
+    remainder, fmod, floor_divide = _calls("remainder"), _calls("fmod"), _calls("floor_divide")
+    float_power, true_divide, divide = _calls("float_power"), _calls("div"), _calls("div")
+    multiply, subtract = _calls("mul"), _calls("subtract")
+    greater, greater_equal, less, less_equal = _calls("gt"), _calls("ge"), _calls("lt"), _calls("le")
+    not_equal, absolute = _calls("ne"), _calls("abs")
+    logical_and, logical_or, logical_xor = _calls("logical_and"), _calls("logical_or"), _calls("logical_xor")
+    logical_not, bitwise_not = _calls("logical_not"), _calls("bitwise_not")
+    isclose, allclose, equal = _calls("isclose"), _calls("allclose"), _calls("equal")
+    nonzero, argwhere, masked_select = _calls("nonzero"), _calls("argwhere"), _calls("masked_select")
+    bmm, baddbmm, addmm, addmv = _calls("bmm"), _calls("baddbmm"), _calls("addmm"), _calls("addmv")
+    dot, outer, ger, mv = _calls("dot"), _calls("outer"), _calls("outer"), _calls("mv")
+    diag, trace, diff = _calls("diag"), _calls("trace"), _calls("diff")
+    index_select, scatter, scatter_add, index_add = (_calls("index_select"), _calls("scatter"), _calls("scatter_add"),
+                                                     _calls("index_add"))
+    repeat_interleave, unbind, select = _calls("repeat_interleave"), _calls("unbind"), _calls("select")
+    movedim, moveaxis, swapaxes, swapdims = _calls("movedim"), _calls("movedim"), _calls("swapaxes"), _calls("swapaxes")
+    rot90, fliplr, flipud, ravel = _calls("rot90"), _calls("fliplr"), _calls("flipud"), _calls("ravel")
+    bernoulli = _calls("bernoulli")
+    del _calls
+
+    def flip(self, *dims):
+        return _ops.flip(self, dims[0] if len(dims) == 1 else dims)
+
+    def tile(self, *dims):
+        return _ops.tile(self, dims[0] if len(dims) == 1 else dims)
+
+    def repeat(self, *sizes):
+        """This tensor repeated sizes[i] times along each dim, as torch.Tensor.repeat (numpy's tile)."""
+        return _ops.arrange.repeat(self, *sizes)
+
+    def where(self, condition, other):
+        """self where condition holds, else other."""
+        return _ops.where(condition, self, other)
+
+    def type_as(self, other):
+        return self.to(other.dtype)
+
+    def expand_as(self, other):
+        return _ops.expand(self, *other.shape)
+
+    def reshape_as(self, other):
+        return _ops.reshape(self, other.shape)
+
+    def bool(self):
+        return _ops.cast(self, np.bool_)
+
+    def half(self):
+        raise TypeError("half(): lamina computes in float32 and float64; float16 tensors are not supported")
+
+    def is_floating_point(self):
+        return self.array.dtype.kind == "f"
+
+    def ndimension(self):
+        return self.array.ndim
+
+    def is_contiguous(self, memory_format=None):
+        return True  # as contiguous() says: every tensor is ready for its next op
+
+    def element_size(self):
+        return self.array.itemsize
+
+    @property
+    def itemsize(self):
+        return self.array.itemsize
+
+    @property
+    def nbytes(self):
+        return self.array.nbytes
+
+    def stride(self, dim=None):
+        """Steps between elements, counted in elements, as PyTorch counts them."""
+        steps = tuple(s // self.array.itemsize for s in self.array.strides)
+        return steps if dim is None else steps[dim]
+
+    # operators PyTorch defines on tensors: % and // (Python's rounding), & | ^ ~ (bitwise; logical on bools)
+    def __mod__(self, other):
+        return _ops.remainder(self, other)
+
+    def __rmod__(self, other):
+        return _ops.remainder(as_operand(other, like=self), self)
+
+    def __floordiv__(self, other):
+        return _ops.floor_divide(self, other)
+
+    def __rfloordiv__(self, other):
+        return _ops.floor_divide(as_operand(other, like=self), self)
+
+    def __and__(self, other):
+        return _ops.bitwise_and(self, other)
+
+    def __or__(self, other):
+        return _ops.bitwise_or(self, other)
+
+    def __xor__(self, other):
+        return _ops.bitwise_xor(self, other)
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
+    def __invert__(self):
+        return _ops.bitwise_not(self)
+
+    # in place: the function's result written into this tensor (see _in_place)
+    def _apply_(self, name, fn, operand=None):
+        return self._in_place(_InPlace(name, operand), fn)
+
+    def scatter_(self, dim, index, src=None, **kwargs):
+        return self._apply_("scatter_", lambda t: _ops.scatter(t, dim, index, src, **kwargs), src)
+
+    def scatter_add_(self, dim, index, src):
+        return self._apply_("scatter_add_", lambda t: _ops.scatter_add(t, dim, index, src), src)
+
+    def index_add_(self, dim, index, source, *, alpha=1):
+        return self._apply_("index_add_", lambda t: _ops.index_add(t, dim, index, source, alpha=alpha), source)
+
+    def bernoulli_(self, p=0.5, *, generator=None):
+        draws = _ops.bernoulli(self, p, generator=generator)
+        return self._apply_("bernoulli_", lambda t: draws)
+
+    def neg_(self):
+        return self._apply_("neg_", _ops.neg)
+
+    def abs_(self):
+        return self._apply_("abs_", _ops.abs)
+
+    def exp_(self):
+        return self._apply_("exp_", _ops.exp)
+
+    def log_(self):
+        return self._apply_("log_", _ops.log)
+
+    def sqrt_(self):
+        return self._apply_("sqrt_", _ops.sqrt)
+
+    def sigmoid_(self):
+        return self._apply_("sigmoid_", _ops.sigmoid)
+
+    def tanh_(self):
+        return self._apply_("tanh_", _ops.tanh)
+
+    def relu_(self):
+        return self._apply_("relu_", _ops.relu)
+
+    def floor_(self):
+        return self._apply_("floor_", _ops.floor)
+
+    def round_(self, decimals=0):
+        return self._apply_("round_", lambda t: _ops.round(t, decimals=decimals))
+
+    def pow_(self, exponent):
+        return self._apply_("pow_", lambda t: _ops.pow(t, exponent), exponent)
+
+    def clamp_min_(self, min):
+        return self._apply_("clamp_min_", lambda t: _ops.clamp(t, min=min))
+
+    def clamp_max_(self, max):
+        return self._apply_("clamp_max_", lambda t: _ops.clamp(t, max=max))
+
+    def lerp_(self, end, weight):
+        return self._apply_("lerp_", lambda t: _ops.lerp(t, end, weight), end)
+
+    def addcmul_(self, tensor1, tensor2, *, value=1):
+        operand = tensor1 if isinstance(tensor1, Tensor) and tensor1.requires_grad else tensor2
+        return self._apply_("addcmul_", lambda t: _ops.addcmul(t, tensor1, tensor2, value=value), operand)
+
+    def addcdiv_(self, tensor1, tensor2, *, value=1):
+        operand = tensor1 if isinstance(tensor1, Tensor) and tensor1.requires_grad else tensor2
+        return self._apply_("addcdiv_", lambda t: _ops.addcdiv(t, tensor1, tensor2, value=value), operand)
+
+    def logical_not_(self):
+        return self._apply_("logical_not_", _ops.logical_not)
+
+    # hooks on the gradient
+    def register_hook(self, hook):
+        """Call hook(grad) with this tensor's gradient each time backward computes it; a tensor it returns is
+        used in its place. Returns a handle whose remove() takes the hook off.
+
+        >>> x = lamina.ones(2, requires_grad=True)
+        >>> handle = x.register_hook(lambda g: g * 10)
+        >>> (x * 3).sum().backward(); x.grad.tolist()
+        [30.0, 30.0]
+        """
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is None:
+            hooks = _leaf_hooks.get(id(self))
+            if hooks is None:  # kept by id: a dict keyed by tensors would compare them with their elementwise ==
+                hooks = _leaf_hooks[id(self)] = {}
+                weakref.finalize(self, _leaf_hooks.pop, id(self), None)
+        else:
+            if self.grad_fn.hooks is None:
+                self.grad_fn.hooks = {}
+            hooks = self.grad_fn.hooks
+        return RemovableHandle(hooks, hook)
+
+    @property
+    def retains_grad(self):
+        """Whether retain_grad() was called on this non-leaf tensor (a leaf keeps its .grad anyway: False)."""
+        fn = self.grad_fn
+        return fn is not None and fn.retained is not None and fn.retained() is self
+
+
+_leaf_hooks = {}  # id(leaf tensor) -> its gradient hooks {key: hook}; the entry goes with the tensor
+
+
+class RemovableHandle:
+    """What register_hook returns: remove() takes the hook off again."""
+
+    _next_key = 0
+
+    def __init__(self, hooks, hook):
+        self.hooks, self.key = hooks, RemovableHandle._next_key
+        RemovableHandle._next_key += 1
+        hooks[self.key] = hook
+
+    def remove(self):
+        self.hooks.pop(self.key, None)
+
+
+def _run_hooks(hooks, g):
+    """g passed through each hook in the order they were registered; a hook returning a tensor replaces g."""
+    for hook in list(hooks.values()):
+        result = hook(g)
+        if result is not None:
+            g = as_operand(result)
+    return g
 
 
 class _InPlace:
@@ -794,6 +1044,7 @@ class Function:
     output_changed = False
     generation = 0
     retained = None
+    hooks = None  # the gradient hooks registered on this op's output tensor (Tensor.register_hook)
     released = False
 
     def __call__(self, *inputs):
@@ -967,12 +1218,20 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
     heap = []  # (-generation, id, Function): latest first; id breaks ties without comparing Functions
     stored = set()  # arrays already placed in some leaf's .grad during this walk
 
+    hooked = {}  # id(leaf) -> (leaf, its gradient so far): leaves with hooks get their whole gradient at the end
+
+    def deliver(leaf, g):
+        if captured is None:
+            _store_leaf_grad(leaf, g, create_graph, stored)
+        elif id(leaf) in captured:
+            captured[id(leaf)] = _accumulate(captured[id(leaf)], g)
+
     def send(edge, g, is_op):  # edge: the Function that made a tensor, or a leaf tensor
         if not is_op:
-            if captured is None:
-                _store_leaf_grad(edge, g, create_graph, stored)
-            elif id(edge) in captured:
-                captured[id(edge)] = _accumulate(captured[id(edge)], g)
+            if _leaf_hooks and id(edge) in _leaf_hooks:
+                hooked[id(edge)] = (edge, _accumulate(hooked[id(edge)][1] if id(edge) in hooked else None, g))
+            else:
+                deliver(edge, g)
         elif edge in grads:
             grads[edge] = grads[edge] + g
         else:
@@ -991,6 +1250,8 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
         while heap:
             fn = heapq.heappop(heap)[2]
             gy = grads.pop(fn)
+            if fn.hooks:
+                gy = _run_hooks(fn.hooks, gy)
             if fn.released:
                 raise RuntimeError(
                     f"backward through {fn.name} a second time: its graph was freed by the first backward; "
@@ -1030,6 +1291,8 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
                     _check_finite(g_data, f"{fn.name} backward returned non-finite values in its gradient")
                 send(edge, gx, is_op)
             done.append(fn)
+        for leaf, g in hooked.values():
+            deliver(leaf, _run_hooks(_leaf_hooks.get(id(leaf), {}), g))
     finally:
         _Mode.grad_enabled = previous
     if not retain_graph:

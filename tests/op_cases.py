@@ -13,6 +13,27 @@ import numpy as np
 MASK = np.array([[True, False, True, True], [False, False, True, False], [True, True, False, True]])
 GATHER_INDEX = np.array([[0, 2, 2], [1, 0, 3], [3, 3, 1]])
 WHERE = np.array([True, False, False, True])
+ZEROS = np.array([[1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0], [1.0, 1.0, 1.0, 0.0]])  # zeros in the product paths
+SCATTER_INDEX = np.array([[3, 0], [1, 2], [0, 3]])  # distinct in each row: scatter's gradient is then defined
+ADD_INDEX = np.array([[3, 3], [1, 2], [0, 0]])  # repeats: scatter_add adds them up
+
+
+def _scatter(a, b, index=SCATTER_INDEX):
+    out = a.copy()
+    np.put_along_axis(out, index, b, axis=1)
+    return out
+
+
+def _scatter_add(a, b):
+    out = a.copy()
+    np.add.at(out, (np.arange(3)[:, None], ADD_INDEX), b)
+    return out
+
+
+def _index_add(a, b):
+    out = a.copy()
+    np.add.at(out, [0, 2, 0], b)
+    return out
 
 
 @dataclass
@@ -173,6 +194,91 @@ CASES = [
          lambda x, w: _conv2d(x, w, 2, 1), [(2, 3, 6, 5), (4, 3, 3, 3)]),
     Case("max_pool2d", lambda L, x: L.nn.functional.max_pool2d(x, 2), lambda x: _pool2d(x, 2, np.max), [(2, 3, 5, 4)]),
     Case("avg_pool2d", lambda L, x: L.nn.functional.avg_pool2d(x, 2), lambda x: _pool2d(x, 2, np.mean), [(2, 3, 4, 6)]),
+    # issue 12: sorting and ranking (the values; the indices are checked in test_ops_surface.py)
+    Case("sort_descending", lambda L, a: L.sort(a, dim=1, descending=True).values, lambda a: -np.sort(-a, axis=1), [(3, 4)]),
+    Case("sort_dim0", lambda L, a: a.sort(0)[0], lambda a: np.sort(a, axis=0), [(3, 4)]),
+    Case("topk", lambda L, a: a.topk(2, dim=1).values, lambda a: -np.sort(-a, axis=1)[:, :2], [(3, 4)]),
+    Case("topk_smallest", lambda L, a: L.topk(a, 2, dim=0, largest=False)[0], lambda a: np.sort(a, axis=0)[:2], [(3, 4)]),
+    Case("kthvalue", lambda L, a: a.kthvalue(2, 1).values, lambda a: np.sort(a, axis=1)[:, 1], [(3, 4)]),
+    Case("median_dim", lambda L, a: a.median(dim=1).values, lambda a: np.sort(a, axis=1)[:, 1], [(3, 4)]),
+    Case("median_all", lambda L, a: L.median(a), lambda a: np.sort(a, axis=None)[5], [(3, 4)]),
+    Case("cummax", lambda L, a: L.cummax(a, 1).values, lambda a: np.maximum.accumulate(a, axis=1), [(3, 4)]),
+    Case("cummin", lambda L, a: a.cummin(0).values, lambda a: np.minimum.accumulate(a, axis=0), [(3, 4)]),
+    # products and running sums
+    Case("cumsum", lambda L, a: a.cumsum(1), lambda a: np.cumsum(a, axis=1), [(3, 4)]),
+    Case("cumprod", lambda L, a: L.cumprod(a, 1), lambda a: np.cumprod(a, axis=1), [(3, 4)]),
+    Case("cumprod_zeros", lambda L, a: L.cumprod(a * L.tensor(ZEROS, dtype=a.dtype), 1), lambda a: np.cumprod(a * ZEROS, axis=1), [(3, 4)]),
+    Case("prod_dim", lambda L, a: a.prod(1), lambda a: np.prod(a, axis=1), [(3, 4)]),
+    Case("prod_all", lambda L, a: L.prod(a), np.prod, [(3, 4)]),
+    Case("prod_zeros", lambda L, a: (a * L.tensor(ZEROS, dtype=a.dtype)).prod(0, keepdim=True), lambda a: np.prod(a * ZEROS, axis=0, keepdims=True), [(3, 4)]),
+    Case("diff", lambda L, a: L.diff(a, n=2, dim=1), lambda a: np.diff(a, 2, axis=1), [(3, 4)]),
+    Case("diff_prepend", lambda L, a, b: L.diff(a, dim=0, prepend=b), lambda a, b: np.diff(a, axis=0, prepend=b), [(3, 4), (1, 4)]),
+    # rearranging
+    Case("flip", lambda L, a: a.flip(0, 2), lambda a: np.flip(a, (0, 2)), [(2, 3, 4)]),
+    Case("fliplr", lambda L, a: L.fliplr(a), np.fliplr, [(3, 4)]),
+    Case("rot90", lambda L, a: L.rot90(a, 1, (0, 1)), np.rot90, [(3, 4)]),
+    Case("rot90_k3", lambda L, a: a.rot90(3, [1, 2]), lambda a: np.rot90(a, 3, (1, 2)), [(2, 3, 4)]),
+    Case("movedim", lambda L, a: L.movedim(a, 0, 2), lambda a: np.moveaxis(a, 0, 2), [(2, 3, 4)]),
+    Case("swapaxes", lambda L, a: a.swapaxes(0, 1), lambda a: a.swapaxes(0, 1), [(2, 3, 4)]),
+    Case("tile", lambda L, a: a.tile((2, 1, 2)), lambda a: np.tile(a, (2, 1, 2)), [(3, 4)]),
+    Case("repeat", lambda L, a: a.repeat(2, 1, 3), lambda a: np.tile(a, (2, 1, 3)), [(3, 4)]),
+    Case("repeat_interleave", lambda L, a: a.repeat_interleave(2, dim=1), lambda a: np.repeat(a, 2, axis=1), [(3, 4)]),
+    Case("repeat_interleave_counts", lambda L, a: L.repeat_interleave(a, L.tensor([1, 0, 2]), dim=0), lambda a: np.repeat(a, [1, 0, 2], axis=0), [(3, 4)]),
+    Case("unbind", lambda L, a: a.unbind(1), lambda a: tuple(np.moveaxis(a, 1, 0)), [(3, 4)]),
+    Case("select", lambda L, a: a.select(1, -1), lambda a: a[:, -1], [(3, 4)]),
+    Case("narrow", lambda L, a: L.narrow(a, 1, 1, 2), lambda a: a[:, 1:3], [(3, 4)]),
+    Case("ravel", lambda L, a: a.ravel(), np.ravel, [(3, 4)]),
+    Case("diag_embed", lambda L, a: L.diag(a, 1), lambda a: np.diag(a, 1), [(3,)]),
+    Case("diag_take", lambda L, a: a.diag(-1), lambda a: np.diag(a, -1), [(3, 4)]),
+    Case("expand_as", lambda L, a, b: a.expand_as(b) * b, lambda a, b: a * b, [(3, 1), (3, 4)]),
+    Case("reshape_as", lambda L, a, b: a.reshape_as(b) * b, lambda a, b: a.reshape(b.shape) * b, [(3, 4), (2, 6)]),
+    # indexing by tensors
+    Case("index_select", lambda L, a: L.index_select(a, 1, L.tensor([3, 0, 3])), lambda a: a[:, [3, 0, 3]], [(3, 4)]),
+    Case("masked_select", lambda L, a: L.masked_select(a, L.tensor(MASK)), lambda a: a[MASK], [(3, 4)]),
+    Case("where_method", lambda L, a, b: a.where(L.tensor(WHERE), b), lambda a, b: np.where(WHERE, a, b), [(3, 4), (4,)]),
+    Case("scatter", lambda L, a, b: L.scatter(a, 1, L.tensor(SCATTER_INDEX), b), _scatter, [(3, 4), (3, 2)]),
+    Case("scatter_value", lambda L, a: a.scatter(1, L.tensor(SCATTER_INDEX), 0.5), lambda a: _scatter(a, 0.5), [(3, 4)]),
+    Case("scatter_add", lambda L, a, b: L.scatter_add(a, 1, L.tensor(ADD_INDEX), b), _scatter_add, [(3, 4), (3, 2)]),
+    Case("index_add", lambda L, a, b: a.index_add(0, L.tensor([0, 2, 0]), b), _index_add, [(3, 4), (3, 4)]),
+    # named matrix products
+    Case("bmm", lambda L, a, b: L.bmm(a, b), np.matmul, [(2, 3, 4), (2, 4, 2)]),
+    Case("baddbmm", lambda L, c, a, b: L.baddbmm(c, a, b, beta=0.5, alpha=2), lambda c, a, b: 0.5 * c + 2 * a @ b, [(3, 1), (2, 3, 4), (2, 4, 2)]),
+    Case("addmm", lambda L, c, a, b: c.addmm(a, b, alpha=0.5), lambda c, a, b: c + 0.5 * a @ b, [(2,), (3, 4), (4, 2)]),
+    Case("dot", lambda L, a, b: L.dot(a, b), np.dot, [(4,), (4,)]),
+    Case("outer", lambda L, a, b: a.outer(b), np.outer, [(3,), (4,)]),
+    Case("mv", lambda L, a, b: L.mv(a, b), np.matmul, [(3, 4), (4,)]),
+    Case("trace", lambda L, a: L.trace(a), np.trace, [(3, 4)]),
+    # more elementwise: piecewise constant ones have zero gradient, as in PyTorch
+    Case("floor", lambda L, a: L.floor(a * 3), lambda a: np.floor(a * 3), [(3, 4)]),
+    Case("ceil", lambda L, a: a.mul(3).ceil(), lambda a: np.ceil(a * 3), [(3, 4)]),
+    Case("round", lambda L, a: L.round(a * 3), lambda a: np.round(a * 3), [(3, 4)]),
+    Case("round_decimals", lambda L, a: L.round(a, decimals=1), lambda a: np.round(a, 1), [(3, 4)]),
+    Case("trunc", lambda L, a: L.trunc(a * 3), lambda a: np.trunc(a * 3), [(3, 4)]),
+    Case("sign", lambda L, a: a.sign() * a, lambda a: np.abs(a), [(3, 4)]),
+    Case("frac", lambda L, a: L.frac(a * 3), lambda a: a * 3 - np.trunc(a * 3), [(3, 4)]),
+    Case("reciprocal", lambda L, a: a.reciprocal(), np.reciprocal, [(3, 4)], domain="positive"),
+    Case("rsqrt", lambda L, a: L.rsqrt(a), lambda a: a**-0.5, [(3, 4)], domain="positive"),
+    Case("square", lambda L, a: L.square(a), np.square, [(3, 4)]),
+    Case("sinh", lambda L, a: L.sinh(a), np.sinh, [(3, 4)]),
+    Case("cosh", lambda L, a: a.cosh(), np.cosh, [(3, 4)]),
+    Case("tan", lambda L, a: L.tan(a * 0.5), lambda a: np.tan(a * 0.5), [(3, 4)]),
+    Case("asin", lambda L, a: L.asin(a * 0.4), lambda a: np.arcsin(a * 0.4), [(3, 4)], domain="positive"),
+    Case("acos", lambda L, a: L.acos(a * -0.4), lambda a: np.arccos(a * -0.4), [(3, 4)], domain="positive"),
+    Case("atan", lambda L, a: a.atan(), np.arctan, [(3, 4)]),
+    Case("atan2", lambda L, a, b: L.atan2(a, b), np.arctan2, [(3, 4), (4,)]),
+    Case("log2", lambda L, a: L.log2(a), np.log2, [(3, 4)], domain="positive"),
+    Case("exp2", lambda L, a: L.exp2(a), np.exp2, [(3, 4)]),
+    Case("lerp", lambda L, a, b: L.lerp(a, b, 0.3), lambda a, b: a + 0.3 * (b - a), [(3, 4), (4,)]),
+    Case("lerp_tensor_weight", lambda L, a, b, w: a.lerp(b, w), lambda a, b, w: a + w * (b - a), [(3, 4), (3, 4), (4,)]),
+    Case("addcmul", lambda L, a, b, c: L.addcmul(a, b, c, value=0.5), lambda a, b, c: a + 0.5 * b * c, [(3, 4), (3, 1), (4,)]),
+    Case("addcdiv", lambda L, a, b, c: a.addcdiv(b, c, value=2), lambda a, b, c: a + 2 * b / c, [(3, 4), (3, 4), (4,)], domain="positive"),
+    Case("remainder", lambda L, a, b: L.remainder(a * 3, b), lambda a, b: np.remainder(a * 3, b), [(3, 4), (4,)], domain="positive"),
+    Case("mod_operator", lambda L, a: (a * 5) % 1.5, lambda a: np.remainder(a * 5, 1.5), [(3, 4)]),
+    Case("fmod", lambda L, a, b: L.fmod(a * 3, b), lambda a, b: np.fmod(a * 3, b), [(3, 4), (4,)], domain="positive"),
+    Case("clamp_min_max", lambda L, a: L.clamp_max(a.clamp_min(-0.5), 0.5), lambda a: np.clip(a, -0.5, 0.5), [(3, 4)]),
+    Case("nan_to_num", lambda L, a: L.nan_to_num(a), lambda a: a, [(3, 4)]),
+    Case("subtract_alpha", lambda L, a, b: L.subtract(a, b, alpha=2), lambda a, b: a - 2 * b, [(3, 4), (4,)]),
+    Case("neg_method", lambda L, a: a.neg() + a.negative(), lambda a: -2 * a, [(3, 4)]),
     # fused kernels
     Case("bce_with_logits", lambda L, z, t: L.binary_cross_entropy_with_logits(z, t), _bce, [(5, 3), (5, 3)],
          torch_fn=lambda L, z, t: L.nn.functional.binary_cross_entropy_with_logits(z, t)),

@@ -1,6 +1,7 @@
 """Matrix products."""
 
 from lamina.autograd import Function, as_operand
+from lamina.ops.arrange import diag
 from lamina.ops.shape import squeeze, sum_to, unsqueeze
 
 
@@ -60,3 +61,75 @@ def matmul(a, b):
     if a.array.dtype != b.array.dtype:
         a, b = (a.to(b.dtype), b) if a.array.dtype.itemsize < b.array.dtype.itemsize else (a, b.to(a.dtype))
     return MatMul()(a, b)
+
+
+# --- the named products PyTorch programs call (issue 12): checks of the shapes, then matmul ----------------
+def _check(op, **operands):
+    """Each operand has the number of dims its name's suffix says (a1, m2, b3: 1-D, 2-D, 3-D)."""
+    for name, (t, ndim) in operands.items():
+        if getattr(t, "ndim", None) != ndim:
+            shape = getattr(t, "shape", type(t).__name__)
+            raise ValueError(f"{op}: {name} must be {ndim}-D, got {shape}")
+
+
+def bmm(input, mat2):
+    """Batched matrix product of (b, n, m) and (b, m, p), without broadcasting."""
+    _check("bmm", input=(input, 3), mat2=(mat2, 3))
+    if input.shape[0] != mat2.shape[0]:
+        raise ValueError(f"bmm: batch sizes differ: {input.shape} and {mat2.shape}")
+    return matmul(input, mat2)
+
+
+def _scaled_sum(input, product, beta, alpha):
+    product = product if alpha == 1 else product * alpha
+    if beta == 0:  # PyTorch ignores input then, NaNs included
+        return product
+    return (input if beta == 1 else input * beta) + product
+
+
+def addmm(input, mat1, mat2, *, beta=1, alpha=1):
+    """beta * input + alpha * (mat1 @ mat2), input broadcast to the product's shape."""
+    _check("addmm", mat1=(mat1, 2), mat2=(mat2, 2))
+    return _scaled_sum(input, matmul(mat1, mat2), beta, alpha)
+
+
+def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    """beta * input + alpha * bmm(batch1, batch2)."""
+    return _scaled_sum(input, bmm(batch1, batch2), beta, alpha)
+
+
+def addmv(input, mat, vec, *, beta=1, alpha=1):
+    return _scaled_sum(input, mv(mat, vec), beta, alpha)
+
+
+def dot(input, tensor):
+    """The inner product of two 1-D tensors of the same length.
+
+    >>> lamina.dot(lamina.tensor([1.0, 2.0]), lamina.tensor([3.0, 4.0])).item()
+    11.0
+    """
+    _check("dot", input=(input, 1), tensor=(tensor, 1))
+    if input.shape != tensor.shape:
+        raise ValueError(f"dot: lengths differ: {input.shape} and {tensor.shape}")
+    return matmul(input, tensor)
+
+
+def mv(input, vec):
+    """Matrix times vector: (n, m) @ (m,)."""
+    _check("mv", input=(input, 2), vec=(vec, 1))
+    return matmul(input, vec)
+
+
+def outer(input, vec2):
+    """The outer product of two 1-D tensors: out[i, j] = input[i] * vec2[j]."""
+    _check("outer", input=(input, 1), vec2=(vec2, 1))
+    return unsqueeze(input, 1) * unsqueeze(vec2, 0)
+
+
+ger = outer
+
+
+def trace(input):
+    """The sum of the main diagonal of a 2-D tensor."""
+    _check("trace", input=(input, 2))
+    return diag(input).sum()

@@ -4,10 +4,13 @@ import builtins
 import math
 from collections import namedtuple
 
+import numpy as np
+
 from lamina.autograd import Function, Tensor, record, recording, wrap
 from lamina.backend import get_array_module
-from lamina.ops.elementwise import _floating, exp, maximum, minimum
-from lamina.ops.shape import BroadcastTo, _dim, gather, reshape, squeeze
+from lamina.ops.arrange import flip
+from lamina.ops.elementwise import _floating, exp, maximum, minimum, where
+from lamina.ops.shape import BroadcastTo, _dim, cat, gather, getitem, permute, reshape, squeeze, unsqueeze
 
 values_indices = namedtuple("values_indices", ["values", "indices"])
 
@@ -278,3 +281,132 @@ def argmax(x, dim=None, keepdim=False):
 
 def argmin(x, dim=None, keepdim=False):
     return _arg(x, dim, keepdim, take_min=True)
+
+
+# --- products, truth, counts and running sums (issue 12) ------------------------------------------------
+class CumSum(Function):
+    """Running sums along `axis`, from the start or (reverse) from the end; each is the other's adjoint."""
+
+    saved = ()
+
+    def __init__(self, axis, reverse=False):
+        self.axis, self.reverse = axis, reverse
+
+    def forward(self, a):
+        xp = get_array_module(a)
+        if self.reverse:
+            return xp.flip(xp.flip(a, self.axis).cumsum(axis=self.axis), self.axis).copy()
+        return a.cumsum(axis=self.axis)
+
+    def backward(self, gy):
+        return CumSum(self.axis, not self.reverse)(gy)
+
+
+def cumsum(input, dim, *, dtype=None):
+    """Running sums along `dim`; integers and bools sum into int64, as in PyTorch.
+
+    >>> lamina.cumsum(lamina.tensor([1, 2, 3]), 0).tolist()
+    [1, 3, 6]
+    """
+    x = input if dtype is None else input.to(dtype)
+    if x.ndim == 0:
+        return x
+    if x.dtype.kind in "biu" and x.dtype != np.int64:
+        x = x.to(np.int64)
+    return CumSum(_dim(dim, x.ndim, "cumsum"))(x)
+
+
+class CumProd(Function):
+    """Running products along `axis`."""
+
+    saved = ("inputs", "output")
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, a):
+        return a.cumprod(axis=self.axis)
+
+    def backward(self, gy):
+        x, y = self.inputs[0], self.output
+        if not (x.array == 0).any():  # d y_j / d x_k = y_j / x_k for j >= k
+            return CumSum(self.axis, reverse=True)(gy * y) / x
+        return _cumprod_grad_with_zeros(x, gy, self.axis)
+
+
+def _cumprod_grad_with_zeros(x, gy, axis):
+    """sum over j >= k of gy_j * prod(x_i, i <= j, i != k), for every k at once: the running products of n
+    copies of x, copy k with x_k set to 1 (n times the memory; only inputs holding zeros come here)."""
+    n = x.shape[axis]
+    shape = [1] * (x.ndim + 1)
+    shape[0], shape[axis + 1] = n, n
+    left_out = wrap(np.eye(n, dtype=bool).reshape(shape))  # copy k, position i: i == k
+    products = cumprod(where(left_out, 1.0, unsqueeze(x, 0)), axis + 1)
+    later = wrap(np.triu(np.ones((n, n), dtype=gy.dtype)).reshape(shape))  # copy k, position j: j >= k
+    grads = sum(products * unsqueeze(gy, 0) * later, axis + 1)  # (k, the other dims)
+    return permute(grads, *range(1, axis + 1), 0, *range(axis + 1, x.ndim))
+
+
+def cumprod(input, dim, *, dtype=None):
+    """Running products along `dim`; exact gradients even where the input holds zeros."""
+    x = input if dtype is None else input.to(dtype)
+    if x.ndim == 0:
+        return x
+    if x.dtype.kind in "biu" and x.dtype != np.int64:
+        x = x.to(np.int64)
+    return CumProd(_dim(dim, x.ndim, "cumprod"))(x)
+
+
+class Prod(Function):
+    """The product along one axis; each input's gradient is the product of all the others (no division, so
+    zeros are exact)."""
+
+    def __init__(self, axis, keepdim):
+        self.axis, self.keepdim = axis, keepdim
+
+    def forward(self, a):
+        return a.prod(axis=self.axis, keepdims=self.keepdim)
+
+    def backward(self, gy):
+        x, axis = self.inputs[0], self.axis
+        ones = wrap(get_array_module(x.array).ones(_keepdim_shape(x.shape, (axis,)), dtype=x.dtype))
+
+        def before(t):  # product of the entries before each position
+            return cumprod(cat([ones, getitem(t, (slice(None),) * axis + (slice(None, -1),))], axis), axis)
+
+        others = before(x) * flip(before(flip(x, axis)), axis)
+        return _unreduce(gy, x.shape, (axis,)) * others
+
+
+def prod(input, dim=None, keepdim=False, *, dtype=None):
+    """The product of all elements, or along `dim`; integers and bools multiply into int64.
+
+    >>> lamina.prod(lamina.tensor([[1.0, 2.0], [3.0, 4.0]]), 1).tolist()
+    [2.0, 12.0]
+    """
+    x = input if dtype is None else input.to(dtype)
+    if x.dtype.kind in "biu" and x.dtype != np.int64:
+        x = x.to(np.int64)
+    if dim is None:
+        return Prod(0, False)(reshape(x, -1))
+    return Prod(_dim(dim, x.ndim, "prod"), keepdim)(x) if x.ndim else x
+
+
+def all(input, dim=None, keepdim=False):
+    """Whether every element (along `dim`) is true (non-zero): a bool tensor."""
+    return wrap(input.array.astype(bool).all(axis=_axes(dim, input.ndim, "all"), keepdims=keepdim))
+
+
+def any(input, dim=None, keepdim=False):
+    """Whether some element (along `dim`) is true (non-zero): a bool tensor.
+
+    >>> lamina.tensor([[0, 1], [0, 0]]).any(dim=1).tolist()
+    [True, False]
+    """
+    return wrap(input.array.astype(bool).any(axis=_axes(dim, input.ndim, "any"), keepdims=keepdim))
+
+
+def count_nonzero(input, dim=None):
+    """How many elements (along `dim`) are non-zero, as int64."""
+    counts = (input.array != 0).sum(axis=_axes(dim, input.ndim, "count_nonzero"))
+    return wrap(get_array_module(input.array).asarray(counts, dtype=np.int64))
