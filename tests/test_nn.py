@@ -26,6 +26,10 @@ LAYERS = [
     (lambda: nn.Identity(), (3, 2)),
     (lambda: nn.Dropout(0.0), (3, 2)),
     (lambda: nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 2)), (3, 5)),
+    (lambda: nn.Sequential(nn.Linear(5, 4), nn.PReLU(4), nn.Linear(4, 2), nn.Mish()), (3, 5)),
+    (lambda: nn.Sequential(nn.Conv1d(2, 3, 3), nn.InstanceNorm1d(3, affine=True), nn.SELU()), (2, 2, 6)),
+    (lambda: nn.Sequential(nn.ConvTranspose1d(2, 3, 3, stride=2), nn.Softplus(), nn.ReflectionPad1d(1)), (2, 2, 4)),
+    (lambda: nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.PixelShuffle(2), nn.AdaptiveMaxPool2d(3)), (2, 1, 3, 3)),
 ]
 
 

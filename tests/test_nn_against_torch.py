@@ -134,3 +134,89 @@ def test_linear_takes_pytorchs_positional_order_and_relu_inplace():
     with pytest.raises(ValueError, match="Linear: device 'cuda' is not available"):
         lamina.nn.Linear(3, 2, device="cuda")
     assert lamina.nn.ReLU(inplace=True)(lamina.tensor([-1.0, 2.0])).tolist() == [0.0, 2.0]
+
+
+# issue 12's layers: the same state-dict keys, the same outputs and input gradients given the same weights
+LAYERS = [
+    (lambda m: m.ReLU6(), (2, 5)), (lambda m: m.Hardtanh(-0.5, 2.0), (2, 5)), (lambda m: m.Softplus(2.0, 5.0), (2, 5)),
+    (lambda m: m.SELU(), (2, 5)), (lambda m: m.CELU(0.7), (2, 5)), (lambda m: m.Mish(), (2, 5)),
+    (lambda m: m.Hardswish(), (2, 5)), (lambda m: m.LogSigmoid(), (2, 5)), (lambda m: m.Softmin(dim=1), (2, 5)),
+    (lambda m: m.Softsign(), (2, 5)), (lambda m: m.Tanhshrink(), (2, 5)), (lambda m: m.Threshold(0.2, -1.0), (2, 5)),
+    (lambda m: m.GLU(dim=1), (2, 6)), (lambda m: m.PReLU(), (2, 5)), (lambda m: m.PReLU(3, init=0.1), (2, 3, 4)),
+    (lambda m: m.PixelShuffle(2), (1, 8, 2, 3)), (lambda m: m.PixelUnshuffle(2), (1, 2, 4, 6)),
+    (lambda m: m.ZeroPad2d((1, 2, 0, 1)), (1, 2, 3, 4)), (lambda m: m.ConstantPad1d(2, 0.5), (2, 3, 4)),
+    (lambda m: m.ConstantPad2d((1, 0, 2, 1), -1.0), (1, 2, 3, 4)), (lambda m: m.ReflectionPad1d((2, 1)), (2, 3, 4)),
+    (lambda m: m.ReflectionPad2d(1), (1, 2, 3, 4)), (lambda m: m.ReplicationPad2d((2, 0, 1, 3)), (1, 2, 3, 4)),
+    (lambda m: m.AdaptiveMaxPool2d((2, 3)), (2, 3, 5, 7)), (lambda m: m.AdaptiveAvgPool1d(3), (2, 3, 7)),
+    (lambda m: m.InstanceNorm1d(3), (2, 3, 6)), (lambda m: m.InstanceNorm2d(3, affine=True), (2, 3, 4, 5)),
+    (lambda m: m.ConvTranspose1d(3, 4, 3, stride=2, padding=1, output_padding=1), (2, 3, 5)),
+    (lambda m: m.Sequential(m.Linear(4, 6), m.PReLU(6), m.Linear(6, 4), m.Hardswish()), (3, 4)),
+]
+
+
+@pytest.mark.parametrize("build, shape", LAYERS, ids=lambda v: "" if isinstance(v, tuple) else repr(v(nn)))
+def test_new_layers_match_torch(build, shape):
+    ours, theirs = _pair(build)
+    theirs.double().train()
+    assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == {k: tuple(v.shape) for k, v in
+                                                                          theirs.state_dict().items()}
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    ours.double().train()
+    x = np.random.default_rng(1).standard_normal(shape) * 2
+    ox, tx = lamina.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    out, tout = ours(ox), theirs(tx)
+    np.testing.assert_allclose(out.detach().numpy(), tout.detach().numpy(), rtol=1e-7, atol=1e-10)
+    cotangent = np.random.default_rng(2).standard_normal(out.shape)
+    (out * lamina.tensor(cotangent)).sum().backward()
+    (tout * torch.tensor(cotangent)).sum().backward()
+    np.testing.assert_allclose(ox.grad.detach().numpy(), tx.grad.detach().numpy(), rtol=1e-7, atol=1e-10)
+    for (name, p), (_, tp) in zip(ours.named_parameters(), theirs.named_parameters()):
+        np.testing.assert_allclose(p.grad.detach().numpy(), tp.grad.detach().numpy(), rtol=1e-7, atol=1e-10,
+                                   err_msg=name)
+
+
+def test_distances_kl_div_and_unpooling_match_torch():
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
+    for ours, theirs in [(nn.CosineSimilarity(dim=1), tnn.CosineSimilarity(dim=1)),
+                         (nn.PairwiseDistance(p=1.0, keepdim=True), tnn.PairwiseDistance(p=1.0, keepdim=True))]:
+        np.testing.assert_allclose(ours(lamina.tensor(a), lamina.tensor(b)).numpy(),
+                                   theirs(torch.tensor(a), torch.tensor(b)).numpy(), rtol=1e-7)
+    log_probs = np.log(rng.dirichlet(np.ones(5), size=4))
+    target = rng.dirichlet(np.ones(5), size=4)
+    target[0, 1] = 0.0  # 0 * log(0) counts as 0
+    for reduction in ("batchmean", "sum", "none"):
+        np.testing.assert_allclose(
+            nn.KLDivLoss(reduction=reduction)(lamina.tensor(log_probs), lamina.tensor(target)).numpy(),
+            tnn.KLDivLoss(reduction=reduction)(torch.tensor(log_probs), torch.tensor(target)).numpy(), rtol=1e-7)
+    x = rng.standard_normal((2, 3, 4, 6))
+    pooled, indices = nn.MaxPool2d(2, return_indices=True)(lamina.tensor(x))
+    tpooled, tindices = tnn.MaxPool2d(2, return_indices=True)(torch.tensor(x))
+    np.testing.assert_array_equal(indices.numpy(), tindices.numpy())
+    np.testing.assert_allclose(nn.MaxUnpool2d(2)(pooled, indices).numpy(),
+                               tnn.MaxUnpool2d(2)(tpooled, tindices).numpy())
+
+
+def test_parameter_containers_name_parameters_as_torch():
+    ours = nn.ParameterList([nn.Parameter(lamina.ones(2)), lamina.zeros(3)])
+    theirs = tnn.ParameterList([tnn.Parameter(torch.ones(2)), torch.zeros(3)])
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["0", "1"]
+    assert isinstance(ours[1], nn.Parameter) and len(ours) == 2 and ours[1].requires_grad
+    params = nn.ParameterDict({"scale": nn.Parameter(lamina.ones(1)), "shift": lamina.zeros(1)})
+    model = nn.Module()
+    model.extra = params
+    assert [name for name, _ in model.named_parameters()] == ["extra.scale", "extra.shift"] and "scale" in params
+    with pytest.raises(TypeError, match="ParameterList: holds Parameters or tensors, not list"):
+        nn.ParameterList([[1.0]])
+
+
+def test_instance_norm_running_statistics_match_torch():
+    x = np.random.default_rng(4).standard_normal((3, 2, 5)) * 3 + 1
+    ours = nn.InstanceNorm1d(2, track_running_stats=True, momentum=0.2).double()
+    theirs = tnn.InstanceNorm1d(2, track_running_stats=True, momentum=0.2).double()
+    for _ in range(2):
+        ours(lamina.tensor(x)), theirs(torch.tensor(x))
+    for key, value in theirs.state_dict().items():
+        np.testing.assert_allclose(ours.state_dict()[key].numpy(), value.numpy(), rtol=1e-7, err_msg=key)
+    ours.eval(), theirs.eval()
+    np.testing.assert_allclose(ours(lamina.tensor(x)).numpy(), theirs(torch.tensor(x)).numpy(), rtol=1e-7)

@@ -81,6 +81,19 @@ class ConvTranspose2d(_ConvNd):
                                   self.groups, self.dilation)
 
 
+class ConvTranspose1d(_ConvNd):
+    dims = 1
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, dtype,
+                         transposed=True, output_padding=output_padding)
+
+    def forward(self, x):
+        return F.conv_transpose1d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+                                  self.groups, self.dilation)
+
+
 class MaxPool2d(Module):
     """MaxPool2d, as in PyTorch.
 
@@ -88,16 +101,20 @@ class MaxPool2d(Module):
     (8, 16, 14, 14)
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
-        self.dilation, self.ceil_mode = dilation, ceil_mode
+        self.dilation, self.ceil_mode, self.return_indices = dilation, ceil_mode, return_indices
 
     def forward(self, x):
+        if self.return_indices:  # (values, indices), for MaxUnpool2d
+            return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode, True)
         return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
 
     def pool_after_relu(self, x):
         """self(relu(x)) as one op (nn.Sequential calls it for a ReLU followed by this layer)."""
+        if self.return_indices:
+            return self(F.relu(x))
         return conv_ops.relu_max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
                                         self.ceil_mode)
 
@@ -138,6 +155,61 @@ class AdaptiveAvgPool2d(Module):
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool1d(AdaptiveAvgPool2d):
+    def forward(self, x):
+        return F.adaptive_avg_pool1d(x, self.output_size)
+
+
+class AdaptiveMaxPool2d(AdaptiveAvgPool2d):
+    def __init__(self, output_size, return_indices=False):
+        super().__init__(output_size)
+        self.return_indices = return_indices
+
+    def forward(self, x):
+        return F.adaptive_max_pool2d(x, self.output_size, self.return_indices)
+
+
+class MaxUnpool2d(Module):
+    """The inverse of MaxPool2d(return_indices=True): values back where they were taken, zeros elsewhere."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
+
+    def forward(self, x, indices, output_size=None):
+        return F.max_unpool2d(x, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+
+class PixelShuffle(Module):
+    """(N, C * r * r, H, W) to (N, C, H * r, W * r), as in sub-pixel convolution.
+
+    >>> lamina.nn.PixelShuffle(2)(lamina.zeros(1, 8, 3, 3)).shape
+    (1, 2, 6, 6)
+    """
+
+    def __init__(self, upscale_factor):
+        super().__init__()
+        self.upscale_factor = upscale_factor
+
+    def forward(self, x):
+        return F.pixel_shuffle(x, self.upscale_factor)
+
+    def extra_repr(self):
+        return f"upscale_factor={self.upscale_factor}"
+
+
+class PixelUnshuffle(Module):
+    def __init__(self, downscale_factor):
+        super().__init__()
+        self.downscale_factor = downscale_factor
+
+    def forward(self, x):
+        return F.pixel_unshuffle(x, self.downscale_factor)
+
+    def extra_repr(self):
+        return f"downscale_factor={self.downscale_factor}"
 
 
 class Dropout2d(Module):

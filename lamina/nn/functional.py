@@ -348,6 +348,241 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     return (loss / wrap(divisor)).mean()
 
 
+# --- more activations (issue 12): compositions of ops, so gradients of every order come from those ----------
+def hardtanh(input, min_val=-1.0, max_val=1.0):
+    """input clamped to [min_val, max_val]; the gradient is 1 strictly inside, 0 at and beyond the bounds."""
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val {min_val} must not exceed max_val {max_val}")
+    inside = (input > min_val) & (input < max_val)
+    return ops.where(inside, input, ops.clamp(input, min_val, max_val).detach())
+
+
+def relu6(input):
+    return hardtanh(input, 0.0, 6.0)
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta * x)) / beta, linear where beta * x > threshold; computed without overflow."""
+    z = input * beta
+    smooth = (ops.relu(z) + ops.log1p(ops.exp(-ops.abs(z)))) / beta
+    return ops.where(z > threshold, input, smooth)
+
+
+def selu(input):
+    return 1.0507009873554804934193349852946 * elu(input, 1.6732632423543772848170429916717)
+
+
+def celu(input, alpha=1.0):
+    if alpha == 0:
+        raise ValueError("celu: alpha must not be 0")
+    return ops.where(input > 0, input, alpha * (ops.exp(ops.minimum(input, 0.0) / alpha) - 1))
+
+
+def mish(input):
+    return input * ops.tanh(softplus(input))
+
+
+def hardswish(input):
+    return input * relu6(input + 3) / 6
+
+
+def hardsigmoid(input):
+    return relu6(input + 3) / 6
+
+
+def logsigmoid(input):
+    """log(sigmoid(x)) = -softplus(-x), stable for large |x|."""
+    return -(ops.relu(-input) + ops.log1p(ops.exp(-ops.abs(input))))
+
+
+def softmin(input, dim=None, dtype=None):
+    return softmax(-input, _implicit_dim("softmin", input, dim), dtype)
+
+
+def softsign(input):
+    return input / (1 + ops.abs(input))
+
+
+def tanhshrink(input):
+    return input - ops.tanh(input)
+
+
+def threshold(input, threshold, value):
+    """input where input > threshold, else value."""
+    return ops.where(input > threshold, input, value)
+
+
+def glu(input, dim=-1):
+    """a * sigmoid(b), where a and b are the two halves of input along dim."""
+    if input.ndim == 0 or input.shape[dim] % 2:
+        raise ValueError(f"glu: dim {dim} of input of shape {input.shape} must have an even size")
+    a, b = ops.chunk(input, 2, dim)
+    return a * ops.sigmoid(b)
+
+
+def prelu(input, weight):
+    """max(0, x) + weight * min(0, x), with one weight for all channels or one per channel (dim 1)."""
+    if weight.ndim > 1 or (weight.numel() != 1 and (input.ndim < 2 or weight.numel() != input.shape[1])):
+        raise ValueError(f"prelu: weight of shape {weight.shape} must hold 1 value or one per channel (dim 1) of "
+                         f"input of shape {input.shape}")
+    if weight.numel() != 1:
+        weight = ops.reshape(weight, (1, -1) + (1,) * (input.ndim - 2))
+    return ops.where(input > 0, input, weight * input)
+
+
+# --- distances and normalization ----------------------------------------------------------------------------
+def _p_norm(x, p, dim, keepdim):
+    if p in (1, 2, math.inf, "fro"):
+        return ops.norm(x, 2 if p == "fro" else p, dim, keepdim)
+    return ops.sum(ops.abs(x) ** p, dim, keepdim) ** (1 / p)
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12):
+    """input divided by its p-norm along dim (at least eps)."""
+    return input / ops.clamp(_p_norm(input, p, dim, True), min=eps).expand_as(input)
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """The cosine of the angle between x1 and x2 along dim (broadcast together); each norm at least eps."""
+    shape = np.broadcast_shapes(x1.shape, x2.shape)
+    x1, x2 = ops.broadcast_to(x1, shape), ops.broadcast_to(x2, shape)
+    n1 = ops.clamp(_p_norm(x1, 2, dim, True), min=eps)
+    n2 = ops.clamp(_p_norm(x2, 2, dim, True), min=eps)
+    return ops.sum((x1 / n1) * (x2 / n2), dim)
+
+
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    """The p-norm of x1 - x2 + eps along the last dim."""
+    return _p_norm(x1 - x2 + eps, p, -1, keepdim)
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """Kullback-Leibler divergence with input as log-probabilities: target * (log(target) - input) summed as
+    `reduction` says; "batchmean" divides the sum by the batch size (the true KL divergence per sample)."""
+    if size_average is not None or reduce is not None:
+        reduction = legacy_reduction(size_average, reduce)
+    target = as_operand(target, like=input)
+    if log_target:
+        pointwise = ops.exp(target) * (target - input)
+    else:  # 0 * log(0) counts as 0
+        positive = target > 0
+        pointwise = ops.where(positive, target * (ops.log(ops.where(positive, target, 1.0)) - input), 0.0)
+    if reduction == "batchmean":
+        return pointwise.sum() / (input.shape[0] if input.ndim else 1)
+    if reduction == "mean":
+        warnings.warn("kl_div: reduction='mean' divides by the number of elements, not the batch size; use "
+                      "'batchmean' for the KL divergence as defined", UserWarning, stacklevel=2)
+    return reduce_loss(pointwise, reduction, "kl_div")
+
+
+# --- rearranging pixels, more pooling, transposed 1-D convolution ---------------------------------------------
+def pixel_shuffle(input, upscale_factor):
+    """(*, C * r * r, H, W) to (*, C, H * r, W * r): channels become sub-pixel positions."""
+    r = int(upscale_factor)
+    if input.ndim < 3 or input.shape[-3] % (r * r):
+        raise ValueError(f"pixel_shuffle: input of shape {input.shape} needs at least 3 dims and channels divisible "
+                         f"by upscale_factor ** 2 = {r * r}")
+    *lead, c, h, w = input.shape
+    n = len(lead)
+    x = ops.reshape(input, (*lead, c // (r * r), r, r, h, w))
+    x = ops.permute(x, *range(n), n, n + 3, n + 1, n + 4, n + 2)
+    return ops.reshape(x, (*lead, c // (r * r), h * r, w * r))
+
+
+def pixel_unshuffle(input, downscale_factor):
+    """(*, C, H * r, W * r) to (*, C * r * r, H, W): the inverse of pixel_shuffle."""
+    r = int(downscale_factor)
+    if input.ndim < 3 or input.shape[-2] % r or input.shape[-1] % r:
+        raise ValueError(f"pixel_unshuffle: input of shape {input.shape} needs height and width divisible by {r}")
+    *lead, c, h, w = input.shape
+    n = len(lead)
+    x = ops.reshape(input, (*lead, c, h // r, r, w // r, r))
+    x = ops.permute(x, *range(n), n, n + 2, n + 4, n + 1, n + 3)
+    return ops.reshape(x, (*lead, c * r * r, h // r, w // r))
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """The max over a grid of output_size cells, cut as adaptive_avg_pool2d cuts them."""
+    conv_ops.check_input(input, 4, "adaptive_max_pool2d")
+    if return_indices:
+        raise NotImplementedError("adaptive_max_pool2d: return_indices=True is not supported")
+    out_h, out_w = conv_ops._pair(output_size, "output_size") if output_size is not None else input.shape[2:]
+    h, w = input.shape[2:]
+    if h % out_h == 0 and w % out_w == 0:
+        return max_pool2d(input, (h // out_h, w // out_w))
+    rows = []
+    for i in range(out_h):
+        top, bottom = (i * h) // out_h, -(-((i + 1) * h) // out_h)
+        cells = [ops.amax(input[:, :, top:bottom, (j * w) // out_w:-(-((j + 1) * w) // out_w)], (2, 3))
+                 for j in range(out_w)]
+        rows.append(ops.stack(cells, dim=-1))
+    return ops.stack(rows, dim=-2)
+
+
+def adaptive_avg_pool1d(input, output_size):
+    conv_ops.check_input(input, 3, "adaptive_avg_pool1d")
+    return ops.squeeze(adaptive_avg_pool2d(ops.unsqueeze(input, 2), (1, _single(output_size))), 2)
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    conv_ops.check_input(input, 3, "conv_transpose1d")
+    if weight.ndim != 3:
+        raise ValueError(f"conv_transpose1d: weight must be (C_in, C_out/groups, k), got shape {weight.shape}")
+    out = conv_transpose2d(ops.unsqueeze(input, 2), ops.unsqueeze(weight, 2), bias, (1, _single(stride)),
+                           (0, _single(padding)), (0, _single(output_padding)), groups, (1, _single(dilation)))
+    return ops.squeeze(out, 2)
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Each value put back at the position max_pool2d(return_indices=True) took it from; zeros elsewhere."""
+    conv_ops.check_input(input, 4, "max_unpool2d")
+    if tuple(indices.shape) != input.shape:
+        raise ValueError(f"max_unpool2d: indices of shape {indices.shape} must match input of shape {input.shape}")
+    kernel = conv_ops._pair(kernel_size, "kernel_size")
+    stride = conv_ops._pair(kernel_size if stride is None else stride, "stride")
+    padding = conv_ops._pair(padding, "padding")
+    if output_size is None:
+        out_hw = tuple((n - 1) * s - 2 * p + k for n, s, p, k in zip(input.shape[2:], stride, padding, kernel))
+    else:
+        out_hw = tuple(output_size)[-2:]
+    n, c = input.shape[:2]
+    flat = indices.array.reshape(n, c, -1)
+    if flat.size and (flat.min() < 0 or flat.max() >= out_hw[0] * out_hw[1]):
+        raise ValueError(f"max_unpool2d: indices fall outside the output of size {out_hw}")
+    out = ops.shape.ScatterAdd(2, flat, (n, c, out_hw[0] * out_hw[1]))(ops.reshape(input, (n, c, -1)))
+    return ops.reshape(out, (n, c, *out_hw))
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
+                  momentum=0.1, eps=1e-5):
+    """Normalize each channel of each sample over its spatial dims; running statistics (averaged over the batch)
+    are updated when given and used instead when use_input_stats is False."""
+    if input.ndim < 3:
+        raise ValueError(f"instance_norm: input must be (N, C, ...) with spatial dims, got shape {input.shape}")
+    axes = tuple(range(2, input.ndim))
+    shape = (1, -1) + (1,) * (input.ndim - 2)
+    if use_input_stats:
+        mean = input.mean(axes, keepdim=True)
+        centered = input - mean
+        var = (centered * centered).mean(axes, keepdim=True)
+        if running_mean is not None:
+            count = math.prod(input.shape[2:])
+            with no_grad():
+                running_mean.array *= 1 - momentum
+                running_mean.array += momentum * mean.array.mean(0).reshape(-1)
+                running_var.array *= 1 - momentum
+                running_var.array += momentum * var.array.mean(0).reshape(-1) * (count / max(count - 1, 1))
+    else:
+        centered = input - ops.reshape(running_mean, shape)
+        var = ops.reshape(running_var, shape)
+    out = centered * (var + eps) ** -0.5
+    if weight is not None:
+        out = out * ops.reshape(weight, shape)
+    if bias is not None:
+        out = out + ops.reshape(bias, shape)
+    return out
+
+
 # --- attention ----------------------------------------------------------------------------------------------
 def _additive(mask, dtype, may_attend, where, shape):
     """A mask as something to add to the scores: a constant array for bool masks, the tensor itself for floats."""
@@ -403,6 +638,10 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
 
 
 __all__ = [
+    "adaptive_avg_pool1d", "adaptive_max_pool2d", "celu", "conv_transpose1d", "cosine_similarity", "glu", "hardsigmoid",
+    "hardswish", "hardtanh", "instance_norm", "kl_div", "logsigmoid", "max_unpool2d", "mish", "normalize",
+    "pairwise_distance", "pixel_shuffle", "pixel_unshuffle", "prelu", "relu6", "selu", "softmin", "softplus",
+    "softsign", "tanhshrink", "threshold",
     "adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d", "batch_norm", "binary_cross_entropy",
     "binary_cross_entropy_with_logits", "conv1d", "conv2d", "conv_transpose2d", "cross_entropy", "ctc_loss", "dropout",
     "dropout2d", "elu", "embedding", "gelu", "group_norm", "huber_loss", "interpolate", "l1_loss", "layer_norm",

@@ -104,3 +104,19 @@ class CTCLoss(_Loss):
     def forward(self, log_probs, targets, input_lengths, target_lengths):
         return F.ctc_loss(log_probs, targets, input_lengths, target_lengths, self.blank, self.reduction,
                           self.zero_infinity)
+
+
+class KLDivLoss(_Loss):
+    """Kullback-Leibler divergence of target from the log-probabilities given as input; reduction "batchmean"
+    gives the divergence per sample, as the definition has it."""
+
+    def __init__(self, size_average=None, reduce=None, reduction="mean", log_target=False):
+        if reduction == "batchmean" and size_average is None and reduce is None:
+            Module.__init__(self)
+            self.reduction = reduction
+        else:
+            super().__init__(reduction, size_average, reduce)
+        self.log_target = log_target
+
+    def forward(self, input, target):
+        return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)

@@ -452,3 +452,87 @@ class ModuleDict(Module):
 
     def items(self):
         return self._modules.items()
+
+
+class ParameterList(Module):
+    """Parameters in a list, registered as "0", "1", ... (PyTorch's state-dict keys).
+
+    >>> params = lamina.nn.ParameterList([lamina.nn.Parameter(lamina.ones(2)) for _ in range(2)])
+    >>> list(params.state_dict()), len(params)
+    (['0', '1'], 2)
+    """
+
+    def __init__(self, values=None):
+        super().__init__()
+        for value in values or ():
+            self.append(value)
+
+    def append(self, value):
+        self.register_parameter(str(len(self._parameters)), _as_parameter(value, "ParameterList"))
+        return self
+
+    def extend(self, values):
+        for value in values:
+            self.append(value)
+        return self
+
+    def __getitem__(self, index):
+        return list(self._parameters.values())[index]
+
+    def __setitem__(self, index, value):
+        key = list(self._parameters)[index]
+        self._parameters[key] = _as_parameter(value, "ParameterList")
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters.values())
+
+
+class ParameterDict(Module):
+    """Parameters by name, registered under those names."""
+
+    def __init__(self, parameters=None):
+        super().__init__()
+        for name, value in dict(parameters or {}).items():
+            self[name] = value
+
+    def __getitem__(self, name):
+        return self._parameters[name]
+
+    def __setitem__(self, name, value):
+        self.register_parameter(name, _as_parameter(value, "ParameterDict"))
+
+    def __delitem__(self, name):
+        del self._parameters[name]
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters)
+
+    def __contains__(self, name):
+        return name in self._parameters
+
+    def keys(self):
+        return self._parameters.keys()
+
+    def values(self):
+        return self._parameters.values()
+
+    def items(self):
+        return self._parameters.items()
+
+    def update(self, parameters):
+        for name, value in dict(parameters).items():
+            self[name] = value
+
+
+def _as_parameter(value, where):
+    if isinstance(value, Parameter):
+        return value
+    if isinstance(value, Tensor):
+        return Parameter(value)
+    raise TypeError(f"{where}: holds Parameters or tensors, not {type(value).__name__}")

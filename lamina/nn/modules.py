@@ -8,9 +8,22 @@ from lamina import nn
 
 activation = SimpleNamespace(ReLU=nn.ReLU, LeakyReLU=nn.LeakyReLU, ELU=nn.ELU, GELU=nn.GELU, SiLU=nn.SiLU,
                              Sigmoid=nn.Sigmoid, Tanh=nn.Tanh, Softmax=nn.Softmax, LogSoftmax=nn.LogSoftmax,
-                             MultiheadAttention=nn.MultiheadAttention)
-container = SimpleNamespace(Sequential=nn.Sequential, ModuleList=nn.ModuleList, ModuleDict=nn.ModuleDict)
-conv = SimpleNamespace(Conv1d=nn.Conv1d, Conv2d=nn.Conv2d, ConvTranspose2d=nn.ConvTranspose2d)
+                             MultiheadAttention=nn.MultiheadAttention, ReLU6=nn.ReLU6, Hardtanh=nn.Hardtanh,
+                             Softplus=nn.Softplus, SELU=nn.SELU, CELU=nn.CELU, Mish=nn.Mish, Hardswish=nn.Hardswish,
+                             Hardsigmoid=nn.Hardsigmoid, LogSigmoid=nn.LogSigmoid, Softmin=nn.Softmin,
+                             Softsign=nn.Softsign, Tanhshrink=nn.Tanhshrink, Threshold=nn.Threshold, GLU=nn.GLU,
+                             PReLU=nn.PReLU)
+container = SimpleNamespace(Sequential=nn.Sequential, ModuleList=nn.ModuleList, ModuleDict=nn.ModuleDict,
+                            ParameterList=nn.ParameterList, ParameterDict=nn.ParameterDict)
+conv = SimpleNamespace(Conv1d=nn.Conv1d, Conv2d=nn.Conv2d, ConvTranspose1d=nn.ConvTranspose1d,
+                       ConvTranspose2d=nn.ConvTranspose2d)
+distance = SimpleNamespace(CosineSimilarity=nn.CosineSimilarity, PairwiseDistance=nn.PairwiseDistance)
+instancenorm = SimpleNamespace(InstanceNorm1d=nn.InstanceNorm1d, InstanceNorm2d=nn.InstanceNorm2d)
+padding = SimpleNamespace(ConstantPad1d=nn.ConstantPad1d, ConstantPad2d=nn.ConstantPad2d, ZeroPad1d=nn.ZeroPad1d,
+                          ZeroPad2d=nn.ZeroPad2d, ReflectionPad1d=nn.ReflectionPad1d,
+                          ReflectionPad2d=nn.ReflectionPad2d, ReplicationPad1d=nn.ReplicationPad1d,
+                          ReplicationPad2d=nn.ReplicationPad2d)
+pixelshuffle = SimpleNamespace(PixelShuffle=nn.PixelShuffle, PixelUnshuffle=nn.PixelUnshuffle)
 dropout = SimpleNamespace(Dropout=nn.Dropout, Dropout2d=nn.Dropout2d)
 linear = SimpleNamespace(Linear=nn.Linear, Identity=nn.Identity, NonDynamicallyQuantizableLinear=nn.Linear)
 module = SimpleNamespace(Module=nn.Module)

@@ -334,15 +334,34 @@ def pad(x, pad, mode="constant", value=0.0):
     >>> lamina.pad(lamina.ones(1, 2), (1, 0)).tolist()
     [[0.0, 1.0, 1.0]]
     """
-    if mode != "constant":
-        raise NotImplementedError(f"pad: mode {mode!r} is not supported; only 'constant'")
+    if mode not in ("constant", *_COPY_MODES):
+        raise ValueError(f"pad: mode must be 'constant', 'reflect', 'replicate' or 'circular', not {mode!r}")
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
         raise ValueError(f"pad: {pad} must hold (before, after) pairs for at most {x.ndim} dims (shape {x.shape})")
     if any(p < 0 for p in pad):
         raise ValueError(f"pad: negative padding {pad} is not supported")
+    if mode != "constant":
+        return _pad_by_copying(x, pad, mode)
     pairs = [(int(pad[i]), int(pad[i + 1])) for i in range(0, len(pad), 2)]
     widths = [(0, 0)] * (x.ndim - len(pairs)) + pairs[::-1]
     return Pad(tuple(widths), value)(x)
+
+
+_COPY_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}  # PyTorch's names: NumPy's
+
+
+def _pad_by_copying(x, pad, mode):
+    """Padding that copies the input's own elements: each position reads the input position that NumPy's pad
+    would copy there, through getitem, so gradients add back to where the copies came from."""
+    for i in range(len(pad) // 2):
+        dim, before, after = x.ndim - 1 - i, int(pad[2 * i]), int(pad[2 * i + 1])
+        n = x.shape[dim]
+        if mode == "reflect" and max(before, after) >= n:
+            raise ValueError(f"pad: reflect padding ({before}, {after}) must be smaller than dim {dim} of size {n}")
+        if n == 0:
+            raise ValueError(f"pad: {mode} padding of the empty dim {dim}")
+        x = getitem(x, (slice(None),) * dim + (np.pad(np.arange(n), (before, after), mode=_COPY_MODES[mode]),))
+    return x
 
 
 # --- indexing -----------------------------------------------------------------------------------
