@@ -220,3 +220,21 @@ def test_instance_norm_running_statistics_match_torch():
         np.testing.assert_allclose(ours.state_dict()[key].numpy(), value.numpy(), rtol=1e-7, err_msg=key)
     ours.eval(), theirs.eval()
     np.testing.assert_allclose(ours(lamina.tensor(x)).numpy(), theirs(torch.tensor(x)).numpy(), rtol=1e-7)
+
+
+def _printed_model(m):
+    layers = [m.nn.Conv2d(1, 8, 3, padding=1), m.nn.BatchNorm2d(8), m.nn.ReLU(), m.nn.MaxPool2d(2), m.nn.Dropout(0.25),
+              m.nn.Flatten(), m.nn.Linear(8, 4, bias=False), m.nn.LayerNorm(4), m.nn.Embedding(5, 3),
+              m.nn.LSTM(3, 4, num_layers=2, batch_first=True), m.nn.GRU(3, 4), m.nn.Softmax(dim=1),
+              m.nn.LogSoftmax(1), m.nn.LeakyReLU(0.1), m.nn.BatchNorm1d(4, affine=False), m.nn.AvgPool2d(2),
+              m.nn.AdaptiveAvgPool2d((1, 1)), m.nn.Conv1d(2, 3, 5, stride=2), m.nn.ConvTranspose2d(2, 3, 2, stride=2),
+              m.nn.Identity(), m.nn.Sigmoid(), m.nn.Tanh(), m.nn.GELU(), m.nn.Dropout2d(0.1),
+              m.nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), m.nn.MultiheadAttention(8, 2),
+              m.nn.GroupNorm(2, 4), m.nn.Upsample(scale_factor=2), m.nn.CrossEntropyLoss(), m.nn.MSELoss(),
+              m.nn.Unflatten(1, (2, 2)), m.nn.ELU(), m.nn.SiLU(), m.nn.Softplus(), m.nn.PReLU()]
+    return str(m.nn.Sequential(*layers))
+
+
+def test_models_print_as_pytorch_prints_them():
+    theirs = _printed_model(torch).replace("NonDynamicallyQuantizableLinear", "Linear")  # a quantization detail
+    assert _printed_model(lamina) == theirs

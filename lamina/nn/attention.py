@@ -128,9 +128,6 @@ class MultiheadAttention(Module):
             weights = weights.mean(1)
         return out, (ops.squeeze(weights, 0) if unbatched else weights)
 
-    def extra_repr(self):
-        return f"{self.embed_dim}, num_heads={self.num_heads}" + (", batch_first=True" if self.batch_first else "")
-
 
 _ACTIVATIONS = {"relu": ops.relu, "gelu": F.gelu}
 

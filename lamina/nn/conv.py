@@ -119,7 +119,8 @@ class MaxPool2d(Module):
                                         self.ceil_mode)
 
     def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
 
 class MaxPool1d(MaxPool2d):
@@ -234,4 +235,7 @@ class Upsample(Module):
         return F.interpolate(x, self.size, self.scale_factor, self.mode)
 
     def extra_repr(self):
-        return f"scale_factor={self.scale_factor}, mode={self.mode!r}" if self.size is None else f"size={self.size}"
+        if self.size is not None:
+            return f"size={self.size}, mode={self.mode!r}"
+        factor = float(self.scale_factor) if isinstance(self.scale_factor, (int, float)) else self.scale_factor
+        return f"scale_factor={factor}, mode={self.mode!r}"  # PyTorch keeps a number factor as a float

@@ -96,6 +96,9 @@ class Unflatten(Module):
         super().__init__()
         self.dim, self.unflattened_size = dim, tuple(unflattened_size)
 
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
     def forward(self, x):
         dim = self.dim % x.ndim
         return ops.reshape(x, x.shape[:dim] + self.unflattened_size + x.shape[dim + 1:])
@@ -175,6 +178,9 @@ class GELU(Module):
         super().__init__()
         self.approximate = approximate
 
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
     def forward(self, x):
         return F.gelu(x, self.approximate)
 
@@ -208,6 +214,9 @@ class Softmax(Module):
         super().__init__()
         self.dim = dim
 
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
     def forward(self, x):
         return F.softmax(x, self.dim)
 
@@ -216,6 +225,9 @@ class LogSoftmax(Module):
     def __init__(self, dim=None):
         super().__init__()
         self.dim = dim
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
 
     def forward(self, x):
         return F.log_softmax(x, self.dim)
