@@ -314,7 +314,8 @@ class Tensor:
         return format(self.item(), spec) if self.array.ndim == 0 else format(repr(self), spec)
 
     def __repr__(self):
-        return printing.tensor_repr(self._host_array(), self.grad_fn, self.requires_grad)
+        node = None if self.grad_fn is None else self.grad_fn.node_name
+        return printing.tensor_repr(self._host_array(), node, self.requires_grad)
 
     # --- autograd ---------------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=False, create_graph=False):
@@ -1025,6 +1026,17 @@ def as_operand(value, like=None):
     return wrap(as_array(value))
 
 
+# PyTorch's names for the graph nodes of the lamina ops that it names differently (the rest are NameBackward0)
+_TORCH_NODE_NAMES = {
+    "ReLU": "ReluBackward0", "Linear": "AddmmBackward0", "MatMul": "MmBackward0", "Reshape": "ViewBackward0",
+    "CrossEntropy": "NllLossBackward0", "BCEWithLogits": "BinaryCrossEntropyWithLogitsBackward0",
+    "Conv2d": "ConvolutionBackward0", "MaxPool": "MaxPool2DWithIndicesBackward0", "Pow": "PowBackward1",
+    "PowConstant": "PowBackward0", "LayerNorm": "NativeLayerNormBackward0", "BroadcastTo": "ExpandBackward0",
+    "Cast": "ToCopyBackward0", "SumTo": "SumBackward1", "Amax": "AmaxBackward0", "LSTMSequence": "LstmBackward0",
+    "GRUSequence": "GruBackward0", "RNNSequence": "RnnTanhBackward0", "CTCLoss": "CtcLossBackward0",
+}
+
+
 class Function:
     """One differentiable op: `forward` on arrays, `backward` in lamina ops.
 
@@ -1112,6 +1124,12 @@ class Function:
         return type(self).__name__.lower()
 
     @property
+    def node_name(self):
+        """PyTorch's name for this node of the graph (`AddBackward0`), as a tensor's `grad_fn=<...>` prints it."""
+        name = type(self).__name__
+        return _TORCH_NODE_NAMES.get(name, f"{name}Backward0")
+
+    @property
     def next_functions(self):
         """Where each input's gradient goes, as PyTorch shows it: (op, 0), (AccumulateGrad, 0) or (None, 0)."""
         return tuple((edge if edge is None or isinstance(edge, Function) else AccumulateGrad(edge), 0)
@@ -1140,7 +1158,7 @@ class Function:
         self.released = True
 
     def __repr__(self):
-        return f"<{type(self).__name__}Backward>"
+        return f"<{self.node_name} object at {id(self):#x}>"
 
 
 class AccumulateGrad:
@@ -1151,8 +1169,10 @@ class AccumulateGrad:
 
     next_functions = ()
 
+    node_name = "AccumulateGrad"
+
     def __repr__(self):
-        return "<AccumulateGrad>"
+        return f"<AccumulateGrad object at {id(self):#x}>"
 
 
 def _check_versions(fn):
@@ -1403,8 +1423,12 @@ class _CustomCall(Function):
     def name(self):
         return self.cls.__name__
 
+    @property
+    def node_name(self):
+        return f"{self.cls.__name__}Backward"  # PyTorch's name for a custom Function's node
+
     def __repr__(self):
-        return f"<{self.cls.__name__}Backward>"
+        return f"<{self.node_name} object at {id(self):#x}>"
 
     def forward(self, *arrays):
         given = iter(arrays)

@@ -130,7 +130,10 @@ def _with_suffixes(text, suffixes, indent):
 
 
 def tensor_repr(array, grad_fn=None, requires_grad=False):
-    """`tensor([...], dtype=..., grad_fn=<...>)` for a NumPy array, laid out as PyTorch lays it out."""
+    """`tensor([...], dtype=..., grad_fn=<...>)` for a NumPy array, laid out as PyTorch lays it out.
+
+    grad_fn: the name of the graph node that made the tensor (`AddBackward0`), or None.
+    """
     prefix = "tensor("
     dtype_name = f"dtype=lamina.{array.dtype.name}"
     suffixes = []
@@ -147,7 +150,7 @@ def tensor_repr(array, grad_fn=None, requires_grad=False):
         shown = _summarized(array, OPTIONS.edgeitems) if summarize else array
         body = _body(array, len(prefix), summarize, _Formatter(shown))
     if grad_fn is not None:
-        suffixes.append(f"grad_fn={grad_fn!r}")
+        suffixes.append(f"grad_fn=<{grad_fn}>")
     elif requires_grad:
         suffixes.append("requires_grad=True")
     return _with_suffixes(prefix + body, suffixes, len(prefix))

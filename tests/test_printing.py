@@ -34,7 +34,7 @@ def test_pytorch_layouts_pinned():
         "        [[ 6.,  7.],\n         [ 8.,  9.],\n         [10., 11.]]])")
     assert repr(lamina.arange(3000)) == "tensor([   0,    1,    2,  ..., 2997, 2998, 2999])"
     y = lamina.ones(2, requires_grad=True) * 2
-    assert repr(y) == "tensor([2., 2.], grad_fn=<MulBackward>)"
+    assert repr(y) == "tensor([2., 2.], grad_fn=<MulBackward0>)"
     assert str(lamina.nn.Parameter(lamina.ones(1))) == "Parameter containing:\ntensor([1.], requires_grad=True)"
 
 
@@ -74,3 +74,16 @@ def test_numpy_conversion_refused_while_tracked():
         np.asarray(w)
     assert np.asarray(w.detach()).tolist() == [1.0, 1.0]
     assert np.asarray(lamina.ones(2) * 3).tolist() == [3.0, 3.0]
+
+
+def test_graph_nodes_have_pytorchs_names():
+    torch = pytest.importorskip("torch")
+
+    def names(m):
+        x = m.ones(3, 4, requires_grad=True)
+        made = [x + 1, x * 2, x.sum(), x.relu(), x[0], x[:, 1:], x[0, 1:], x[m.tensor([0, 1])], x @ x.T,
+                x.reshape(12), m.nn.functional.cross_entropy(x, m.tensor([0, 1, 2])), x**2, x.exp(),
+                m.nn.functional.linear(x, m.ones(2, 4), m.ones(2)), x.mean(), x.sigmoid(), x.tanh()]
+        return [repr(t).split("grad_fn=")[1] for t in made]
+
+    assert names(lamina) == names(torch)

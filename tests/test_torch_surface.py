@@ -44,9 +44,9 @@ def test_next_functions_show_the_graph():
     w = lamina.ones(2, requires_grad=True)
     y = (w * 2).sum()
     (mul, _), = y.grad_fn.next_functions
-    assert repr(mul) == "<MulBackward>"
+    assert mul.node_name == "MulBackward0" and repr(mul).startswith("<MulBackward0 object at 0x")
     (leaf, _), (constant, _) = mul.next_functions
-    assert repr(leaf) == "<AccumulateGrad>" and leaf.variable is w and constant is None
+    assert repr(leaf).startswith("<AccumulateGrad object at 0x") and leaf.variable is w and constant is None
 
 
 def test_generators_and_multinomial():
@@ -152,7 +152,7 @@ def test_next_functions_list_the_tensor_first_for_reflected_operators():
     w = lamina.ones(2, requires_grad=True)
     d = 2 * w.sin() + 1  # as in PyTorch: MulBackward's first input is sin's output, the constant second
     (mul, _), (constant, _) = d.grad_fn.next_functions
-    assert constant is None and repr(mul.next_functions[0][0]) == "<SinBackward>"
+    assert constant is None and mul.next_functions[0][0].node_name == "SinBackward0"
 
 
 def test_summary_writer_takes_lamina_tensors(tmp_path):

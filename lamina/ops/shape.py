@@ -393,6 +393,20 @@ class GetItem(Function):
     def backward(self, gy):
         return GetItemGrad(self.index, self.input_shapes[0])(gy)
 
+    @property
+    def node_name(self):
+        """PyTorch indexes one step at a time: its node is named after the last step that does something."""
+        steps = [i for i in (self.index if isinstance(self.index, tuple) else (self.index,))
+                 if i is not Ellipsis and not (isinstance(i, slice) and i == slice(None))]
+        if not steps:
+            return "AliasBackward0"
+        last = steps[-1]
+        if isinstance(last, slice):
+            return "SliceBackward0"
+        if isinstance(last, (int, np.integer)):
+            return "SelectBackward0"
+        return "UnsqueezeBackward0" if last is None else "IndexBackward0"
+
 
 def getitem(x, index):
     """x[index]: slices, integers, integer arrays and boolean masks, as NumPy indexes.
