@@ -187,6 +187,7 @@ CASES = [
     Case("matmul_vec_mat", lambda L, a, b: L.matmul(a, b), np.matmul, [(4,), (4, 5)]),
     Case("matmul_mat_vec", lambda L, a, b: a @ b, np.matmul, [(3, 4), (4,)]),
     Case("matmul_dot", lambda L, a, b: a @ b, np.matmul, [(4,), (4,)]),
+    Case("matmul_outer", lambda L, a, b: a @ b, np.matmul, [(5, 1), (1, 3)]),  # inner dim 1: run by dot
     Case("matmul_batched", lambda L, a, b: a @ b, np.matmul, [(2, 3, 4), (4, 5)]),
     Case("matmul_broadcast", lambda L, a, b: a @ b, np.matmul, [(2, 1, 3, 4), (3, 4, 2)]),
     # convolution and pooling

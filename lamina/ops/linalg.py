@@ -1,6 +1,7 @@
 """Matrix products."""
 
 from lamina.autograd import Function, as_operand
+from lamina.backend import get_array_module
 from lamina.ops.arrange import diag
 from lamina.ops.shape import squeeze, sum_to, unsqueeze
 
@@ -20,7 +21,12 @@ class MatMul(Function):
         self.ta, self.tb = transpose_a, transpose_b
 
     def forward(self, a, b):
-        return _t(a, self.ta) @ _t(b, self.tb)
+        a, b = _t(a, self.ta), _t(b, self.tb)
+        if a.shape[-1] == 1 and a.ndim == 2 and b.ndim == 2:
+            # An outer product (the input gradient of a layer with one output): NumPy's matmul runs it
+            # several times slower than dot, which hands it to BLAS whole (20 us against 4 for 1000 x 16).
+            return get_array_module(a).dot(a, b)
+        return a @ b
 
     def backward(self, gy):
         a, b = self.inputs
