@@ -8,8 +8,9 @@ with indices) are built from single-output ones.
 """
 
 import functools
-import heapq
+import operator
 import weakref
+from heapq import heappop, heappush
 
 import numpy as np
 
@@ -965,6 +966,7 @@ _TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "int6
 
 
 _new = object.__new__
+_array_of, _requires_grad_of = operator.attrgetter("array"), operator.attrgetter("requires_grad")
 
 
 def wrap(array, requires_grad=False):
@@ -1061,7 +1063,7 @@ class Function:
 
     def __call__(self, *inputs):
         try:
-            y = self.forward(*[x.array for x in inputs])
+            y = self.forward(*map(_array_of, inputs))  # map, not a list: no list built on the hottest path
         except (ValueError, IndexError, TypeError) as e:
             shapes = ", ".join(str(x.shape) for x in inputs)
             raise type(e)(f"{self.name}: {e} (input shapes {shapes})") from None
@@ -1071,11 +1073,21 @@ class Function:
         out.array = y
         out.grad = out.grad_fn = None
         out.requires_grad = False
-        if _Mode.grad_enabled and True in [x.requires_grad for x in inputs]:
+        if _Mode.grad_enabled and True in map(_requires_grad_of, inputs):
             # Where each input's gradient goes: the op that made it, the leaf itself, or nowhere.
             # Holding these rather than the input tensors lets intermediate results be freed.
-            self.edges = edges = [x.grad_fn or (x if x.requires_grad else None) for x in inputs]
-            self.generation = max([edge.generation for edge in edges if edge is not None]) + 1
+            # The op runs after every op that made an input (generation: one more than the latest).
+            self.edges = edges = []
+            latest = 0
+            for x in inputs:
+                edge = x.grad_fn
+                if edge is not None:
+                    if edge.generation > latest:
+                        latest = edge.generation
+                elif x.requires_grad:
+                    edge = x  # a leaf: generation 0
+                edges.append(edge)
+            self.generation = latest + 1
             self.out_shape, self.out_dtype = y.shape, y.dtype
             if self.keeps_inputs:
                 self.inputs = inputs
@@ -1205,11 +1217,26 @@ def call_after_backward(fn):
     _after_backward.append(fn)
 
 
-def _store_leaf_grad(leaf, g, create_graph, stored):
+def _add_gradients(old, g, owned):
+    """old + g: two gradients of one tensor, of one shape and dtype, outside create_graph. Written into old's
+    array when this walk allocated it (`owned`, id -> array: nothing else holds it), else into a new array
+    that the walk then owns, so that a tensor used many times costs one allocation, not one per use."""
+    array = old.array
+    if id(array) in owned:
+        array += g.array
+        return old
+    array = array + g.array
+    if isinstance(array, np.generic):  # NumPy's sum of two 0-d arrays is a scalar, which += would not change
+        array = np.asarray(array)
+    owned[id(array)] = array
+    return wrap(array)
+
+
+def _store_leaf_grad(leaf, g, create_graph, stored, owned):
     if create_graph:
         leaf.grad = _accumulate(leaf.grad, g)
     elif leaf.grad is not None:
-        leaf.grad = wrap(leaf.grad.array + g.array)
+        leaf.grad = _add_gradients(leaf.grad, g, owned)
     else:
         # .grad must be writable, contiguous and its own: optimizers update it in place
         array = g.array
@@ -1217,7 +1244,7 @@ def _store_leaf_grad(leaf, g, create_graph, stored):
         flags = array.flags
         if id(owner) in stored or not flags.c_contiguous or not getattr(flags, "writeable", True):
             array = array.copy()
-            owner = array
+            owner = owned[id(array)] = array
         stored.add(id(owner))
         leaf.grad = wrap(array)
 
@@ -1237,14 +1264,19 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
     grads = {}  # Function -> the gradient of its output, summed over its consumers so far
     heap = []  # (-generation, id, Function): latest first; id breaks ties without comparing Functions
     stored = set()  # arrays already placed in some leaf's .grad during this walk
+    owned = {}  # sums this walk allocated and nothing else holds: later gradients are added in place
+
+    def add(old, g):
+        return old + g if create_graph else _add_gradients(old, g, owned)
 
     hooked = {}  # id(leaf) -> (leaf, its gradient so far): leaves with hooks get their whole gradient at the end
 
     def deliver(leaf, g):
         if captured is None:
-            _store_leaf_grad(leaf, g, create_graph, stored)
+            _store_leaf_grad(leaf, g, create_graph, stored, owned)
         elif id(leaf) in captured:
-            captured[id(leaf)] = _accumulate(captured[id(leaf)], g)
+            old = captured[id(leaf)]
+            captured[id(leaf)] = g if old is None else add(old, g)
 
     def send(edge, g, is_op):  # edge: the Function that made a tensor, or a leaf tensor
         if not is_op:
@@ -1253,10 +1285,10 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
             else:
                 deliver(edge, g)
         elif edge in grads:
-            grads[edge] = grads[edge] + g
+            grads[edge] = add(grads[edge], g)
         else:
             grads[edge] = g
-            heapq.heappush(heap, (-edge.generation, id(edge), edge))
+            heappush(heap, (-edge.generation, id(edge), edge))
 
     for out, g in zip(outputs, grad_outputs):
         g = as_operand(g, like=out)
@@ -1268,8 +1300,9 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
     previous, _Mode.grad_enabled = _Mode.grad_enabled, create_graph
     try:
         while heap:
-            fn = heapq.heappop(heap)[2]
+            fn = heappop(heap)[2]
             gy = grads.pop(fn)
+            owned.pop(id(gy.array), None)  # from here on hooks and backward may pass it on, to be held elsewhere
             if fn.hooks:
                 gy = _run_hooks(fn.hooks, gy)
             if fn.released:
@@ -1309,7 +1342,13 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
                     raise RuntimeError(f"{fn.name} backward returned shape {gx.shape} for an input of shape {shape}")
                 if _Mode.anomaly:
                     _check_finite(g_data, f"{fn.name} backward returned non-finite values in its gradient")
-                send(edge, gx, is_op)
+                if not is_op:
+                    send(edge, gx, False)
+                elif edge in grads:
+                    grads[edge] = add(grads[edge], gx)
+                else:  # what send does, inlined: once per op in every backward
+                    grads[edge] = gx
+                    heappush(heap, (-edge.generation, id(edge), edge))
             done.append(fn)
         for leaf, g in hooked.values():
             deliver(leaf, _run_hooks(_leaf_hooks.get(id(leaf), {}), g))

@@ -13,6 +13,22 @@ def test_tensor_used_twice_accumulates():
     np.testing.assert_allclose(x.grad.detach().numpy(), 2 * np.array([1, 2, 3]) + 1)
 
 
+def test_many_uses_sum_correctly_and_shared_gradients_stay_unchanged():
+    # Sums of three or more gradients are added in place into the array the walk made; a gradient that
+    # another tensor also holds (Add hands the same array to both operands) must never be written.
+    x = lamina.tensor([1.0, 2.0], requires_grad=True)
+    other = lamina.tensor([5.0, 6.0], requires_grad=True)
+    h = x * 1.0  # an op output used four times
+    shared = h + other  # its gradient array goes to both h and other
+    (shared.sum() + (h * 2).sum() + (h * 3).sum() + (x * 4).sum() + x.sum()).backward()
+    np.testing.assert_allclose(other.grad.numpy(), [1.0, 1.0])
+    np.testing.assert_allclose(x.grad.numpy(), [1 + 2 + 3 + 4 + 1] * 2)
+    h = x * 1.0
+    (g,) = lamina.grad((h * 2).sum() + (h * 3).sum() + h.sum() + x.sum(), x)
+    np.testing.assert_allclose(g.numpy(), [7.0, 7.0])
+    np.testing.assert_allclose(x.grad.numpy(), [11.0, 11.0])  # grad() left .grad alone
+
+
 def test_diamond_processes_each_node_once():
     calls = []
 
