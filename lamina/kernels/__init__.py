@@ -25,11 +25,11 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 def _compiled(*arrays, size=None, least=None):
     """The compiled module when the numba path is chosen and pays for these arrays, else None."""
+    if (arrays[0].size if size is None else size) < (MIN_ELEMENTS if least is None else least):
+        return None  # tested first: the cheapest test, and the one that small networks fail on every call
     if backend.get_kernels() != "numba":
         return None
     if any(type(a) is not np.ndarray for a in arrays) or arrays[0].dtype not in _FLOATS:
-        return None
-    if (arrays[0].size if size is None else size) < (MIN_ELEMENTS if least is None else least):
         return None
     from lamina.kernels import compiled  # Numba is imported here, on the first call that wants it
 

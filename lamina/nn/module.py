@@ -115,10 +115,12 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def __getattr__(self, name):  # only called when normal lookup fails
+    def __getattr__(self, name):  # only called when normal lookup fails: for every layer's self.weight
+        tables = self.__dict__
         for table in ("_parameters", "_buffers", "_modules"):
-            if name in self.__dict__.get(table, ()):
-                return self.__dict__[table][name]
+            entries = tables.get(table, ())
+            if name in entries:
+                return entries[name]
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def __delattr__(self, name):
@@ -288,6 +290,8 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         out = self.forward(*args, **kwargs)
+        if not self._forward_hooks:
+            return out  # the common case: no list of hooks to copy
         for hook in list(self._forward_hooks.values()):
             result = hook(self, args, out)
             if result is not None:

@@ -146,7 +146,7 @@ class Linear(Function):
             gx = reshape(gx, x.shape) if x.ndim != 2 else gx
         gw = None
         if need[1]:
-            gw = MatMul(True, False)(flat_gy, reshape(x, (rows, x.shape[-1])))
+            gw = MatMul(True, False)(flat_gy, reshape(x, (rows, x.shape[-1])) if x.ndim != 2 else x)
         if len(self.inputs) == 2:
             return gx, gw
         return gx, gw, sum_to(gy, self.inputs[2].shape) if need[2] else None
