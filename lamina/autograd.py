@@ -22,7 +22,7 @@ class _Mode:
     grad_enabled = True
     anomaly = False
     recorders = []  # callables handed (function, inputs, output) for every op that runs (ONNX export traces this way)
-    inplace_seen = False  # until a tensor is first changed in place, nothing needs version checks
+    inplace_count = 0  # tensors changed in place so far: until the first, nothing needs version checks
 
 
 class _ModeSwitch:
@@ -437,7 +437,7 @@ class Tensor:
         if new.grad_fn is not None:
             self.grad_fn, self.requires_grad = new.grad_fn, True
         self._version = getattr(self, "_version", 0) + 1
-        _Mode.inplace_seen = True
+        _Mode.inplace_count += 1
         return self
 
     def add_(self, other, alpha=1):
@@ -1055,6 +1055,7 @@ class Function:
     keeps_inputs, keeps_output = True, False  # `saved`, read once per class rather than once per call
     inputs = None
     input_versions = None  # the saved inputs' versions, once any tensor has been changed in place
+    recorded_at = 0  # _Mode.inplace_count when the op ran: while it is unchanged, no saved tensor can have changed
     output_changed = False
     generation = 0
     retained = None
@@ -1089,9 +1090,11 @@ class Function:
                 edges.append(edge)
             self.generation = latest + 1
             self.out_shape, self.out_dtype = y.shape, y.dtype
+            if _Mode.inplace_count:
+                self.recorded_at = _Mode.inplace_count
             if self.keeps_inputs:
                 self.inputs = inputs
-                if _Mode.inplace_seen:
+                if _Mode.inplace_count:
                     self.input_versions = [getattr(x, "_version", 0) for x in inputs]
             else:
                 self.input_shapes = [x.array.shape for x in inputs]
@@ -1316,7 +1319,7 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
             if wanted_fns and fn in wanted_fns:
                 key = wanted_fns[fn]
                 captured[key] = _accumulate(captured[key], gy)
-            if _Mode.inplace_seen:
+            if _Mode.inplace_count != fn.recorded_at:  # something was changed in place since fn ran
                 _check_versions(fn)
             if _Mode.anomaly:
                 try:
