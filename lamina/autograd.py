@@ -1305,7 +1305,8 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
         while heap:
             fn = heappop(heap)[2]
             gy = grads.pop(fn)
-            owned.pop(id(gy.array), None)  # from here on hooks and backward may pass it on, to be held elsewhere
+            if owned:  # from here on hooks and backward may pass gy on, to be held elsewhere
+                owned.pop(id(gy.array), None)
             if fn.hooks:
                 gy = _run_hooks(fn.hooks, gy)
             if fn.released:
@@ -1346,7 +1347,10 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
                 if _Mode.anomaly:
                     _check_finite(g_data, f"{fn.name} backward returned non-finite values in its gradient")
                 if not is_op:
-                    send(edge, gx, False)
+                    if captured is None and not _leaf_hooks:
+                        _store_leaf_grad(edge, gx, create_graph, stored, owned)
+                    else:
+                        send(edge, gx, False)  # where hooks or grad()'s inputs are looked up
                 elif edge in grads:
                     grads[edge] = add(grads[edge], gx)
                 else:  # what send does, inlined: once per op in every backward
