@@ -6,6 +6,7 @@ the weights. `lamina.Tensor` and the ops below are the backpropagation;
 `lamina.nn`, `lamina.optim`, `lamina.data` and `lamina.training` build on them.
 """
 
+from lamina.autograd import Size  # noqa: I001
 from lamina.autograd import (  # noqa: I001  (grouped by layer of the package, not alphabetically)
     Function, Tensor, detect_anomaly, enable_grad, grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled,
 )
@@ -53,5 +54,5 @@ __all__ = [
     "inference_mode", "int32", "long", "multinomial", "tensor", "zeros", "zeros_like", *_ops_all,
     "LaminaError", "AudioError", "DatasetError", "IDXError", "ModelFileError", "NonFiniteLossError", "TrainingError",
     "get_kernels", "get_num_threads", "set_flush_denormal", "set_kernels", "set_num_threads",
-    "get_printoptions", "set_printoptions",
+    "get_printoptions", "set_printoptions", "Size",
 ]  # lamina.float and lamina.int exist too, kept out of star imports where they would hide the builtins

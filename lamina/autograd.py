@@ -125,6 +125,20 @@ def _is_dtype_name(text):
     return True
 
 
+class Size(tuple):
+    """A shape, as PyTorch's `torch.Size`: a tuple of ints that prints as `lamina.Size([2, 3])`."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return f"lamina.Size({list(self)})"
+
+    __str__ = __repr__
+
+    def numel(self):
+        return int(np.prod(self, dtype=np.int64))
+
+
 class Tensor:
     """An array with an optional gradient and a record of the op that made it."""
 
@@ -178,7 +192,7 @@ class Tensor:
 
     @property
     def shape(self):
-        return self.array.shape
+        return Size(self.array.shape)
 
     @property
     def ndim(self):
@@ -193,7 +207,7 @@ class Tensor:
         return self.grad_fn is None
 
     def size(self, dim=None):
-        return self.array.shape if dim is None else self.array.shape[dim]
+        return Size(self.array.shape) if dim is None else self.array.shape[dim]
 
     def numel(self):
         return self.array.size
@@ -1295,7 +1309,7 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
 
     for out, g in zip(outputs, grad_outputs):
         g = as_operand(g, like=out)
-        if g.shape != out.shape:
+        if g.array.shape != out.array.shape:
             raise RuntimeError(f"backward(): gradient has shape {g.shape}, but the output has shape {out.shape}")
         send(out.grad_fn or out, g, out.grad_fn is not None)
 

@@ -476,7 +476,7 @@ def _load_weights(model, state, path):
     for key in expected:  # in the model's order: the first layer that does not fit is the one named
         if tuple(state[key].shape) != expected[key].shape:
             raise ModelFileError(f"{path}: {key} has shape {tuple(state[key].shape)} in file, "
-                                 f"{expected[key].shape} in model")
+                                 f"{tuple(expected[key].shape)} in model")
     model.load_state_dict(state)
 
 

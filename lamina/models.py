@@ -81,7 +81,7 @@ class LineReader(Module):
 
     >>> reader = lamina.models.LineReader()
     >>> reader(lamina.zeros(2, 1, 28, 112)).shape
-    (2, 28, 11)
+    lamina.Size([2, 28, 11])
     """
 
     def __init__(self, height=28, digits=10, hidden=128, channels=(32, 64, 64)):
@@ -140,7 +140,7 @@ class CharTransformer(Module):
 
     >>> model = lamina.models.CharTransformer(context=16)
     >>> model(lamina.tensor([[0, 1, 22, 1]])).shape
-    (1, 4, 27)
+    lamina.Size([1, 4, 27])
     """
 
     def __init__(self, vocab_size=VOCAB_SIZE, context=16, d_model=64, nhead=4, num_layers=4,

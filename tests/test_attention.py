@@ -60,7 +60,7 @@ def test_bad_input_names_the_layer_and_shapes():
         mha(x, x, x, attn_mask=np.zeros((3, 4), dtype=bool))
     with pytest.raises(ValueError, match=r"key_padding_mask should have shape \(2, 3\), got \(3, 2\)"):
         mha(x, x, x, key_padding_mask=np.zeros((3, 2), dtype=bool))
-    with pytest.raises(ValueError, match=r"query of shape \(2, 3, 5\) should end in embed_dim 4"):
+    with pytest.raises(ValueError, match=r"query of shape lamina\.Size\(\[2, 3, 5\]\) should end in embed_dim 4"):
         mha(lamina.randn(2, 3, 5), x, x)
     with pytest.raises(ValueError, match=r"embed_dim 5 is not divisible by num_heads 2"):
         nn.MultiheadAttention(5, 2)

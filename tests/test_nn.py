@@ -109,7 +109,7 @@ def test_load_state_dict_errors_name_keys_and_shapes():
 
 
 def test_linear_rejects_wrong_input_width():
-    with pytest.raises(ValueError, match=r"Linear\(4, 2\): input of shape \(3, 5\)"):
+    with pytest.raises(ValueError, match=r"Linear\(4, 2\): input of shape lamina\.Size\(\[3, 5\]\)"):
         nn.Linear(4, 2)(lamina.randn(3, 5))
 
 
@@ -176,7 +176,7 @@ def test_losses_stable_for_huge_logits():
 
 
 def test_loss_errors_name_the_shapes():
-    with pytest.raises(ValueError, match=r"mse_loss: input shape \(3,\) and target shape \(4,\)"):
+    with pytest.raises(ValueError, match=r"mse_loss: input shape \S+Size\(\[3\]\) and target shape \S+Size\(\[4\]\)"):
         F.mse_loss(lamina.zeros(3), lamina.zeros(4))
     with pytest.raises(IndexError, match=r"outside \[0, 3\)"):
         F.cross_entropy(lamina.zeros(2, 3), lamina.tensor([0, 3]))

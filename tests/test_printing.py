@@ -87,3 +87,12 @@ def test_graph_nodes_have_pytorchs_names():
         return [repr(t).split("grad_fn=")[1] for t in made]
 
     assert names(lamina) == names(torch)
+
+
+def test_shapes_are_sizes_as_in_pytorch():
+    x = lamina.ones(3, 4)
+    assert repr(x.shape) == str(x.size()) == f"{x.shape}" == "lamina.Size([3, 4])"
+    assert x.shape == (3, 4) and isinstance(x.shape, tuple) and x.shape[1] == 4 and x.size(0) == 3
+    assert x.shape.numel() == 12 and lamina.Size([]).numel() == 1 and repr(lamina.ones(()).shape) == "lamina.Size([])"
+    torch = pytest.importorskip("torch")
+    assert repr(torch.ones(3, 4).shape).replace("torch.", "lamina.") == repr(x.shape)

@@ -80,7 +80,7 @@ def test_legacy_nlp_tutorial_idioms():
             total += loss.data
         print(total.dtype, total.shape, loss.item() < 1.6)
     """)
-    assert out.split() == ["float32", "(1,)", "True"]
+    assert out.split() == ["float32", "lamina.Size([1])", "True"]
 
 
 def test_dataset_loader_training_loop_with_numpy_spellings():

@@ -18,7 +18,8 @@ def test_readme_python_blocks_run(capsys, tmp_path, monkeypatch):
     for block in blocks:
         exec(compile(block, str(README), "exec"), namespace)
     out = capsys.readouterr().out
-    assert "(2, 2) float32" in out and "[3.0, -6.0]" in out and "matmul: shapes (2, 3) and (4, 5)" in out
+    assert "lamina.Size([2, 2]) float32" in out and "[3.0, -6.0]" in out \
+        and "matmul: shapes lamina.Size([2, 3]) and lamina.Size([4, 5])" in out
     assert "['0.weight', '0.bias', '2.weight', '2.bias']" in out
     assert "['accuracy', 'loss', 'lr', 'val_accuracy', 'val_loss']" in out and "True" in out
     assert "['loss', 'lr', 'penalty']" in out

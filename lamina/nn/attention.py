@@ -37,7 +37,7 @@ class MultiheadAttention(Module):
     >>> x = lamina.randn(3, 5, 8)
     >>> out, weights = mha(x, x, x, key_padding_mask=lamina.zeros(3, 5) > 0)
     >>> out.shape, weights.shape
-    ((3, 5, 8), (3, 5, 5))
+    (lamina.Size([3, 5, 8]), lamina.Size([3, 5, 5]))
     """
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, add_bias_kv=False, add_zero_attn=False,

@@ -56,7 +56,7 @@ class Conv2d(_ConvNd):
     """Conv2d, as in PyTorch.
 
     >>> lamina.nn.Conv2d(1, 16, kernel_size=3, padding="same")(lamina.zeros(8, 1, 28, 28)).shape
-    (8, 16, 28, 28)
+    lamina.Size([8, 16, 28, 28])
     """
 
     def forward(self, x):
@@ -98,7 +98,7 @@ class MaxPool2d(Module):
     """MaxPool2d, as in PyTorch.
 
     >>> lamina.nn.MaxPool2d(2)(lamina.zeros(8, 16, 28, 28)).shape
-    (8, 16, 14, 14)
+    lamina.Size([8, 16, 14, 14])
     """
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
@@ -187,7 +187,7 @@ class PixelShuffle(Module):
     """(N, C * r * r, H, W) to (N, C, H * r, W * r), as in sub-pixel convolution.
 
     >>> lamina.nn.PixelShuffle(2)(lamina.zeros(1, 8, 3, 3)).shape
-    (1, 2, 6, 6)
+    lamina.Size([1, 2, 6, 6])
     """
 
     def __init__(self, upscale_factor):

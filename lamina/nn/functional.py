@@ -291,7 +291,7 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     >>> log_probs = lamina.log_softmax(lamina.randn(6, 2, 4), 2)   # 6 frames, 2 sequences, blank + 3 labels
     >>> loss = ctc_loss(log_probs, [[1, 2], [3, 3]], [6, 5], [2, 2], reduction="none")
     >>> loss.shape, bool((loss.numpy() > 0).all())
-    ((2,), True)
+    (lamina.Size([2]), True)
     """
     check_reduction(reduction, "ctc_loss")
     unbatched = log_probs.ndim == 2

@@ -14,7 +14,7 @@ class Linear(Module):
 
     >>> layer = lamina.nn.Linear(784, 10)
     >>> layer.weight.shape, layer(lamina.zeros(32, 784)).shape
-    ((10, 784), (32, 10))
+    (lamina.Size([10, 784]), lamina.Size([32, 10]))
     """
 
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
@@ -33,7 +33,7 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x):
-        if x.shape[-1:] != (self.in_features,):
+        if x.array.shape[-1:] != (self.in_features,):
             raise ValueError(f"Linear({self.in_features}, {self.out_features}): input of shape {x.shape} "
                              f"should end in {self.in_features} features")
         return F.linear(x, self.weight, self.bias)
@@ -77,7 +77,7 @@ class Flatten(Module):
     """Flatten, as in PyTorch.
 
     >>> lamina.nn.Flatten()(lamina.zeros(32, 1, 28, 28)).shape
-    (32, 784)
+    lamina.Size([32, 784])
     """
 
     def __init__(self, start_dim=1, end_dim=-1):
@@ -108,7 +108,7 @@ class Embedding(Module):
     """Embedding, as in PyTorch.
 
     >>> lamina.nn.Embedding(27, 8)(lamina.tensor([[1, 2, 3]])).shape
-    (1, 3, 8)
+    lamina.Size([1, 3, 8])
     """
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, dtype=None):

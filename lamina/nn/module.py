@@ -280,7 +280,7 @@ class Module:
             target = targets[key]
             if tuple(array.shape) != target.shape:
                 raise ValueError(f"load_state_dict: {key} has shape {tuple(array.shape)} in the state dict, "
-                                 f"{target.shape} in the model")
+                                 f"{tuple(target.shape)} in the model")
             target.array[...] = array
         return IncompatibleKeys(missing, unexpected)
 
@@ -363,7 +363,7 @@ class Sequential(Module):
     >>> from lamina import nn
     >>> model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1))
     >>> model(lamina.zeros(5, 2)).shape, len(model), type(model[1]).__name__
-    ((5, 1), 3, 'ReLU')
+    (lamina.Size([5, 1]), 3, 'ReLU')
     """
 
     def __init__(self, *modules):

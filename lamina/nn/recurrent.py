@@ -198,7 +198,7 @@ class LSTM(RNNBase):
     >>> lstm = lamina.nn.LSTM(3, 5, num_layers=2, batch_first=True)
     >>> output, (h_n, c_n) = lstm(lamina.randn(2, 7, 3), lengths=[7, 4])
     >>> output.shape, h_n.shape, sorted(lstm.state_dict())[:2]
-    ((2, 7, 5), (2, 2, 5), ['bias_hh_l0', 'bias_hh_l1'])
+    (lamina.Size([2, 7, 5]), lamina.Size([2, 2, 5]), ['bias_hh_l0', 'bias_hh_l1'])
     """
 
     mode = "LSTM"
@@ -209,7 +209,7 @@ class GRU(RNNBase):
 
     >>> output, h_n = lamina.nn.GRU(3, 4, bidirectional=True)(lamina.randn(6, 2, 3))   # (T, B, F)
     >>> output.shape, h_n.shape
-    ((6, 2, 8), (2, 2, 4))
+    (lamina.Size([6, 2, 8]), lamina.Size([2, 2, 4]))
     """
 
     mode = "GRU"

@@ -25,7 +25,7 @@ def torch_arguments(fn, names=(), numpy_spellings=None, out=False):
     >>> lamina.matmul(input=lamina.ones(2, 3), other=lamina.ones(3)).tolist()
     [3.0, 3.0]
     >>> lamina.ones(2, 3).sum(axis=1, keepdims=True).shape
-    (2, 1)
+    lamina.Size([2, 1])
     """
     name = fn.__name__
     positions = {n: i for i, n in enumerate(names)}

@@ -189,7 +189,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
     >>> x, w = lamina.randn(8, 1, 28, 28), lamina.randn(16, 1, 3, 3)
     >>> lamina.nn.functional.conv2d(x, w, padding=1).shape
-    (8, 16, 28, 28)
+    lamina.Size([8, 16, 28, 28])
     """
     check_input(input, 4, "conv2d")
     if weight.ndim != 4 or input.shape[1] != weight.shape[1] * groups or weight.shape[0] % groups:
@@ -407,7 +407,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     """The mean of each window.
 
     >>> lamina.nn.functional.avg_pool2d(lamina.ones(1, 1, 4, 4), 2).shape
-    (1, 1, 2, 2)
+    lamina.Size([1, 1, 2, 2])
     """
     check_input(input, 4, "avg_pool2d")
     g = geometry(input.shape[2:], kernel_size, kernel_size if stride is None else stride, padding, 1,

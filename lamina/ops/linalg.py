@@ -45,7 +45,7 @@ def matmul(a, b):
 
     >>> a, b = lamina.ones(2, 3), lamina.ones(3, 4)
     >>> (a @ b).shape, lamina.matmul(lamina.ones(5, 2, 3), b).shape
-    ((2, 4), (5, 2, 4))
+    (lamina.Size([2, 4]), lamina.Size([5, 2, 4]))
     """
     a, b = as_operand(a), as_operand(b)
     a_data, b_data = a.array, b.array

@@ -138,8 +138,8 @@ class Linear(Function):
     def backward(self, gy):
         x, weight = self.inputs[0], self.inputs[1]
         need = self.needs_input_grad
-        rows = math.prod(gy.shape[:-1])
-        flat_gy = reshape(gy, (rows, gy.shape[-1])) if gy.ndim != 2 else gy
+        rows = math.prod(gy.array.shape[:-1])
+        flat_gy = reshape(gy, (rows, gy.array.shape[-1])) if gy.ndim != 2 else gy
         gx = None
         if need[0]:
             gx = MatMul()(flat_gy, weight)
@@ -149,21 +149,21 @@ class Linear(Function):
             gw = MatMul(True, False)(flat_gy, reshape(x, (rows, x.shape[-1])) if x.ndim != 2 else x)
         if len(self.inputs) == 2:
             return gx, gw
-        return gx, gw, sum_to(gy, self.inputs[2].shape) if need[2] else None
+        return gx, gw, sum_to(gy, self.inputs[2].array.shape) if need[2] else None
 
 
 def linear(input, weight, bias=None):
     """input @ weight.T + bias, with PyTorch's (out_features, in_features) weight.
 
     >>> lamina.linear(lamina.ones(4, 3), lamina.ones(2, 3), lamina.zeros(2)).shape
-    (4, 2)
+    lamina.Size([4, 2])
     """
-    if input.shape[-1:] != weight.shape[1:] or weight.ndim != 2:
+    if input.array.shape[-1:] != weight.array.shape[1:] or weight.ndim != 2:
         raise ValueError(
             f"linear: input of shape {input.shape} does not fit weight of shape {weight.shape} "
             f"(expected input's last dim to be {weight.shape[-1]})"
         )
-    if bias is not None and bias.shape != weight.shape[:1]:
+    if bias is not None and bias.array.shape != weight.array.shape[:1]:
         raise ValueError(f"linear: bias of shape {bias.shape} does not fit weight of shape {weight.shape}")
     return Linear()(input, weight) if bias is None else Linear()(input, weight, bias)
 
@@ -212,7 +212,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                              f"input of shape {input.shape}")
         return _soft_cross_entropy(input, target, weight, reduction, label_smoothing)
     labels = target.array
-    fused = (input.ndim == 2 and weight is None and label_smoothing == 0 and labels.shape == input.shape[:1]
+    fused = (input.ndim == 2 and weight is None and label_smoothing == 0 and labels.shape == input.array.shape[:1]
              and not (labels == ignore_index).any())
     if fused:
         if labels.size and (labels.min() < 0 or labels.max() >= input.shape[1]):

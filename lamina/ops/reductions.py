@@ -51,7 +51,7 @@ def sum(x, dim=None, keepdim=False):
 
     >>> x = lamina.tensor([[1.0, 2.0], [3.0, 4.0]])
     >>> x.sum().item(), x.sum(dim=0).tolist(), x.sum(1, keepdim=True).shape
-    (10.0, [4.0, 6.0], (2, 1))
+    (10.0, [4.0, 6.0], lamina.Size([2, 1]))
     """
     return Sum(_axes(dim, x.ndim, "sum"), keepdim)(x)
 

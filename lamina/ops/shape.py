@@ -114,7 +114,7 @@ def reshape(x, *shape):
     """The same elements in a new shape; one size may be -1.
 
     >>> lamina.arange(6).reshape(2, -1).shape
-    (2, 3)
+    lamina.Size([2, 3])
     """
     shape = _shape_arg(shape)
     if x.shape == shape:
@@ -169,7 +169,7 @@ def permute(x, *dims):
     """Reorder the dims.
 
     >>> lamina.zeros(2, 3, 4).permute(2, 0, 1).shape
-    (4, 2, 3)
+    lamina.Size([4, 2, 3])
     """
     dims = _shape_arg(dims)
     if sorted(d % max(x.ndim, 1) for d in dims) != list(range(x.ndim)):
@@ -208,7 +208,7 @@ def cat(tensors, dim=0):
     """Join tensors along an existing dim.
 
     >>> lamina.cat([lamina.zeros(2, 3), lamina.ones(1, 3)]).shape
-    (3, 3)
+    lamina.Size([3, 3])
     """
     tensors = [as_operand(t) for t in tensors]
     if not tensors:
@@ -232,7 +232,7 @@ def stack(tensors, dim=0):
     """Join same-shaped tensors along a new dim.
 
     >>> lamina.stack([lamina.zeros(3), lamina.ones(3)], dim=1).shape
-    (3, 2)
+    lamina.Size([3, 2])
     """
     tensors = [as_operand(t) for t in tensors]
     if not tensors:

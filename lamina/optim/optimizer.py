@@ -67,7 +67,7 @@ class Optimizer:
 
     def _scratch(self, param):
         buffer = self._scratch_buffers.get(param)
-        if buffer is None or buffer.shape != param.shape or buffer.dtype != param.array.dtype:
+        if buffer is None or buffer.shape != param.array.shape or buffer.dtype != param.array.dtype:
             buffer = self._scratch_buffers[param] = np.empty_like(param.array)
         return buffer
 
