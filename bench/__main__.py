@@ -142,7 +142,8 @@ def main(argv=None):
                         help="wall time, or CPU time of this process (steadier on a loaded machine; at more than one "
                              "thread it counts every thread's time)")
     parser.add_argument("--fresh", action="store_true",
-                        help="start W1 and W2 from the initial weights every repeat instead of continuing training")
+                        help="start the training workloads (W1, W2, W4, W5) from the initial weights every repeat "
+                             "instead of continuing training")
     parser.add_argument("--no-flush-denormal", action="store_true",
                         help="keep subnormal floats (lamina.set_flush_denormal(False)) to measure what flushing saves")
     args = parser.parse_args(argv)
