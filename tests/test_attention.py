@@ -246,3 +246,74 @@ def test_fused_layer_norm_matches_its_reference_to_second_order(affine):
                                rtol=1e-12, atol=1e-12)
     assert lamina.gradcheck(lambda *a: layer_norm(a[0], 2, *a[1:]), [x, *params])
     assert lamina.gradgradcheck(lambda *a: layer_norm(a[0], 2, *a[1:]), [x, *params])
+
+
+ATTENTION_CASES = list(itertools.product(
+    [True, False],  # packed: one (B, L, 3 H E) projection, as self-attention makes
+    ["none", "causal", "padding"],  # bias
+    [False, True],  # a dropout mask on the weights
+))
+
+
+@pytest.mark.parametrize("packed,bias,dropout", ATTENTION_CASES)
+def test_fused_attention_matches_its_reference_to_second_order(packed, bias, dropout):
+    from lamina.ops.attention import Attention, attention_reference
+
+    batch, heads, length, source, width = 2, 2, 3, (3 if packed else 4), 4
+    inputs = [_leaf(batch, length, 3 * width)] if packed else [_leaf(batch, length, width),
+                                                                _leaf(batch, source, width), _leaf(batch, source, 6)]
+    bias_array = {"none": None, "causal": np.triu(np.full((length, source), -np.inf), 1),
+                  "padding": np.where(np.arange(source) >= source - 1, -np.inf, 0.0).reshape(1, 1, 1, source)}[bias]
+    keep = None
+    if dropout:
+        keep = (rng.random((batch, heads, length, source)) > 0.3) / 0.7
+    options = {"heads": heads, "scale": 0.7, "bias": bias_array, "keep": keep, "packed": packed}
+    fused = lambda *a: Attention(heads, 0.7, bias_array, keep, packed)(*a)  # noqa: E731
+    out = fused(*inputs)
+    np.testing.assert_allclose(out.detach().numpy(), attention_reference(*inputs, **options).detach().numpy(),
+                               rtol=1e-12, atol=1e-12)
+    g = rng.standard_normal(out.shape)
+    ours = lamina.grad((out * lamina.Tensor(g)).sum(), inputs)
+    theirs = lamina.grad((attention_reference(*inputs, **options) * lamina.Tensor(g)).sum(), inputs)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
+    assert lamina.gradcheck(fused, inputs)
+    assert lamina.gradgradcheck(fused, inputs)
+
+
+def test_fused_attention_grads_only_what_is_asked():
+    from lamina.ops.attention import attention
+
+    q, k = _leaf(2, 3, 4), _leaf(2, 5, 4)
+    v = lamina.Tensor(rng.standard_normal((2, 5, 4)))  # no gradient wanted
+    out = attention(q, k, v, 2, 0.5)
+    dq, dk = lamina.grad(out.sum(), [q, k])
+    assert dq.shape == q.shape and dk.shape == k.shape and v.grad is None
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_encoder_layer_runs_the_fused_attention_and_matches_torch(dtype):
+    torch = _torch()
+    theirs = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True, norm_first=True).to(
+        getattr(torch, dtype))
+    ours = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True, norm_first=True, dtype=dtype)
+    _both(torch, ours, theirs)
+    x = rng.standard_normal((3, 5, 8)).astype(dtype)
+    mask = nn.Transformer.generate_square_subsequent_mask(5, dtype=dtype)
+    seen = []
+    with lamina.autograd.record_ops(lambda fn, xs, out: seen.append(type(fn).__name__)):
+        lx = lamina.Tensor(x, requires_grad=True)
+        out = ours(lx, src_mask=mask, is_causal=True)
+    assert "Attention" in seen and "Softmax" not in seen and out.dtype == np.dtype(dtype)
+    tx = torch.tensor(x, requires_grad=True)
+    want = theirs(tx, src_mask=torch.tensor(mask.numpy()), is_causal=True)
+    tol = {"rtol": 1e-4, "atol": 1e-5} if dtype == "float32" else {"rtol": 1e-10, "atol": 1e-12}
+    np.testing.assert_allclose(out.detach().numpy(), want.detach().numpy(), **tol)
+    g = rng.standard_normal(out.shape).astype(dtype)
+    (out * lamina.Tensor(g)).sum().backward()
+    (want * torch.tensor(g)).sum().backward()
+    np.testing.assert_allclose(lx.grad.numpy(), tx.grad.numpy(), **tol)
+    theirs_params = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        np.testing.assert_allclose(p.grad.numpy(), theirs_params[name].grad.numpy(), err_msg=name, **tol)

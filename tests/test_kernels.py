@@ -149,6 +149,84 @@ def test_compiled_kernels_keep_float64_float64(compiled):
     assert kernels.max_pool(v, g)[0].dtype == np.float64
 
 
+@pytest.fixture(params=[1, 2])
+def threads(request):
+    """The row kernels run a serial function at one thread and parallel blocks at more: test both."""
+    before = lamina.get_num_threads()
+    lamina.set_num_threads(request.param)
+    yield request.param
+    lamina.set_num_threads(before)
+
+
+@pytest.mark.parametrize("n", [1, 7, 64, 67])
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layer_norm_kernels_match_the_reference(compiled, threads, n, affine, dtype):
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal((37, n)) * 3 + 5).astype(dtype)  # an offset mean: the backward's sums must hold up
+    weight, bias = (rng.standard_normal((2, n)).astype(dtype) if affine else (None, None))
+    tol = {"rtol": 1e-4, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-10, "atol": 1e-12}
+    got, want = kernels.layer_norm(x, weight, bias, 1e-5), reference.layer_norm(x, weight, bias, 1e-5)
+    for a, b in zip(got, want):
+        assert a.dtype == dtype and a.shape == b.shape
+        np.testing.assert_allclose(a, b, **tol)
+    g = rng.standard_normal((37, n)).astype(dtype)
+    got = kernels.layer_norm_backward(g, x, *want[1:], weight)
+    for a, b in zip(got, reference.layer_norm_backward(g, x, *want[1:], weight)):
+        if b is None:
+            assert a is None
+            continue
+        assert a.dtype == dtype and a.shape == b.shape
+        np.testing.assert_allclose(a, b, **tol)
+
+
+def test_layer_norm_kernel_keeps_nan_and_constant_rows(compiled):
+    x = np.ones((3, 16), np.float32)
+    x[1, 3] = np.nan
+    y, mean, rstd = kernels.layer_norm(x, None, None, 1e-5)
+    want = reference.layer_norm(x, None, None, 1e-5)
+    np.testing.assert_array_equal(y, want[0])  # constant rows normalize to 0; the NaN row stays NaN
+    assert np.isnan(y[1]).all() and (y[[0, 2]] == 0).all()
+
+
+@pytest.mark.parametrize("bias", ["none", "causal", "padding", "full"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_attention_softmax_kernels_match_the_reference(compiled, threads, bias, dtype):
+    rng = np.random.default_rng(1)
+    shape = (3, 2, 5, 6)
+    scores = (rng.standard_normal(shape) * 4).astype(dtype)
+    add = {"none": None, "causal": np.triu(np.full((5, 6), -np.inf), 1),
+           "padding": np.where(np.arange(6) >= 4, -np.inf, 0.0).reshape(1, 1, 1, 6),
+           "full": rng.standard_normal(shape)}[bias]
+    add = None if add is None else add.astype(dtype)
+    got = kernels.attention_softmax_(scores.copy(), 0.3, add)
+    want = reference.attention_softmax_(scores.copy(), 0.3, add)
+    assert got.dtype == dtype
+    tol = {"rtol": 1e-5, "atol": 1e-7} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-14}
+    np.testing.assert_allclose(got, want, **tol)
+    grad = rng.standard_normal(shape).astype(dtype)
+    np.testing.assert_allclose(kernels.attention_softmax_backward_(grad.copy(), want, 0.3),
+                               reference.attention_softmax_backward_(grad.copy(), want, 0.3), **tol)
+
+
+def test_attention_softmax_kernel_gives_nan_for_rows_with_nothing_to_attend(compiled):
+    scores = np.zeros((1, 1, 2, 3), np.float32)
+    bias = np.array([[0, -np.inf, -np.inf], [-np.inf] * 3], np.float32)
+    got = kernels.attention_softmax_(scores, 1.0, bias)
+    np.testing.assert_array_equal(got[0, 0, 0], [1, 0, 0])
+    assert np.isnan(got[0, 0, 1]).all()  # as the composite softmax (and PyTorch's math path) gives
+
+
+@pytest.mark.parametrize("width", [5, 64])
+def test_embedding_backward_kernel_matches_the_reference(compiled, threads, width):
+    rng = np.random.default_rng(3)
+    indices = rng.integers(0, 7, 300)  # many repeats, and rows that none looked up
+    g = rng.standard_normal((300, width)).astype(np.float32)
+    got = kernels.embedding_backward(g, indices, 9)
+    assert got.dtype == np.float32 and got.shape == (9, width) and not got[7:].any()
+    np.testing.assert_allclose(got, reference.embedding_backward(g, indices, 9), rtol=1e-5, atol=1e-5)
+
+
 # --- gradients through the ops, in float64 on both paths ---------------------------------------------------------
 def test_conv2d_gradcheck_on_both_paths(path):
     x = lamina.randn(2, 3, 7, 6, dtype=lamina.float64, requires_grad=True)
@@ -193,6 +271,37 @@ def test_sequential_runs_relu_then_max_pool_fused_with_the_same_results(path):
     np.testing.assert_array_equal(fused.detach().numpy(), plain.detach().numpy())
     for got, p in zip(grads, model.parameters()):
         np.testing.assert_allclose(got, p.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_layer_norm_gradcheck_on_both_paths(path, affine):
+    from lamina.ops.nn import layer_norm
+
+    x = lamina.randn(4, 3, 5, dtype=lamina.float64, requires_grad=True)
+    params = [lamina.randn(3, 5, dtype=lamina.float64, requires_grad=True) for _ in range(2)] if affine else []
+    assert lamina.gradcheck(lambda *a: layer_norm(a[0], 2, *a[1:]), [x, *params])
+    assert lamina.gradgradcheck(lambda *a: layer_norm(a[0], 2, *a[1:]), [x, *params])
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_attention_gradcheck_on_both_paths(path, packed):
+    from lamina.ops.attention import Attention
+
+    rng = np.random.default_rng(2)
+    leaf = lambda *shape: lamina.tensor(rng.standard_normal(shape), requires_grad=True)  # noqa: E731
+    inputs = [leaf(2, 4, 12)] if packed else [leaf(2, 4, 4), leaf(2, 3, 4), leaf(2, 3, 6)]
+    bias = np.triu(np.full((4, 4 if packed else 3), -np.inf), 1)
+    fused = lambda *a: Attention(2, 0.5, bias, None, packed)(*a)  # noqa: E731
+    assert lamina.gradcheck(fused, inputs)
+    assert lamina.gradgradcheck(fused, inputs)
+
+
+def test_embedding_gradcheck_on_both_paths(path):
+    weight = lamina.randn(6, 3, dtype=lamina.float64, requires_grad=True)
+    indices = np.array([[0, 2, 2], [5, 0, 2]])
+    lookup = lambda w: lamina.nn.functional.embedding(indices, w)  # noqa: E731
+    assert lamina.gradcheck(lookup, (weight,))
+    assert lamina.gradgradcheck(lookup, (weight,))
 
 
 # --- the CPU settings reach the compiled kernels' threads ------------------------------------------------------

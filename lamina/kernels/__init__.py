@@ -115,3 +115,81 @@ def sgd_step(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov, 
     real = param.dtype.type
     fast.sgd_step(_flat(param), _flat(grad), _flat(param if buf is None else buf), buf is not None, real(lr),
                   real(momentum), real(1 - dampening), real(weight_decay), nesterov, first)
+
+
+def _same_dtype(first, *others):
+    return all(a is None or (type(a) is np.ndarray and a.dtype == first.dtype) for a in others)
+
+
+def _affine(weight, dtype):
+    """weight as the kernels take it: contiguous, or an empty stand-in (never read) when there is none."""
+    return np.empty(0, dtype) if weight is None else np.ascontiguousarray(weight)
+
+
+def _blocks(rows):
+    """How many blocks of rows the row kernels share among threads: a fixed count, so that results never depend
+    on the number of threads."""
+    return min(len(rows), 32)
+
+
+def layer_norm(x, weight, bias, eps):
+    """(y, mean, rstd): LayerNorm over the rows of x (rows, n); see reference.layer_norm."""
+    fast = _compiled(x)
+    if fast is None or x.shape[1] == 0 or not _same_dtype(x, weight, bias):
+        return reference.layer_norm(x, weight, bias, eps)
+    x = np.ascontiguousarray(x)
+    y = np.empty_like(x)
+    mean, rstd = np.empty(len(x), x.dtype), np.empty(len(x), x.dtype)
+    fast.layer_norm(x, _affine(weight, x.dtype), _affine(bias, x.dtype), weight is not None, x.dtype.type(eps),
+                    _blocks(x), y, mean, rstd)
+    return y, mean, rstd
+
+
+def layer_norm_backward(g, x, mean, rstd, weight):
+    """(gx, gweight, gbias) of layer_norm; see reference.layer_norm_backward."""
+    fast = _compiled(g)
+    if fast is None or g.shape[1] == 0 or not _same_dtype(g, x, mean, weight):
+        return reference.layer_norm_backward(g, x, mean, rstd, weight)
+    g, x = np.ascontiguousarray(g), np.ascontiguousarray(x)
+    gx = np.empty_like(g)
+    gweight_parts, gbias_parts = np.empty((2, _blocks(g), g.shape[1]), g.dtype)
+    fast.layer_norm_backward(g, x, _affine(weight, g.dtype), weight is not None, mean, rstd, gx, gweight_parts,
+                             gbias_parts)
+    if weight is None:
+        return gx, None, None
+    return gx, gweight_parts.sum(axis=0), gbias_parts.sum(axis=0)
+
+
+def attention_softmax_(scores, scale, bias):
+    """scores (..., L, S) <- softmax(scores * scale + bias) along the last axis, in place; bias broadcasts to
+    scores or is None. See reference.attention_softmax_."""
+    fast = _compiled(scores)
+    if fast is None or scores.ndim != 4 or not scores.flags.c_contiguous or not _same_dtype(scores, bias) or \
+            scores.shape[-1] == 0:
+        return reference.attention_softmax_(scores, scale, bias)
+    full = np.broadcast_to(scores if bias is None else bias, scores.shape)  # a view: a causal mask is not copied
+    matrices = scores.reshape(-1, *scores.shape[2:])
+    fast.attention_softmax_(scores, scores.dtype.type(scale), full, bias is not None, _blocks(matrices))
+    return scores
+
+
+def attention_softmax_backward_(grad, weights, scale):
+    """grad <- weights * (grad - sum(grad * weights)) * scale along the last axis, in place."""
+    fast = _compiled(grad)
+    if fast is None or not (grad.flags.c_contiguous and weights.flags.c_contiguous) or \
+            not _same_dtype(grad, weights) or grad.shape[-1] == 0:
+        return reference.attention_softmax_backward_(grad, weights, scale)
+    rows = grad.reshape(-1, grad.shape[-1])
+    fast.attention_softmax_backward_(rows, weights.reshape(rows.shape), grad.dtype.type(scale), _blocks(rows))
+    return grad
+
+
+def embedding_backward(g, indices, rows):
+    """The (rows, D) gradient of an embedding table from that of its looked-up rows g (N, D) and their
+    indices (N,); see reference.embedding_backward."""
+    fast = _compiled(g)
+    if fast is None or indices.dtype.kind not in "iu":
+        return reference.embedding_backward(g, indices, rows)
+    out = np.zeros((rows, g.shape[1]), dtype=g.dtype)
+    fast.embedding_backward(np.ascontiguousarray(g), np.ascontiguousarray(indices), out)
+    return out

@@ -168,6 +168,228 @@ def sgd_step(param, grad, buf, has_buf, lr, momentum, one_minus_dampening, weigh
         param[k] = param[k] - lr * g
 
 
+# --- LayerNorm over the rows of a (rows, n) array -----------------------------------------------------------------
+# A row's sums may add in any order (fastmath's "reassoc" flag alone, no other fast-math assumption: NaN, inf and
+# signed zeros behave as IEEE says), so they run in SIMD lanes, as NumPy's own sums do; in strict order they are
+# one chain of dependent additions, six times slower on rows of 64. They accumulate in float64.
+@njit(fastmath={"reassoc"}, cache=True)
+def _row_sum(a):
+    total = 0.0
+    for j in range(a.size):
+        total += a[j]
+    return total
+
+
+@njit(fastmath={"reassoc"}, cache=True)
+def _row_dot(a, b):
+    """sum of a * b, each product exact in float64 for float32 inputs."""
+    total = 0.0
+    for j in range(a.size):
+        total += np.float64(a[j]) * b[j]
+    return total
+
+
+# Threads take blocks of rows, each block a call of a serial function: inlined into the parallel loop, the row
+# loops compiled 50% slower (the loop body is outlined, and the arrays' independence is lost with it). At one
+# thread the serial function runs alone, without a parallel launch (whose wait spins when the machine is busy).
+@njit(cache=True)
+def _layer_norm_rows(x, weight, bias, affine, eps, y, mean, rstd, start, stop):
+    n = x.shape[1]
+    for r in range(start, stop):
+        mean[r] = _row_sum(x[r]) / n
+        mu, out = mean[r], y[r]  # mu in x's dtype, as the backward pass reads it
+        for j in range(n):
+            out[j] = x[r, j] - mu
+        rstd[r] = 1 / np.sqrt(_row_dot(out, out) / n + eps)
+        s = rstd[r]
+        if affine:
+            for j in range(n):
+                out[j] = out[j] * s * weight[j] + bias[j]
+        else:
+            for j in range(n):
+                out[j] *= s
+
+
+@compiled
+def _layer_norm_blocks(x, weight, bias, affine, eps, blocks, y, mean, rstd):
+    rows = x.shape[0]
+    for block in prange(blocks):
+        _layer_norm_rows(x, weight, bias, affine, eps, y, mean, rstd, block * rows // blocks,
+                         (block + 1) * rows // blocks)
+
+
+def layer_norm(x, weight, bias, affine, eps, blocks, y, mean, rstd):
+    """y, mean, rstd <- reference.layer_norm(x, ...), each row read twice from cache."""
+    if _threads == 1:
+        return _layer_norm_rows(x, weight, bias, affine, eps, y, mean, rstd, 0, x.shape[0])
+    with _launch:
+        _layer_norm_blocks(x, weight, bias, affine, eps, blocks, y, mean, rstd)
+
+
+@njit(cache=True)
+def _layer_norm_backward_rows(g, x, weight, affine, mean, rstd, gx, gw, gb, start, stop):
+    n = g.shape[1]
+    gw[:] = 0
+    gb[:] = 0
+    for r in range(start, stop):
+        mu, s, out = mean[r], rstd[r], gx[r]
+        for j in range(n):
+            gw[j] += g[r, j] * ((x[r, j] - mu) * s)
+            gb[j] += g[r, j]
+        if affine:
+            for j in range(n):
+                out[j] = g[r, j] * weight[j]
+        else:
+            out[:] = g[r]
+        total = _row_sum(out)
+        # the sum of out * xhat, xhat = (x - mu) s, from sums of out * x and out: exact products, float64 sums
+        with_xhat = (_row_dot(out, x[r]) - mu * total) * s
+        a, b = total / n, with_xhat / n
+        for j in range(n):
+            out[j] = s * (out[j] - a - (x[r, j] - mu) * s * b)
+
+
+@njit(cache=True)
+def _layer_norm_backward_serial(g, x, weight, affine, mean, rstd, gx, gweight_parts, gbias_parts):
+    rows, blocks = g.shape[0], gweight_parts.shape[0]
+    for block in range(blocks):
+        _layer_norm_backward_rows(g, x, weight, affine, mean, rstd, gx, gweight_parts[block], gbias_parts[block],
+                                  block * rows // blocks, (block + 1) * rows // blocks)
+
+
+@compiled
+def _layer_norm_backward_blocks(g, x, weight, affine, mean, rstd, gx, gweight_parts, gbias_parts):
+    rows, blocks = g.shape[0], gweight_parts.shape[0]
+    for block in prange(blocks):
+        _layer_norm_backward_rows(g, x, weight, affine, mean, rstd, gx, gweight_parts[block], gbias_parts[block],
+                                  block * rows // blocks, (block + 1) * rows // blocks)
+
+
+def layer_norm_backward(g, x, weight, affine, mean, rstd, gx, gweight_parts, gbias_parts):
+    """gx <- reference.layer_norm_backward's gx; gweight_parts, gbias_parts (blocks, n) <- each block of rows'
+    share of gweight and gbias (summed by the caller), so no two threads add into one element."""
+    if _threads == 1:
+        return _layer_norm_backward_serial(g, x, weight, affine, mean, rstd, gx, gweight_parts, gbias_parts)
+    with _launch:
+        _layer_norm_backward_blocks(g, x, weight, affine, mean, rstd, gx, gweight_parts, gbias_parts)
+
+
+# --- attention's softmax over rows of the (B, H, L, S) scores, in place ------------------------------------------
+# The exponential stays with NumPy (SIMD; Numba's is a scalar call per element, five times slower), so the
+# forward is two passes here around np.exp: scale, bias and the row maximum before, the row sum after.
+@njit(fastmath={"reassoc"}, cache=True)
+def _row_max(a):
+    best = -np.inf
+    for j in range(a.size):
+        best = max(best, a[j])
+    return best
+
+
+@njit(cache=True)
+def _shift_rows(scores, scale, bias, has_bias, start, stop):
+    """Matrices start..stop (of the B H) of scores (B, H, L, S) <- scores * scale + bias, less each row's
+    maximum; bias (B, H, L, S) may be a broadcast view (zero strides)."""
+    heads, length = scores.shape[1], scores.shape[2]
+    for m in range(start, stop):
+        for i in range(length):
+            row, add = scores[m // heads, m % heads, i], bias[m // heads, m % heads, i]
+            if has_bias:
+                for j in range(row.size):
+                    row[j] = row[j] * scale + add[j]
+            else:
+                for j in range(row.size):
+                    row[j] *= scale
+            top = _row_max(row)
+            for j in range(row.size):
+                row[j] -= top
+
+
+@njit(cache=True)
+def _normalize_rows(weights, start, stop):
+    for r in range(start, stop):
+        row = weights[r]
+        inverse = 1 / _row_sum(row)
+        for j in range(row.size):
+            row[j] *= inverse
+
+
+@njit(cache=True)
+def _softmax_backward_rows(grad, weights, scale, start, stop):
+    for r in range(start, stop):
+        g, w = grad[r], weights[r]
+        inner = _row_dot(g, w)
+        for j in range(g.size):
+            g[j] = w[j] * (g[j] - inner) * scale
+
+
+@compiled
+def _shift_blocks(scores, scale, bias, has_bias, blocks):
+    matrices = scores.shape[0] * scores.shape[1]
+    for block in prange(blocks):
+        _shift_rows(scores, scale, bias, has_bias, block * matrices // blocks, (block + 1) * matrices // blocks)
+
+
+@compiled
+def _normalize_blocks(weights, blocks):
+    rows = weights.shape[0]
+    for block in prange(blocks):
+        _normalize_rows(weights, block * rows // blocks, (block + 1) * rows // blocks)
+
+
+@compiled
+def _softmax_backward_blocks(grad, weights, scale, blocks):
+    rows = grad.shape[0]
+    for block in prange(blocks):
+        _softmax_backward_rows(grad, weights, scale, block * rows // blocks, (block + 1) * rows // blocks)
+
+
+def attention_softmax_(scores, scale, bias, has_bias, blocks):
+    """scores (B, H, L, S) <- reference.attention_softmax_(scores, scale, bias); bias (B, H, L, S), any strides."""
+    rows = scores.reshape(-1, scores.shape[-1])
+    if _threads == 1:
+        _shift_rows(scores, scale, bias, has_bias, 0, scores.shape[0] * scores.shape[1])
+        np.exp(scores, out=scores)
+        return _normalize_rows(rows, 0, rows.shape[0])
+    with _launch:
+        _shift_blocks(scores, scale, bias, has_bias, blocks)
+    np.exp(scores, out=scores)
+    with _launch:
+        _normalize_blocks(rows, blocks)
+
+
+def attention_softmax_backward_(grad, weights, scale, blocks):
+    """grad (rows, S) <- reference.attention_softmax_backward_(grad, weights, scale)."""
+    if _threads == 1:
+        return _softmax_backward_rows(grad, weights, scale, 0, grad.shape[0])
+    with _launch:
+        _softmax_backward_blocks(grad, weights, scale, blocks)
+
+
+# --- embedding: rows of a gradient added into the rows of a table that they were looked up from ---------------
+@njit(cache=True)
+def _scatter_rows(g, indices, out, start, stop):
+    """out[indices[n], start:stop] += g[n, start:stop] for every n, in order."""
+    for n in range(g.shape[0]):
+        row = indices[n]
+        for j in range(start, stop):
+            out[row, j] += g[n, j]
+
+
+@compiled
+def _scatter_column_blocks(g, indices, out, blocks):
+    width = g.shape[1]
+    for block in prange(blocks):  # threads take columns, so that no two add into one element
+        _scatter_rows(g, indices, out, block * width // blocks, (block + 1) * width // blocks)
+
+
+def embedding_backward(g, indices, out):
+    """out (rows, D), zeroed <- reference.embedding_backward(g, indices, rows)."""
+    if _threads == 1 or g.shape[1] < 32:
+        return _scatter_rows(g, indices, out, 0, g.shape[1])
+    with _launch:
+        _scatter_column_blocks(g, indices, out, min(_threads, g.shape[1] // 16))
+
+
 # --- the CPU settings on the worker threads ---------------------------------------------------------------------
 @intrinsic
 def _mxcsr(typingctx, value):
@@ -221,8 +443,13 @@ def workers_flush():
     return dict(zip(thread.tolist(), flushed.tolist()))
 
 
+_threads = 1  # the thread count lamina asked for, as use_threads last set it
+
+
 def use_threads(n):
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    global _threads
+    _threads = min(n, numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(_threads)
 
 
 def _one_at_a_time(kernel):

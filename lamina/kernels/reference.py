@@ -154,3 +154,65 @@ def sgd_step(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov, 
             buf += (1 - dampening) * grad
         grad = grad + momentum * buf if nesterov else buf
     param -= lr * grad
+
+
+# --- normalization over the last axis of a (rows, n) array ------------------------------------------------------
+def layer_norm(x, weight, bias, eps):
+    """(y, mean, rstd) for LayerNorm over each row of x (rows, n): y = (x - mean) * rstd * weight + bias, with
+    rstd = 1 / sqrt(var + eps); weight and bias are (n,) or both None (no affine map)."""
+    xp = get_array_module(x)
+    mean = x.mean(axis=1, keepdims=True)
+    y = x - mean
+    rstd = 1 / xp.sqrt(xp.square(y).mean(axis=1, keepdims=True) + x.dtype.type(eps))
+    y *= rstd
+    if weight is not None:
+        y *= weight
+        y += bias
+    return y, mean[:, 0], rstd[:, 0]
+
+
+def layer_norm_backward(g, x, mean, rstd, weight):
+    """(gx, gweight, gbias) of layer_norm from the output gradient g (rows, n), what it returned and weight
+    (None without the affine map; then gweight and gbias are None too)."""
+    xhat = (x - mean[:, None]) * rstd[:, None]
+    gweight = gbias = None
+    if weight is not None:
+        gweight, gbias = (g * xhat).sum(axis=0), g.sum(axis=0)
+        g = g * weight
+    gx = g - g.mean(axis=1, keepdims=True)
+    gx -= xhat * (g * xhat).mean(axis=1, keepdims=True)
+    gx *= rstd[:, None]
+    return gx, gweight, gbias
+
+
+# --- attention: the softmax over the last axis of the (..., L, S) scores, in place ------------------------------
+def attention_softmax_(scores, scale, bias):
+    """scores <- softmax(scores * scale + bias) along the last axis, in place; bias broadcasts to scores (or is
+    None). A row that bias forbids entirely (all -inf) comes out NaN, as softmax's composite form gives."""
+    xp = get_array_module(scores)
+    scores *= scale
+    if bias is not None:
+        scores += bias
+    scores -= scores.max(axis=-1, keepdims=True)
+    xp.exp(scores, out=scores)
+    scores /= scores.sum(axis=-1, keepdims=True)
+    return scores
+
+
+def attention_softmax_backward_(grad, weights, scale):
+    """grad <- the gradient of the scores before scaling (q k^T) from grad, the weights' gradient, in place:
+    weights * (grad - sum(grad * weights)) * scale along the last axis."""
+    grad -= (grad * weights).sum(axis=-1, keepdims=True)
+    grad *= weights
+    grad *= scale
+    return grad
+
+
+# --- embedding ------------------------------------------------------------------------------------------------
+def embedding_backward(g, indices, rows):
+    """The (rows, D) gradient of a table from that of its looked-up rows g (N, D): g[n] added into row
+    indices[n], repeats adding up."""
+    xp = get_array_module(g)
+    out = xp.zeros((rows, g.shape[1]), dtype=g.dtype)
+    xp.add.at(out, indices, g)
+    return out

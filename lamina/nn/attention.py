@@ -1,7 +1,8 @@
 """Attention and the Transformer encoder, with PyTorch's names, arguments and state-dict keys.
 
-Attention is a few batched matrix products around one fused softmax (see
-functional.scaled_dot_product_attention). Masks follow PyTorch: here, in MultiheadAttention
+Attention is one fused op (ops.attention: batched products around one softmax kernel, reading the heads
+straight out of the projections) where no one asks for the weights; where they are asked for, the composite
+of functional.scaled_dot_product_attention runs, which returns them. Masks follow PyTorch: here, in MultiheadAttention
 and the encoder, bool masks are True where a query may NOT attend (`attn_mask`) or where a
 key is padding (`key_padding_mask`); a float mask is added to the scores (-inf forbids).
 """
@@ -21,6 +22,7 @@ from lamina.nn.functional import _additive, _attend
 from lamina.nn.layers import Dropout, Linear
 from lamina.nn.module import Module, ModuleList, Parameter
 from lamina.nn.normalization import LayerNorm
+from lamina.ops.attention import attention
 
 
 def generate_square_subsequent_mask(sz, dtype=None):
@@ -112,12 +114,23 @@ class MultiheadAttention(Module):
             padding = _additive(m.reshape(batch, 1, 1, source), query.dtype, False, f"{name}: key_padding_mask",
                                 scores)
             bias = padding if bias is None else bias + padding
-        q, k, v = self._project(query, query if same else key, query if same else value)
-        q, k, v = (ops.permute(ops.reshape(t, (batch, t.shape[1], heads, self.head_dim)), 0, 2, 1, 3)
-                   for t in (q, k, v))
         dropout_p = self.dropout if self.training else 0.0
-        out, weights = _attend(q, k, v, bias, dropout_p, 1 / math.sqrt(self.head_dim))
-        out = self.out_proj(ops.reshape(ops.permute(out, 0, 2, 1, 3), (batch, length, self.embed_dim)))
+        scale = 1 / math.sqrt(self.head_dim)
+        if not need_weights and (bias is None or not bias.requires_grad):  # one fused op (ops.attention)
+            if same:
+                packed = F.linear(query, self.in_proj_weight, self.in_proj_bias)
+                out = attention(packed, None, None, heads, scale, None if bias is None else bias.array, dropout_p)
+            else:
+                q, k, v = self._project(query, key, value)
+                out = attention(q, k, v, heads, scale, None if bias is None else bias.array, dropout_p)
+            weights = None
+        else:
+            q, k, v = self._project(query, query if same else key, query if same else value)
+            q, k, v = (ops.permute(ops.reshape(t, (batch, t.shape[1], heads, self.head_dim)), 0, 2, 1, 3)
+                       for t in (q, k, v))
+            out, weights = _attend(q, k, v, bias, dropout_p, scale)
+            out = ops.reshape(ops.permute(out, 0, 2, 1, 3), (batch, length, self.embed_dim))
+        out = self.out_proj(out)
         if unbatched:
             out = ops.squeeze(out, 0)
         elif not self.batch_first:

@@ -22,6 +22,7 @@ from lamina.ops.nn import (  # noqa: F401  (the fused loss kernels, re-exported)
     nll_loss,
     reduce_loss,
 )
+from lamina.ops.nn import embedding as _embedding
 from lamina.ops.nn import layer_norm as _fused_layer_norm
 from lamina.ops.shape import pad  # noqa: F401  (re-exported)
 
@@ -96,7 +97,7 @@ def embedding(input, weight, padding_idx=None):
         raise IndexError(
             f"embedding: indices must lie in [0, {weight.shape[0]}), got [{indices.min()}, {indices.max()}]"
         )
-    out = weight[indices]
+    out = _embedding(indices, weight)
     if padding_idx is not None:  # the padding row's value passes through but receives no gradient
         out = ops.where(wrap((indices == padding_idx)[..., None]), out.detach(), out)
     return out

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 
+from lamina import kernels
 from lamina.autograd import Function, as_operand, grad, is_grad_enabled, wrap
 from lamina.backend import get_array_module
 from lamina.ops.elementwise import clamp, exp, log, maximum, sigmoid
@@ -321,51 +322,37 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
 class LayerNorm(Function):
     """(x - mean) / sqrt(var + eps) * weight + bias over the last `dims` dims, in one op.
 
-    Inputs x and, optionally, weight and bias (both or neither). The first-order backward works on
-    arrays with the saved normalized input; create_graph=True goes through `layer_norm_reference`.
+    Inputs x and, optionally, weight and bias (both or neither). Forward and the first-order backward run
+    kernels.layer_norm(_backward) on (rows, n) arrays, keeping only each row's mean and 1/std;
+    create_graph=True goes through `layer_norm_reference`.
     """
 
     def __init__(self, dims, eps):
         self.dims, self.eps = dims, eps
 
+    def _rows(self, a):
+        return a.reshape(-1, math.prod(a.shape[a.ndim - self.dims:]))
+
     def forward(self, x, weight=None, bias=None):
-        xp = get_array_module(x)
-        axes = tuple(range(x.ndim - self.dims, x.ndim))
-        centered = x - x.mean(axis=axes, keepdims=True)
-        var = xp.square(centered).mean(axis=axes, keepdims=True)
-        rstd = 1 / xp.sqrt(var + x.dtype.type(self.eps))
-        centered *= rstd
-        self.normalized, self.rstd = centered, rstd
-        if weight is None:
-            return centered.copy()
-        y = centered * weight
-        y += bias
-        return y
+        flat = None if weight is None else weight.reshape(-1)
+        y, self.mean, self.rstd = kernels.layer_norm(self._rows(x), flat, None if bias is None else bias.reshape(-1),
+                                                     self.eps)
+        return y.reshape(x.shape)
 
     def release(self):
         super().release()
-        self.normalized = self.rstd = None
+        self.mean = self.rstd = None
 
     def backward(self, gy):
         if is_grad_enabled():
             return differentiate_reference(self, lambda *a: layer_norm_reference(*a, self.dims, self.eps), gy)
-        g, xhat = gy.array, self.normalized
-        axes = tuple(range(g.ndim - self.dims, g.ndim))
-        need = self.needs_input_grad
-        grads = [None] * len(self.inputs)
-        if len(self.inputs) == 3:
-            lead = tuple(range(g.ndim - self.dims))
-            if need[1]:
-                grads[1] = wrap((g * xhat).sum(axis=lead))
-            if need[2]:
-                grads[2] = wrap(g.sum(axis=lead))
-            g = g * self.inputs[1].array
-        if need[0]:
-            gx = g - g.mean(axis=axes, keepdims=True)
-            gx -= xhat * (g * xhat).mean(axis=axes, keepdims=True)
-            gx *= self.rstd
-            grads[0] = wrap(gx)
-        return tuple(grads)
+        x, weight = self.inputs[0].array, (self.inputs[1].array if len(self.inputs) == 3 else None)
+        gx, gweight, gbias = kernels.layer_norm_backward(
+            self._rows(gy.array), self._rows(x), self.mean, self.rstd, None if weight is None else weight.reshape(-1))
+        if weight is None:
+            return (wrap(gx.reshape(x.shape)),)
+        grads = gx.reshape(x.shape), gweight.reshape(weight.shape), gbias.reshape(weight.shape)
+        return tuple(wrap(g) if need else None for g, need in zip(grads, self.needs_input_grad))
 
 
 def layer_norm_reference(x, weight=None, bias=None, dims=1, eps=1e-5):
@@ -382,3 +369,39 @@ def layer_norm(x, dims, weight=None, bias=None, eps=1e-5):
         out = out if weight is None else out * weight
         return out if bias is None else out + bias
     return LayerNorm(dims, eps)(x) if weight is None else LayerNorm(dims, eps)(x, weight, bias)
+
+
+class Embedding(Function):
+    """weight[indices]: a row of the table for each index; backward adds each row's gradient into the row it
+    came from (kernels.embedding_backward), and the backward of that is this lookup again."""
+
+    saved = ()
+
+    def __init__(self, indices):
+        self.indices = indices
+
+    def forward(self, weight):
+        return get_array_module(weight).take(weight, self.indices, axis=0)
+
+    def backward(self, gy):
+        return EmbeddingGrad(self.indices, self.input_shapes[0])(gy)
+
+
+class EmbeddingGrad(Function):
+    saved = ()
+
+    def __init__(self, indices, shape):
+        self.indices, self.shape = indices, shape
+
+    def forward(self, gy):
+        rows = kernels.embedding_backward(gy.reshape(self.indices.size, -1), self.indices.reshape(-1), self.shape[0])
+        return rows.reshape(self.shape)
+
+    def backward(self, ggw):
+        return Embedding(self.indices)(ggw)
+
+
+def embedding(indices, weight):
+    """Rows of weight (num_embeddings, D) for integer indices of any shape: (*indices.shape, D). The indices
+    must lie in [0, num_embeddings) (functional.embedding checks them)."""
+    return Embedding(indices)(weight)
