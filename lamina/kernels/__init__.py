@@ -193,3 +193,19 @@ def embedding_backward(g, indices, rows):
     out = np.zeros((rows, g.shape[1]), dtype=g.dtype)
     fast.embedding_backward(np.ascontiguousarray(g), np.ascontiguousarray(indices), out)
     return out
+
+
+def lstm_cell(a, gx, c, tanh_c, h):
+    """One LSTM step after its matrix product, in place; see reference.lstm_cell."""
+    fast = _compiled(a, c, least=0)  # serial kernels: no launch to repay, so no size threshold
+    if fast is None or not _same_dtype(a, gx, c, tanh_c, h):
+        return reference.lstm_cell(a, gx, c, tanh_c, h)
+    fast.lstm_cell(a, gx, c, tanh_c, h)
+
+
+def lstm_cell_backward(dh, dc, a, c_prev, tanh_c, d):
+    """The backward of lstm_cell, in place; see reference.lstm_cell_backward."""
+    fast = _compiled(dh, dc, least=0)
+    if fast is None or not _same_dtype(dh, dc, a, c_prev, tanh_c, d):
+        return reference.lstm_cell_backward(dh, dc, a, c_prev, tanh_c, d)
+    fast.lstm_cell_backward(dh, dc, a, c_prev, tanh_c, d, dh.dtype.type(1))

@@ -390,6 +390,79 @@ def embedding_backward(g, indices, out):
         _scatter_column_blocks(g, indices, out, min(_threads, g.shape[1] // 16))
 
 
+# --- one LSTM step around its matrix product ---------------------------------------------------------------------
+# Serial: a step's work is small (64 x 512 gates in bench W4) and runs twice per time step, where a parallel
+# launch would cost more than the work. The two tanh passes stay with NumPy (SIMD; Numba's tanh is a scalar call
+# per element, forty times slower); the passes around them are fused here. The loops run over 1-D views of
+# each row and gate, which the compiler vectorizes (indexing the 2-D arrays with offsets ran three times slower).
+@njit(cache=True)
+def _gates(row, hidden):
+    return row[:hidden], row[hidden:2 * hidden], row[2 * hidden:3 * hidden], row[3 * hidden:]
+
+
+@njit(cache=True)
+def _lstm_preactivate(a, gx, half):
+    """a <- (a + gx) * 0.5 for the sigmoid gates i, f, o, a + gx for g."""
+    for r in range(a.shape[0]):
+        row, add = a[r], gx[r]
+        for j in range(row.size):
+            row[j] += add[j]
+        i, f, _, o = _gates(row, row.size // 4)
+        for j in range(i.size):
+            i[j] *= half
+            f[j] *= half
+            o[j] *= half
+
+
+@njit(cache=True)
+def _lstm_update_cell(a, c, half):
+    """a (the tanh of the scaled pre-activations) <- the gates; c <- f c + i g."""
+    for r in range(a.shape[0]):
+        i, f, g, o = _gates(a[r], c.shape[1])
+        cell = c[r]
+        for j in range(cell.size):
+            i[j] = i[j] * half + half
+            f[j] = f[j] * half + half
+            o[j] = o[j] * half + half
+            cell[j] = cell[j] * f[j] + i[j] * g[j]
+
+
+@njit(cache=True)
+def _lstm_output(a, tanh_c, h):
+    for r in range(h.shape[0]):
+        o, t, out = _gates(a[r], h.shape[1])[3], tanh_c[r], h[r]
+        for j in range(out.size):
+            out[j] = o[j] * t[j]
+
+
+def lstm_cell(a, gx, c, tanh_c, h):
+    """reference.lstm_cell in three fused passes around NumPy's two tanh passes."""
+    half = a.dtype.type(0.5)
+    _lstm_preactivate(a, gx, half)
+    np.tanh(a, out=a)
+    _lstm_update_cell(a, c, half)
+    np.tanh(c, out=tanh_c)
+    _lstm_output(a, tanh_c, h)
+
+
+@njit(cache=True)
+def lstm_cell_backward(dh, dc, a, c_prev, tanh_c, d, one):
+    """reference.lstm_cell_backward in one pass; one is 1 in the arrays' dtype (a literal 1 would widen float32
+    arithmetic to float64)."""
+    hidden = dc.shape[1]
+    for r in range(dc.shape[0]):
+        i, f, g, o = _gates(a[r], hidden)
+        di, df, dg, do = _gates(d[r], hidden)
+        dh_r, dc_r, c_r, t = dh[r], dc[r], c_prev[r], tanh_c[r]
+        for j in range(hidden):
+            dcell = dc_r[j] + dh_r[j] * o[j] * (one - t[j] * t[j])
+            di[j] = dcell * g[j] * i[j] * (one - i[j])
+            df[j] = dcell * c_r[j] * f[j] * (one - f[j])
+            dg[j] = dcell * i[j] * (one - g[j] * g[j])
+            do[j] = dh_r[j] * t[j] * o[j] * (one - o[j])
+            dc_r[j] = dcell * f[j]
+
+
 # --- the CPU settings on the worker threads ---------------------------------------------------------------------
 @intrinsic
 def _mxcsr(typingctx, value):

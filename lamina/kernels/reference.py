@@ -216,3 +216,39 @@ def embedding_backward(g, indices, rows):
     out = xp.zeros((rows, g.shape[1]), dtype=g.dtype)
     xp.add.at(out, indices, g)
     return out
+
+
+# --- one LSTM step around its matrix product ---------------------------------------------------------------------
+def lstm_cell(a, gx, c, tanh_c, h):
+    """One LSTM step after its product a (B, 4H) = h_prev W_hh^T, gates in PyTorch's order i, f, g, o; in place:
+    a <- the activated gates sigmoid, sigmoid, tanh, sigmoid of a + gx; c (B, H) <- f c + i g;
+    tanh_c <- tanh(c); h <- o tanh(c)."""
+    xp = get_array_module(a)
+    hidden = c.shape[1]
+    a += gx
+    sigmoids = (slice(0, 2 * hidden), slice(3 * hidden, 4 * hidden))
+    for s in sigmoids:  # sigmoid(x) = 0.5 tanh(x / 2) + 0.5, so one tanh activates all four gates
+        a[:, s] *= 0.5
+    xp.tanh(a, out=a)
+    for s in sigmoids:
+        a[:, s] *= 0.5
+        a[:, s] += 0.5
+    i, f, g, o = (a[:, k * hidden:(k + 1) * hidden] for k in range(4))
+    c *= f
+    c += i * g
+    xp.tanh(c, out=tanh_c)
+    xp.multiply(o, tanh_c, out=h)
+
+
+def lstm_cell_backward(dh, dc, a, c_prev, tanh_c, d):
+    """The backward of lstm_cell: from dh, dc (B, H), the gradients of the step's h and c, and what lstm_cell
+    left (a, tanh_c) with the c it started from, d (B, 4H) <- the gradient of the gates before activation, and
+    dc <- that of c_prev through f (dh itself is left for the caller's product d W_hh)."""
+    hidden = dc.shape[1]
+    i, f, g, o = (a[:, k * hidden:(k + 1) * hidden] for k in range(4))
+    dc += dh * o * (1 - tanh_c * tanh_c)  # through h = o tanh(c)
+    d[:, :hidden] = dc * g * i * (1 - i)
+    d[:, hidden:2 * hidden] = dc * c_prev * f * (1 - f)
+    d[:, 2 * hidden:3 * hidden] = dc * i * (1 - g * g)
+    d[:, 3 * hidden:] = dh * tanh_c * o * (1 - o)
+    dc *= f
