@@ -16,6 +16,7 @@ WHERE = np.array([True, False, False, True])
 ZEROS = np.array([[1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0], [1.0, 1.0, 1.0, 0.0]])  # zeros in the product paths
 SCATTER_INDEX = np.array([[3, 0], [1, 2], [0, 3]])  # distinct in each row: scatter's gradient is then defined
 ADD_INDEX = np.array([[3, 3], [1, 2], [0, 0]])  # repeats: scatter_add adds them up
+EMBEDDING_INDEX = np.array([[0, 2, 2], [5, 0, 2]])  # repeats add up in the gradient
 
 
 def _scatter(a, b, index=SCATTER_INDEX):
@@ -315,6 +316,10 @@ CASES = [
     # fused kernels
     Case("bce_with_logits", lambda L, z, t: L.binary_cross_entropy_with_logits(z, t), _bce, [(5, 3), (5, 3)],
          torch_fn=lambda L, z, t: L.nn.functional.binary_cross_entropy_with_logits(z, t)),
+    Case("linear_relu", lambda L, x, w, b: L.ops.nn.linear_relu(x, w, b), lambda x, w, b: np.maximum(x @ w.T + b, 0),
+         [(2, 3, 4), (5, 4), (5,)], torch_fn=lambda L, x, w, b: L.relu(L.nn.functional.linear(x, w, b))),
+    Case("embedding", lambda L, w: L.nn.functional.embedding(L.tensor(EMBEDDING_INDEX), w),
+         lambda w: w[EMBEDDING_INDEX], [(6, 3)]),
 ]
 
 

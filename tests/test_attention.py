@@ -306,6 +306,7 @@ def test_encoder_layer_runs_the_fused_attention_and_matches_torch(dtype):
         lx = lamina.Tensor(x, requires_grad=True)
         out = ours(lx, src_mask=mask, is_causal=True)
     assert "Attention" in seen and "Softmax" not in seen and out.dtype == np.dtype(dtype)
+    assert "LinearReLU" in seen and "ReLU" not in seen
     tx = torch.tensor(x, requires_grad=True)
     want = theirs(tx, src_mask=torch.tensor(mask.numpy()), is_causal=True)
     tol = {"rtol": 1e-4, "atol": 1e-5} if dtype == "float32" else {"rtol": 1e-10, "atol": 1e-12}

@@ -227,6 +227,33 @@ def test_embedding_backward_kernel_matches_the_reference(compiled, threads, widt
     np.testing.assert_allclose(got, reference.embedding_backward(g, indices, 9), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lstm_cell_kernels_match_the_reference(compiled, dtype):
+    rng = np.random.default_rng(4)
+    batch, hidden = 5, 7
+    a, gx = (rng.standard_normal((batch, 4 * hidden)).astype(dtype) * 3 for _ in range(2))
+    c = rng.standard_normal((batch, hidden)).astype(dtype)
+    tol = {"rtol": 2e-6, "atol": 2e-6} if dtype == np.float32 else {"rtol": 1e-13, "atol": 1e-13}
+    outputs = []
+    for cell in (kernels.lstm_cell, reference.lstm_cell):
+        state = [a.copy(), gx, c.copy(), np.empty_like(c), np.empty_like(c)]
+        cell(*state)
+        outputs.append(state[:1] + state[2:])
+    for got, want in zip(*outputs):
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, **tol)
+    gates, _, tanh_c, _ = outputs[1]
+    dh, dc = (rng.standard_normal((batch, hidden)).astype(dtype) for _ in range(2))
+    results = []
+    for backward in (kernels.lstm_cell_backward, reference.lstm_cell_backward):
+        dc_in, d = dc.copy(), np.empty_like(a)
+        backward(dh, dc_in, gates, c, tanh_c, d)
+        results.append((dc_in, d))
+    for got, want in zip(*results):
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, **tol)
+
+
 # --- gradients through the ops, in float64 on both paths ---------------------------------------------------------
 def test_conv2d_gradcheck_on_both_paths(path):
     x = lamina.randn(2, 3, 7, 6, dtype=lamina.float64, requires_grad=True)
@@ -302,6 +329,20 @@ def test_embedding_gradcheck_on_both_paths(path):
     lookup = lambda w: lamina.nn.functional.embedding(indices, w)  # noqa: E731
     assert lamina.gradcheck(lookup, (weight,))
     assert lamina.gradgradcheck(lookup, (weight,))
+
+
+@pytest.mark.parametrize("lengths", [None, [4, 2, 1]])
+def test_lstm_sequence_gradcheck_on_both_paths(path, lengths):
+    from lamina.ops.recurrent import lstm_sequence
+
+    rng = np.random.default_rng(5)
+    leaf = lambda *shape: lamina.tensor(rng.standard_normal(shape), requires_grad=True)  # noqa: E731
+    sizes = None if lengths is None else tuple(int((np.array(lengths) > t).sum()) for t in range(4))
+    inputs = [leaf(4, 3, 8), leaf(3, 2), leaf(3, 2), leaf(8, 2)]
+    for reverse in (False, True):
+        fn = lambda *a, reverse=reverse: lstm_sequence(*a, reverse=reverse, batch_sizes=sizes)  # noqa: E731
+        assert lamina.gradcheck(fn, inputs)
+    assert lamina.gradgradcheck(lambda *a: lstm_sequence(*a, batch_sizes=sizes), inputs)
 
 
 # --- the CPU settings reach the compiled kernels' threads ------------------------------------------------------

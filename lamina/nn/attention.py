@@ -23,6 +23,7 @@ from lamina.nn.layers import Dropout, Linear
 from lamina.nn.module import Module, ModuleList, Parameter
 from lamina.nn.normalization import LayerNorm
 from lamina.ops.attention import attention
+from lamina.ops.nn import linear_relu
 
 
 def generate_square_subsequent_mask(sz, dtype=None):
@@ -172,7 +173,13 @@ class TransformerEncoderLayer(Module):
         return self.dropout1(out)
 
     def _feed_forward_block(self, x):
-        return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+        first = self.linear1
+        if self.activation is ops.relu and type(first) is Linear and not first._forward_hooks \
+                and "forward" not in first.__dict__:  # nothing watches linear1: it runs with the ReLU as one op
+            hidden = linear_relu(x, first.weight, first.bias)
+        else:
+            hidden = self.activation(first(x))
+        return self.dropout2(self.linear2(self.dropout(hidden)))
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
         x = src

@@ -159,14 +159,40 @@ def linear(input, weight, bias=None):
     >>> lamina.linear(lamina.ones(4, 3), lamina.ones(2, 3), lamina.zeros(2)).shape
     lamina.Size([4, 2])
     """
+    _check_linear(input, weight, bias, "linear")
+    return Linear()(input, weight) if bias is None else Linear()(input, weight, bias)
+
+
+def _check_linear(input, weight, bias, op):
     if input.array.shape[-1:] != weight.array.shape[1:] or weight.ndim != 2:
         raise ValueError(
-            f"linear: input of shape {input.shape} does not fit weight of shape {weight.shape} "
+            f"{op}: input of shape {input.shape} does not fit weight of shape {weight.shape} "
             f"(expected input's last dim to be {weight.shape[-1]})"
         )
     if bias is not None and bias.array.shape != weight.array.shape[:1]:
-        raise ValueError(f"linear: bias of shape {bias.shape} does not fit weight of shape {weight.shape}")
-    return Linear()(input, weight) if bias is None else Linear()(input, weight, bias)
+        raise ValueError(f"{op}: bias of shape {bias.shape} does not fit weight of shape {weight.shape}")
+
+
+class LinearReLU(Linear):
+    """relu(x @ weight.T + bias) in one op: the ReLU runs in place on the product, and backward masks the
+    gradient by the output's sign before Linear's backward (ReLU's second derivative is zero, so the mask is a
+    constant there and double backward stays exact)."""
+
+    saved = ("inputs", "output")
+
+    def forward(self, x, weight, bias=None):
+        y = super().forward(x, weight, bias)
+        return get_array_module(y).maximum(y, 0, out=y)
+
+    def backward(self, gy):
+        positive = self.output.array > 0
+        return super().backward(gy * wrap(positive) if is_grad_enabled() else wrap(gy.array * positive))
+
+
+def linear_relu(input, weight, bias=None):
+    """relu(linear(input, weight, bias)) as one op (the feed-forward block of a Transformer layer)."""
+    _check_linear(input, weight, bias, "linear_relu")
+    return LinearReLU()(input, weight) if bias is None else LinearReLU()(input, weight, bias)
 
 
 class CrossEntropy(Function):
