@@ -187,6 +187,10 @@ def test_layer_norm_kernel_keeps_nan_and_constant_rows(compiled):
     want = reference.layer_norm(x, None, None, 1e-5)
     np.testing.assert_array_equal(y, want[0])  # constant rows normalize to 0; the NaN row stays NaN
     assert np.isnan(y[1]).all() and (y[[0, 2]] == 0).all()
+    with np.errstate(divide="ignore", invalid="ignore"):  # eps = 0 on a constant row: 0 / 0, NaN on both paths
+        got, want = kernels.layer_norm(x, None, None, 0.0), reference.layer_norm(x, None, None, 0.0)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[2], want[2])
 
 
 @pytest.mark.parametrize("bias", ["none", "causal", "padding", "full"])

@@ -165,11 +165,13 @@ def attention_softmax_(scores, scale, bias):
     scores or is None. See reference.attention_softmax_."""
     fast = _compiled(scores)
     if fast is None or scores.ndim != 4 or not scores.flags.c_contiguous or not _same_dtype(scores, bias) or \
-            scores.shape[-1] == 0:
+            scores.shape[-1] == 0 or (bias is not None and bias.ndim > 4):
         return reference.attention_softmax_(scores, scale, bias)
-    full = np.broadcast_to(scores if bias is None else bias, scores.shape)  # a view: a causal mask is not copied
+    # bias 4-D, its broadcast dims kept at 1 for the kernel to index modulo: a causal mask is never copied
+    add = scores[:1, :1, :1] if bias is None else bias.reshape((1,) * (4 - bias.ndim) + bias.shape)
     matrices = scores.reshape(-1, *scores.shape[2:])
-    fast.attention_softmax_(scores, scores.dtype.type(scale), full, bias is not None, _blocks(matrices))
+    fast.attention_softmax_(scores, scores.dtype.type(scale), np.ascontiguousarray(add), bias is not None,
+                            _blocks(matrices))
     return scores
 
 

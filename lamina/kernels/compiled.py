@@ -26,6 +26,8 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER_PRIORITY = ["tbb", "workqueue", "omp"]
 _launch = threading.Lock()
 compiled = njit(parallel=True, fastmath=False, cache=True)
+# The serial helpers divide as NumPy does (x / 0 is inf or NaN, as in the references), not as Python (an error).
+serial = njit(error_model="numpy", cache=True)
 
 
 # --- windows over channels-last images -----------------------------------------------------------------------
@@ -172,7 +174,7 @@ def sgd_step(param, grad, buf, has_buf, lr, momentum, one_minus_dampening, weigh
 # A row's sums may add in any order (fastmath's "reassoc" flag alone, no other fast-math assumption: NaN, inf and
 # signed zeros behave as IEEE says), so they run in SIMD lanes, as NumPy's own sums do; in strict order they are
 # one chain of dependent additions, six times slower on rows of 64. They accumulate in float64.
-@njit(fastmath={"reassoc"}, cache=True)
+@njit(fastmath={"reassoc"}, error_model="numpy", cache=True)
 def _row_sum(a):
     total = 0.0
     for j in range(a.size):
@@ -180,7 +182,7 @@ def _row_sum(a):
     return total
 
 
-@njit(fastmath={"reassoc"}, cache=True)
+@njit(fastmath={"reassoc"}, error_model="numpy", cache=True)
 def _row_dot(a, b):
     """sum of a * b, each product exact in float64 for float32 inputs."""
     total = 0.0
@@ -192,7 +194,7 @@ def _row_dot(a, b):
 # Threads take blocks of rows, each block a call of a serial function: inlined into the parallel loop, the row
 # loops compiled 50% slower (the loop body is outlined, and the arrays' independence is lost with it). At one
 # thread the serial function runs alone, without a parallel launch (whose wait spins when the machine is busy).
-@njit(cache=True)
+@serial
 def _layer_norm_rows(x, weight, bias, affine, eps, y, mean, rstd, start, stop):
     n = x.shape[1]
     for r in range(start, stop):
@@ -226,7 +228,7 @@ def layer_norm(x, weight, bias, affine, eps, blocks, y, mean, rstd):
         _layer_norm_blocks(x, weight, bias, affine, eps, blocks, y, mean, rstd)
 
 
-@njit(cache=True)
+@serial
 def _layer_norm_backward_rows(g, x, weight, affine, mean, rstd, gx, gw, gb, start, stop):
     n = g.shape[1]
     gw[:] = 0
@@ -249,7 +251,7 @@ def _layer_norm_backward_rows(g, x, weight, affine, mean, rstd, gx, gw, gb, star
             out[j] = s * (out[j] - a - (x[r, j] - mu) * s * b)
 
 
-@njit(cache=True)
+@serial
 def _layer_norm_backward_serial(g, x, weight, affine, mean, rstd, gx, gweight_parts, gbias_parts):
     rows, blocks = g.shape[0], gweight_parts.shape[0]
     for block in range(blocks):
@@ -277,43 +279,36 @@ def layer_norm_backward(g, x, weight, affine, mean, rstd, gx, gweight_parts, gbi
 # --- attention's softmax over rows of the (B, H, L, S) scores, in place ------------------------------------------
 # The exponential stays with NumPy (SIMD; Numba's is a scalar call per element, five times slower), so the
 # forward is two passes here around np.exp: scale, bias and the row maximum before, the row sum after.
-@njit(fastmath={"reassoc"}, cache=True)
-def _row_max(a):
-    best = -np.inf
-    for j in range(a.size):
-        best = max(best, a[j])
-    return best
-
-
-@njit(cache=True)
+@serial
 def _shift_rows(scores, scale, bias, has_bias, start, stop):
     """Matrices start..stop (of the B H) of scores (B, H, L, S) <- scores * scale + bias, less each row's
-    maximum; bias (B, H, L, S) may be a broadcast view (zero strides)."""
+    maximum. bias is 4-D and C-contiguous, each of its first three dims either full or 1 (broadcast)."""
     heads, length = scores.shape[1], scores.shape[2]
+    nb, nh, nl = bias.shape[0], bias.shape[1], bias.shape[2]
     for m in range(start, stop):
+        b, h = m // heads, m % heads
         for i in range(length):
-            row, add = scores[m // heads, m % heads, i], bias[m // heads, m % heads, i]
-            if has_bias:
-                for j in range(row.size):
-                    row[j] = row[j] * scale + add[j]
-            else:
-                for j in range(row.size):
-                    row[j] *= scale
-            top = _row_max(row)
+            row, add = scores[b, h, i], bias[b % nb, h % nh, i % nl]
+            top = -np.inf
             for j in range(row.size):
-                row[j] -= top
+                v = row[j] * scale + add[j] if has_bias else row[j] * scale
+                row[j] = v
+                top = v if v > top else top  # a NaN never wins here, but it stays NaN through v - top below
+            for j in range(row.size):
+                row[j] -= top  # a row of -inf (nothing to attend) becomes NaN, as in the reference
 
 
-@njit(cache=True)
-def _normalize_rows(weights, start, stop):
+@serial
+def _normalize_rows(weights, inverse, start, stop):
+    """Rows start..stop of weights (rows, S) <- each divided by its sum (inverse: scratch in their dtype)."""
     for r in range(start, stop):
         row = weights[r]
-        inverse = 1 / _row_sum(row)
+        inverse[r] = 1 / _row_sum(row)
         for j in range(row.size):
-            row[j] *= inverse
+            row[j] *= inverse[r]
 
 
-@njit(cache=True)
+@serial
 def _softmax_backward_rows(grad, weights, scale, start, stop):
     for r in range(start, stop):
         g, w = grad[r], weights[r]
@@ -330,10 +325,10 @@ def _shift_blocks(scores, scale, bias, has_bias, blocks):
 
 
 @compiled
-def _normalize_blocks(weights, blocks):
+def _normalize_blocks(weights, inverse, blocks):
     rows = weights.shape[0]
     for block in prange(blocks):
-        _normalize_rows(weights, block * rows // blocks, (block + 1) * rows // blocks)
+        _normalize_rows(weights, inverse, block * rows // blocks, (block + 1) * rows // blocks)
 
 
 @compiled
@@ -344,17 +339,18 @@ def _softmax_backward_blocks(grad, weights, scale, blocks):
 
 
 def attention_softmax_(scores, scale, bias, has_bias, blocks):
-    """scores (B, H, L, S) <- reference.attention_softmax_(scores, scale, bias); bias (B, H, L, S), any strides."""
+    """scores (B, H, L, S) <- reference.attention_softmax_(scores, scale, bias); bias as _shift_rows takes it."""
     rows = scores.reshape(-1, scores.shape[-1])
+    inverse = np.empty(len(rows), scores.dtype)
     if _threads == 1:
         _shift_rows(scores, scale, bias, has_bias, 0, scores.shape[0] * scores.shape[1])
         np.exp(scores, out=scores)
-        return _normalize_rows(rows, 0, rows.shape[0])
+        return _normalize_rows(rows, inverse, 0, rows.shape[0])
     with _launch:
         _shift_blocks(scores, scale, bias, has_bias, blocks)
     np.exp(scores, out=scores)
     with _launch:
-        _normalize_blocks(rows, blocks)
+        _normalize_blocks(rows, inverse, blocks)
 
 
 def attention_softmax_backward_(grad, weights, scale, blocks):
@@ -366,7 +362,7 @@ def attention_softmax_backward_(grad, weights, scale, blocks):
 
 
 # --- embedding: rows of a gradient added into the rows of a table that they were looked up from ---------------
-@njit(cache=True)
+@serial
 def _scatter_rows(g, indices, out, start, stop):
     """out[indices[n], start:stop] += g[n, start:stop] for every n, in order."""
     for n in range(g.shape[0]):
@@ -395,12 +391,12 @@ def embedding_backward(g, indices, out):
 # launch would cost more than the work. The two tanh passes stay with NumPy (SIMD; Numba's tanh is a scalar call
 # per element, forty times slower); the passes around them are fused here. The loops run over 1-D views of
 # each row and gate, which the compiler vectorizes (indexing the 2-D arrays with offsets ran three times slower).
-@njit(cache=True)
+@serial
 def _gates(row, hidden):
     return row[:hidden], row[hidden:2 * hidden], row[2 * hidden:3 * hidden], row[3 * hidden:]
 
 
-@njit(cache=True)
+@serial
 def _lstm_preactivate(a, gx, half):
     """a <- (a + gx) * 0.5 for the sigmoid gates i, f, o, a + gx for g."""
     for r in range(a.shape[0]):
@@ -414,7 +410,7 @@ def _lstm_preactivate(a, gx, half):
             o[j] *= half
 
 
-@njit(cache=True)
+@serial
 def _lstm_update_cell(a, c, half):
     """a (the tanh of the scaled pre-activations) <- the gates; c <- f c + i g."""
     for r in range(a.shape[0]):
@@ -427,7 +423,7 @@ def _lstm_update_cell(a, c, half):
             cell[j] = cell[j] * f[j] + i[j] * g[j]
 
 
-@njit(cache=True)
+@serial
 def _lstm_output(a, tanh_c, h):
     for r in range(h.shape[0]):
         o, t, out = _gates(a[r], h.shape[1])[3], tanh_c[r], h[r]
@@ -445,7 +441,7 @@ def lstm_cell(a, gx, c, tanh_c, h):
     _lstm_output(a, tanh_c, h)
 
 
-@njit(cache=True)
+@serial
 def lstm_cell_backward(dh, dc, a, c_prev, tanh_c, d, one):
     """reference.lstm_cell_backward in one pass; one is 1 in the arrays' dtype (a literal 1 would widen float32
     arithmetic to float64)."""
