@@ -258,6 +258,18 @@ def test_lstm_cell_kernels_match_the_reference(compiled, dtype):
         np.testing.assert_allclose(got, want, **tol)
 
 
+def test_relu_backward_kernel_matches_the_reference(compiled, threads):
+    rng = np.random.default_rng(6)
+    y = np.maximum(rng.standard_normal((40, 33)).astype(np.float32), 0)
+    y[0, :3] = [np.nan, -0.0, np.inf]
+    g = rng.standard_normal((40, 33)).astype(np.float32)
+    g[1, :2], y[1, :2] = np.nan, 0
+    got = kernels.relu_backward(g, y)
+    assert not np.isnan(got[1, :2]).any()
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, reference.relu_backward(g, y))
+
+
 # --- gradients through the ops, in float64 on both paths ---------------------------------------------------------
 def test_conv2d_gradcheck_on_both_paths(path):
     x = lamina.randn(2, 3, 7, 6, dtype=lamina.float64, requires_grad=True)

@@ -211,3 +211,14 @@ def lstm_cell_backward(dh, dc, a, c_prev, tanh_c, d):
     if fast is None or not _same_dtype(dh, dc, a, c_prev, tanh_c, d):
         return reference.lstm_cell_backward(dh, dc, a, c_prev, tanh_c, d)
     fast.lstm_cell_backward(dh, dc, a, c_prev, tanh_c, d, dh.dtype.type(1))
+
+
+def relu_backward(g, y):
+    """g where y > 0, else 0: the gradient through a ReLU from its output y; see reference.relu_backward."""
+    fast = _compiled(g)
+    if fast is None or g.shape != y.shape or not _same_dtype(g, y) or g.ndim == 0:
+        return reference.relu_backward(g, y)
+    g, y = np.ascontiguousarray(g), np.ascontiguousarray(y)
+    rows, out = g.reshape(-1, g.shape[-1]), np.empty_like(g)
+    fast.relu_backward(rows, y.reshape(rows.shape), out.reshape(rows.shape), _blocks(rows))
+    return out

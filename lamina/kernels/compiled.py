@@ -361,6 +361,30 @@ def attention_softmax_backward_(grad, weights, scale, blocks):
         _softmax_backward_blocks(grad, weights, scale, blocks)
 
 
+# --- ReLU's backward, from its output ------------------------------------------------------------------------------
+@serial
+def _relu_backward_rows(g, y, out, start, stop):
+    for r in range(start, stop):
+        gr, yr, o = g[r], y[r], out[r]
+        for j in range(o.size):
+            o[j] = gr[j] if yr[j] > 0 else 0
+
+
+@compiled
+def _relu_backward_blocks(g, y, out, blocks):
+    rows = g.shape[0]
+    for block in prange(blocks):
+        _relu_backward_rows(g, y, out, block * rows // blocks, (block + 1) * rows // blocks)
+
+
+def relu_backward(g, y, out, blocks):
+    """out (rows, n) <- reference.relu_backward(g, y), in one pass."""
+    if _threads == 1:
+        return _relu_backward_rows(g, y, out, 0, g.shape[0])
+    with _launch:
+        _relu_backward_blocks(g, y, out, blocks)
+
+
 # --- embedding: rows of a gradient added into the rows of a table that they were looked up from ---------------
 @serial
 def _scatter_rows(g, indices, out, start, stop):

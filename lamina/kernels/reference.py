@@ -252,3 +252,9 @@ def lstm_cell_backward(dh, dc, a, c_prev, tanh_c, d):
     d[:, 2 * hidden:3 * hidden] = dc * i * (1 - g * g)
     d[:, 3 * hidden:] = dh * tanh_c * o * (1 - o)
     dc *= f
+
+
+def relu_backward(g, y):
+    """The gradient through a ReLU from that of its output g and the output y itself: g where y > 0, else 0
+    (0 even where g is NaN or inf, as PyTorch gives)."""
+    return get_array_module(g).where(y > 0, g, g.dtype.type(0))

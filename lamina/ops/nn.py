@@ -185,8 +185,8 @@ class LinearReLU(Linear):
         return get_array_module(y).maximum(y, 0, out=y)
 
     def backward(self, gy):
-        positive = self.output.array > 0
-        return super().backward(gy * wrap(positive) if is_grad_enabled() else wrap(gy.array * positive))
+        y = self.output.array
+        return super().backward(gy * wrap(y > 0) if is_grad_enabled() else wrap(kernels.relu_backward(gy.array, y)))
 
 
 def linear_relu(input, weight, bias=None):
