@@ -266,7 +266,7 @@ def test_fused_attention_matches_its_reference_to_second_order(packed, bias, dro
                   "padding": np.where(np.arange(source) >= source - 1, -np.inf, 0.0).reshape(1, 1, 1, source)}[bias]
     keep = None
     if dropout:
-        keep = (rng.random((batch, heads, length, source)) > 0.3) / 0.7
+        keep = (rng.random((batch, heads, source, length)) > 0.3) / 0.7  # transposed, as the op holds weights
     options = {"heads": heads, "scale": 0.7, "bias": bias_array, "keep": keep, "packed": packed}
     fused = lambda *a: Attention(heads, 0.7, bias_array, keep, packed)(*a)  # noqa: E731
     out = fused(*inputs)

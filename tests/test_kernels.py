@@ -197,10 +197,10 @@ def test_layer_norm_kernel_keeps_nan_and_constant_rows(compiled):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_attention_softmax_kernels_match_the_reference(compiled, threads, bias, dtype):
     rng = np.random.default_rng(1)
-    shape = (3, 2, 5, 6)
+    shape = (3, 2, 6, 5)  # (B, H, S, L): transposed scores, the softmax runs over axis -2
     scores = (rng.standard_normal(shape) * 4).astype(dtype)
-    add = {"none": None, "causal": np.triu(np.full((5, 6), -np.inf), 1),
-           "padding": np.where(np.arange(6) >= 4, -np.inf, 0.0).reshape(1, 1, 1, 6),
+    add = {"none": None, "causal": np.tril(np.full((6, 5), -np.inf), -1),
+           "padding": np.where(np.arange(6) >= 4, -np.inf, 0.0).reshape(1, 1, 6, 1),
            "full": rng.standard_normal(shape)}[bias]
     add = None if add is None else add.astype(dtype)
     got = kernels.attention_softmax_(scores.copy(), 0.3, add)
@@ -213,12 +213,12 @@ def test_attention_softmax_kernels_match_the_reference(compiled, threads, bias, 
                                reference.attention_softmax_backward_(grad.copy(), want, 0.3), **tol)
 
 
-def test_attention_softmax_kernel_gives_nan_for_rows_with_nothing_to_attend(compiled):
-    scores = np.zeros((1, 1, 2, 3), np.float32)
-    bias = np.array([[0, -np.inf, -np.inf], [-np.inf] * 3], np.float32)
-    got = kernels.attention_softmax_(scores, 1.0, bias)
-    np.testing.assert_array_equal(got[0, 0, 0], [1, 0, 0])
-    assert np.isnan(got[0, 0, 1]).all()  # as the composite softmax (and PyTorch's math path) gives
+def test_attention_softmax_kernel_gives_nan_for_queries_with_nothing_to_attend(compiled):
+    scores_t = np.zeros((1, 1, 3, 2), np.float32)  # transposed: keys down the rows, one query per column
+    bias_t = np.array([[0, -np.inf], [-np.inf, -np.inf], [-np.inf, -np.inf]], np.float32)
+    got = kernels.attention_softmax_(scores_t, 1.0, bias_t)
+    np.testing.assert_array_equal(got[0, 0, :, 0], [1, 0, 0])
+    assert np.isnan(got[0, 0, :, 1]).all()  # as the composite softmax (and PyTorch's math path) gives
 
 
 @pytest.mark.parametrize("width", [5, 64])

@@ -160,30 +160,30 @@ def layer_norm_backward(g, x, mean, rstd, weight):
     return gx, gweight_parts.sum(axis=0), gbias_parts.sum(axis=0)
 
 
-def attention_softmax_(scores, scale, bias):
-    """scores (..., L, S) <- softmax(scores * scale + bias) along the last axis, in place; bias broadcasts to
-    scores or is None. See reference.attention_softmax_."""
-    fast = _compiled(scores)
-    if fast is None or scores.ndim != 4 or not scores.flags.c_contiguous or not _same_dtype(scores, bias) or \
-            scores.shape[-1] == 0 or (bias is not None and bias.ndim > 4):
-        return reference.attention_softmax_(scores, scale, bias)
-    # bias 4-D, its broadcast dims kept at 1 for the kernel to index modulo: a causal mask is never copied
-    add = scores[:1, :1, :1] if bias is None else bias.reshape((1,) * (4 - bias.ndim) + bias.shape)
-    matrices = scores.reshape(-1, *scores.shape[2:])
-    fast.attention_softmax_(scores, scores.dtype.type(scale), np.ascontiguousarray(add), bias is not None,
-                            _blocks(matrices))
-    return scores
+def attention_softmax_(scores_t, scale, bias_t):
+    """scores_t (B, H, S, L), attention scores held transposed (keys down the rows) <- their softmax over the
+    keys, in place; bias_t broadcasts to scores_t or is None. See reference.attention_softmax_."""
+    fast = _compiled(scores_t)
+    if fast is None or scores_t.ndim != 4 or not scores_t.flags.c_contiguous or \
+            not _same_dtype(scores_t, bias_t) or (bias_t is not None and bias_t.ndim > 4):
+        return reference.attention_softmax_(scores_t, scale, bias_t)
+    # bias 4-D, its broadcast dims kept at 1 for the kernel to index modulo (a causal mask is not expanded)
+    add = scores_t[:1, :1, :1] if bias_t is None else bias_t.reshape((1,) * (4 - bias_t.ndim) + bias_t.shape)
+    add = np.broadcast_to(add, add.shape[:3] + scores_t.shape[3:])  # rows read whole (a key padding mask is 1 wide)
+    fast.attention_softmax_(scores_t, scores_t.dtype.type(scale), np.ascontiguousarray(add), bias_t is not None,
+                            _blocks(scores_t.reshape(-1, *scores_t.shape[2:])))
+    return scores_t
 
 
-def attention_softmax_backward_(grad, weights, scale):
-    """grad <- weights * (grad - sum(grad * weights)) * scale along the last axis, in place."""
-    fast = _compiled(grad)
-    if fast is None or not (grad.flags.c_contiguous and weights.flags.c_contiguous) or \
-            not _same_dtype(grad, weights) or grad.shape[-1] == 0:
-        return reference.attention_softmax_backward_(grad, weights, scale)
-    rows = grad.reshape(-1, grad.shape[-1])
-    fast.attention_softmax_backward_(rows, weights.reshape(rows.shape), grad.dtype.type(scale), _blocks(rows))
-    return grad
+def attention_softmax_backward_(grad_t, weights_t, scale):
+    """grad_t <- weights_t * (grad_t - sum(grad_t * weights_t)) * scale over axis -2, in place."""
+    fast = _compiled(grad_t)
+    if fast is None or grad_t.ndim != 4 or not (grad_t.flags.c_contiguous and weights_t.flags.c_contiguous) or \
+            not _same_dtype(grad_t, weights_t):
+        return reference.attention_softmax_backward_(grad_t, weights_t, scale)
+    fast.attention_softmax_backward_(grad_t, weights_t, grad_t.dtype.type(scale),
+                                     _blocks(grad_t.reshape(-1, *grad_t.shape[2:])))
+    return grad_t
 
 
 def embedding_backward(g, indices, rows):

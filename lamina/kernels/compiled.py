@@ -276,89 +276,113 @@ def layer_norm_backward(g, x, weight, affine, mean, rstd, gx, gweight_parts, gbi
         _layer_norm_backward_blocks(g, x, weight, affine, mean, rstd, gx, gweight_parts, gbias_parts)
 
 
-# --- attention's softmax over rows of the (B, H, L, S) scores, in place ------------------------------------------
+# --- attention's softmax over the keys of transposed scores (B, H, S, L), in place -------------------------------
 # The exponential stays with NumPy (SIMD; Numba's is a scalar call per element, five times slower), so the
-# forward is two passes here around np.exp: scale, bias and the row maximum before, the row sum after.
+# forward is two passes here around np.exp: scale, bias and the maximum before, the sum after. Every reduction
+# runs down the columns (one query each), over whole rows at a time, which the compiler vectorizes.
 @serial
-def _shift_rows(scores, scale, bias, has_bias, start, stop):
-    """Matrices start..stop (of the B H) of scores (B, H, L, S) <- scores * scale + bias, less each row's
+def _shift_columns(scores, scale, bias, has_bias, start, stop):
+    """Matrices start..stop (of the B H) of scores (B, H, S, L) <- scores * scale + bias, less each column's
     maximum. bias is 4-D and C-contiguous, each of its first three dims either full or 1 (broadcast)."""
-    heads, length = scores.shape[1], scores.shape[2]
-    nb, nh, nl = bias.shape[0], bias.shape[1], bias.shape[2]
+    heads, keys = scores.shape[1], scores.shape[2]
+    top = np.empty(scores.shape[3], scores.dtype)
     for m in range(start, stop):
         b, h = m // heads, m % heads
-        for i in range(length):
-            row, add = scores[b, h, i], bias[b % nb, h % nh, i % nl]
-            top = -np.inf
-            for j in range(row.size):
-                v = row[j] * scale + add[j] if has_bias else row[j] * scale
-                row[j] = v
-                top = v if v > top else top  # a NaN never wins here, but it stays NaN through v - top below
-            for j in range(row.size):
-                row[j] -= top  # a row of -inf (nothing to attend) becomes NaN, as in the reference
+        weights, add = scores[b, h], bias[b % bias.shape[0], h % bias.shape[1]]
+        top[:] = -np.inf
+        for j in range(keys):
+            row, add_row = weights[j], add[j % add.shape[0]]
+            if has_bias:
+                for i in range(row.size):
+                    row[i] = row[i] * scale + add_row[i]
+            else:
+                for i in range(row.size):
+                    row[i] *= scale
+            for i in range(row.size):
+                top[i] = row[i] if row[i] > top[i] else top[i]  # a NaN stays NaN through row - top below
+        for j in range(keys):
+            row = weights[j]
+            for i in range(row.size):
+                row[i] -= top[i]  # a query with every key at -inf (nothing to attend) becomes NaN
 
 
 @serial
-def _normalize_rows(weights, inverse, start, stop):
-    """Rows start..stop of weights (rows, S) <- each divided by its sum (inverse: scratch in their dtype)."""
-    for r in range(start, stop):
-        row = weights[r]
-        inverse[r] = 1 / _row_sum(row)
-        for j in range(row.size):
-            row[j] *= inverse[r]
+def _normalize_columns(scores, start, stop):
+    heads, keys = scores.shape[1], scores.shape[2]
+    inverse = np.empty(scores.shape[3], scores.dtype)
+    for m in range(start, stop):
+        weights = scores[m // heads, m % heads]
+        inverse[:] = 0
+        for j in range(keys):
+            row = weights[j]
+            for i in range(row.size):
+                inverse[i] += row[i]
+        for i in range(inverse.size):
+            inverse[i] = 1 / inverse[i]
+        for j in range(keys):
+            row = weights[j]
+            for i in range(row.size):
+                row[i] *= inverse[i]
 
 
 @serial
-def _softmax_backward_rows(grad, weights, scale, start, stop):
-    for r in range(start, stop):
-        g, w = grad[r], weights[r]
-        inner = _row_dot(g, w)
-        for j in range(g.size):
-            g[j] = w[j] * (g[j] - inner) * scale
+def _softmax_backward_columns(grad, weights, scale, start, stop):
+    heads, keys = grad.shape[1], grad.shape[2]
+    inner = np.empty(grad.shape[3], grad.dtype)
+    for m in range(start, stop):
+        g, w = grad[m // heads, m % heads], weights[m // heads, m % heads]
+        inner[:] = 0
+        for j in range(keys):
+            g_row, w_row = g[j], w[j]
+            for i in range(inner.size):
+                inner[i] += g_row[i] * w_row[i]
+        for j in range(keys):
+            g_row, w_row = g[j], w[j]
+            for i in range(inner.size):
+                g_row[i] = w_row[i] * (g_row[i] - inner[i]) * scale
 
 
 @compiled
 def _shift_blocks(scores, scale, bias, has_bias, blocks):
     matrices = scores.shape[0] * scores.shape[1]
     for block in prange(blocks):
-        _shift_rows(scores, scale, bias, has_bias, block * matrices // blocks, (block + 1) * matrices // blocks)
+        _shift_columns(scores, scale, bias, has_bias, block * matrices // blocks, (block + 1) * matrices // blocks)
 
 
 @compiled
-def _normalize_blocks(weights, inverse, blocks):
-    rows = weights.shape[0]
+def _normalize_blocks(scores, blocks):
+    matrices = scores.shape[0] * scores.shape[1]
     for block in prange(blocks):
-        _normalize_rows(weights, inverse, block * rows // blocks, (block + 1) * rows // blocks)
+        _normalize_columns(scores, block * matrices // blocks, (block + 1) * matrices // blocks)
 
 
 @compiled
 def _softmax_backward_blocks(grad, weights, scale, blocks):
-    rows = grad.shape[0]
+    matrices = grad.shape[0] * grad.shape[1]
     for block in prange(blocks):
-        _softmax_backward_rows(grad, weights, scale, block * rows // blocks, (block + 1) * rows // blocks)
+        _softmax_backward_columns(grad, weights, scale, block * matrices // blocks, (block + 1) * matrices // blocks)
 
 
-def attention_softmax_(scores, scale, bias, has_bias, blocks):
-    """scores (B, H, L, S) <- reference.attention_softmax_(scores, scale, bias); bias as _shift_rows takes it."""
-    rows = scores.reshape(-1, scores.shape[-1])
-    inverse = np.empty(len(rows), scores.dtype)
+def attention_softmax_(scores_t, scale, bias_t, has_bias, blocks):
+    """scores_t (B, H, S, L) <- reference.attention_softmax_(...); bias_t as _shift_columns takes it."""
     if _threads == 1:
-        _shift_rows(scores, scale, bias, has_bias, 0, scores.shape[0] * scores.shape[1])
-        np.exp(scores, out=scores)
-        return _normalize_rows(rows, inverse, 0, rows.shape[0])
+        matrices = scores_t.shape[0] * scores_t.shape[1]
+        _shift_columns(scores_t, scale, bias_t, has_bias, 0, matrices)
+        np.exp(scores_t, out=scores_t)
+        return _normalize_columns(scores_t, 0, matrices)
     with _launch:
-        _shift_blocks(scores, scale, bias, has_bias, blocks)
-    np.exp(scores, out=scores)
+        _shift_blocks(scores_t, scale, bias_t, has_bias, blocks)
+    np.exp(scores_t, out=scores_t)
     with _launch:
-        _normalize_blocks(rows, inverse, blocks)
+        _normalize_blocks(scores_t, blocks)
 
 
-def attention_softmax_backward_(grad, weights, scale, blocks):
-    """grad (rows, S) <- reference.attention_softmax_backward_(grad, weights, scale)."""
+def attention_softmax_backward_(grad_t, weights_t, scale, blocks):
+    """grad_t (B, H, S, L) <- reference.attention_softmax_backward_(grad_t, weights_t, scale)."""
     if _threads == 1:
-        return _softmax_backward_rows(grad, weights, scale, 0, grad.shape[0])
+        return _softmax_backward_columns(grad_t, weights_t, scale, 0, grad_t.shape[0] * grad_t.shape[1])
     with _launch:
-        _softmax_backward_blocks(grad, weights, scale, blocks)
+        _softmax_backward_blocks(grad_t, weights_t, scale, blocks)
 
 
 # --- ReLU's backward, from its output ------------------------------------------------------------------------------

@@ -185,27 +185,29 @@ def layer_norm_backward(g, x, mean, rstd, weight):
     return gx, gweight, gbias
 
 
-# --- attention: the softmax over the last axis of the (..., L, S) scores, in place ------------------------------
-def attention_softmax_(scores, scale, bias):
-    """scores <- softmax(scores * scale + bias) along the last axis, in place; bias broadcasts to scores (or is
-    None). A row that bias forbids entirely (all -inf) comes out NaN, as softmax's composite form gives."""
-    xp = get_array_module(scores)
-    scores *= scale
-    if bias is not None:
-        scores += bias
-    scores -= scores.max(axis=-1, keepdims=True)
-    xp.exp(scores, out=scores)
-    scores /= scores.sum(axis=-1, keepdims=True)
-    return scores
+# --- attention: the softmax of transposed scores (..., S, L), over keys: axis -2, in place -----------------------
+# The scores are held transposed, keys down the rows, so that each query's reductions run down a column: an
+# elementwise pass over rows, where a reduction along short rows of 32 is one dependent chain per row.
+def attention_softmax_(scores_t, scale, bias_t):
+    """scores_t <- softmax(scores_t * scale + bias_t) over axis -2, in place; bias_t broadcasts to scores_t (or
+    is None). A query that bias_t forbids every key (all -inf) comes out NaN, as the composite softmax gives."""
+    xp = get_array_module(scores_t)
+    scores_t *= scale
+    if bias_t is not None:
+        scores_t += bias_t
+    scores_t -= scores_t.max(axis=-2, keepdims=True)
+    xp.exp(scores_t, out=scores_t)
+    scores_t /= scores_t.sum(axis=-2, keepdims=True)
+    return scores_t
 
 
-def attention_softmax_backward_(grad, weights, scale):
-    """grad <- the gradient of the scores before scaling (q k^T) from grad, the weights' gradient, in place:
-    weights * (grad - sum(grad * weights)) * scale along the last axis."""
-    grad -= (grad * weights).sum(axis=-1, keepdims=True)
-    grad *= weights
-    grad *= scale
-    return grad
+def attention_softmax_backward_(grad_t, weights_t, scale):
+    """grad_t <- the gradient of the transposed scores before scaling (k q^T) from grad_t, the transposed
+    weights' gradient, in place: weights_t * (grad_t - sum(grad_t * weights_t)) * scale over axis -2."""
+    grad_t -= (grad_t * weights_t).sum(axis=-2, keepdims=True)
+    grad_t *= weights_t
+    grad_t *= scale
+    return grad_t
 
 
 # --- embedding ------------------------------------------------------------------------------------------------
