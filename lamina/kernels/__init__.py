@@ -197,20 +197,16 @@ def embedding_backward(g, indices, rows):
     return out
 
 
-def lstm_cell(a, gx, c, tanh_c, h):
-    """One LSTM step after its matrix product, in place; see reference.lstm_cell."""
-    fast = _compiled(a, c, least=0)  # serial kernels: no launch to repay, so no size threshold
-    if fast is None or not _same_dtype(a, gx, c, tanh_c, h):
-        return reference.lstm_cell(a, gx, c, tanh_c, h)
-    fast.lstm_cell(a, gx, c, tanh_c, h)
-
-
-def lstm_cell_backward(dh, dc, a, c_prev, tanh_c, d):
-    """The backward of lstm_cell, in place; see reference.lstm_cell_backward."""
-    fast = _compiled(dh, dc, least=0)
-    if fast is None or not _same_dtype(dh, dc, a, c_prev, tanh_c, d):
-        return reference.lstm_cell_backward(dh, dc, a, c_prev, tanh_c, d)
-    fast.lstm_cell_backward(dh, dc, a, c_prev, tanh_c, d, dh.dtype.type(1))
+def lstm_cells(gx):
+    """(cell, cell_backward): reference.lstm_cell and lstm_cell_backward, or their compiled twins, for a whole
+    sequence with gate inputs gx, chosen once (choosing at each of a sequence's steps cost W4 a tenth of its
+    elementwise time). The compiled ones are serial: no launch to repay, so no size threshold."""
+    fast = _compiled(gx, least=0)
+    if fast is None:
+        return reference.lstm_cell, reference.lstm_cell_backward
+    one = gx.dtype.type(1)
+    return fast.lstm_cell, lambda dh, dc, a, c_prev, tanh_c, d: fast.lstm_cell_backward(dh, dc, a, c_prev, tanh_c,
+                                                                                         d, one)
 
 
 def relu_backward(g, y):

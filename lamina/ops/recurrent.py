@@ -62,8 +62,8 @@ class _Sequence(Function):
 class LSTMSequence(_Sequence):
     """LSTM over a whole sequence. Inputs: gx (T, B, 4H) = x W_ih^T + b_ih + b_hh, h0, c0 (B, H), w_hh (4H, H).
 
-    Gates in PyTorch's order i, f, g, o: c' = f c + i g, h' = o tanh(c'). Per step: one product, then
-    kernels.lstm_cell (forward) or kernels.lstm_cell_backward (backward) for the elementwise work.
+    Gates in PyTorch's order i, f, g, o: c' = f c + i g, h' = o tanh(c'). Per step: one product, then the
+    cell's elementwise work in one kernel call (kernels.lstm_cells: forward, backward).
     """
 
     def forward(self, gx, h0, c0, w_hh):
@@ -77,13 +77,14 @@ class LSTMSequence(_Sequence):
         h_prev = xp.empty((steps, batch, hidden), dtype=gx.dtype)  # the state each step started from
         c_prev = xp.empty((steps, batch, hidden), dtype=gx.dtype)
         tanh_c = new((steps, batch, hidden), dtype=gx.dtype)
-        h, c = h0.copy(), c0.copy()
+        h, c = h0.astype(gx.dtype), c0.astype(gx.dtype)  # copies: the state, changed at each step
         w_t = xp.ascontiguousarray(w_hh.T)  # BLAS ran h @ w_hh.T read transposed 20% slower on (64, 128) states
+        cell = kernels.lstm_cells(gx)[0]
         for t in _steps(steps, self.reverse):
             n = sizes[t]
             h_prev[t], c_prev[t] = h, c
             xp.matmul(h[:n], w_t, out=acts[t, :n])
-            kernels.lstm_cell(acts[t, :n], gx[t, :n], c[:n], tanh_c[t, :n], out[t, :n])  # c updated in place
+            cell(acts[t, :n], gx[t, :n], c[:n], tanh_c[t, :n], out[t, :n])  # c updated in place
             h[:n] = out[t, :n]
         out[steps], out[steps + 1] = h, c
         self.kept = acts, h_prev, c_prev, tanh_c
@@ -101,11 +102,12 @@ class LSTMSequence(_Sequence):
         sizes = _sizes(self.batch_sizes, steps, batch)
         dgates = xp.empty_like(acts) if self.batch_sizes is None else xp.zeros_like(acts)
         dh, dc = gy[steps].copy(), gy[steps + 1].copy()
+        cell_backward = kernels.lstm_cells(acts)[1]
         for t in reversed(_steps(steps, self.reverse)):
             n = sizes[t]
             d, dh_t = dgates[t, :n], dh[:n]
             dh_t += gy[t, :n]
-            kernels.lstm_cell_backward(dh_t, dc[:n], acts[t, :n], c_prev[t, :n], tanh_c[t, :n], d)
+            cell_backward(dh_t, dc[:n], acts[t, :n], c_prev[t, :n], tanh_c[t, :n], d)
             xp.matmul(d, w_hh, out=dh_t)
         need_gx, need_h0, need_c0, need_w = self.needs_input_grad
         dw = None
