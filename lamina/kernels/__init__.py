@@ -23,17 +23,26 @@ MIN_PARAMETER_ELEMENTS = 1 << 22
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+_module = None  # lamina.kernels.compiled, once imported
+
+
 def _compiled(*arrays, size=None, least=None):
     """The compiled module when the numba path is chosen and pays for these arrays, else None."""
+    global _module
     if (arrays[0].size if size is None else size) < (MIN_ELEMENTS if least is None else least):
         return None  # tested first: the cheapest test, and the one that small networks fail on every call
     if backend.get_kernels() != "numba":
         return None
-    if any(type(a) is not np.ndarray for a in arrays) or arrays[0].dtype not in _FLOATS:
+    for a in arrays:
+        if type(a) is not np.ndarray:
+            return None
+    if arrays[0].dtype not in _FLOATS:
         return None
-    from lamina.kernels import compiled  # Numba is imported here, on the first call that wants it
+    if _module is None:
+        from lamina.kernels import compiled  # Numba is imported here, on the first call that wants it
 
-    return compiled
+        _module = compiled
+    return _module
 
 
 def _window(g):
@@ -118,7 +127,10 @@ def sgd_step(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov, 
 
 
 def _same_dtype(first, *others):
-    return all(a is None or (type(a) is np.ndarray and a.dtype == first.dtype) for a in others)
+    for a in others:
+        if a is not None and (type(a) is not np.ndarray or a.dtype != first.dtype):
+            return False
+    return True
 
 
 def _affine(weight, dtype):

@@ -198,10 +198,11 @@ def _row_dot(a, b):
 def _layer_norm_rows(x, weight, bias, affine, eps, y, mean, rstd, start, stop):
     n = x.shape[1]
     for r in range(start, stop):
-        mean[r] = _row_sum(x[r]) / n
-        mu, out = mean[r], y[r]  # mu in x's dtype, as the backward pass reads it
+        row, out = x[r], y[r]
+        mean[r] = _row_sum(row) / n
+        mu = mean[r]  # in x's dtype, as the backward pass reads it
         for j in range(n):
-            out[j] = x[r, j] - mu
+            out[j] = row[j] - mu
         rstd[r] = 1 / np.sqrt(_row_dot(out, out) / n + eps)
         s = rstd[r]
         if affine:
@@ -233,22 +234,24 @@ def _layer_norm_backward_rows(g, x, weight, affine, mean, rstd, gx, gw, gb, star
     n = g.shape[1]
     gw[:] = 0
     gb[:] = 0
+    coefficients = np.empty(2, g.dtype)  # a row's two sums in g's dtype: float64 ones would widen the last loop
     for r in range(start, stop):
-        mu, s, out = mean[r], rstd[r], gx[r]
+        mu, s, g_row, x_row, out = mean[r], rstd[r], g[r], x[r], gx[r]
         for j in range(n):
-            gw[j] += g[r, j] * ((x[r, j] - mu) * s)
-            gb[j] += g[r, j]
+            gw[j] += g_row[j] * ((x_row[j] - mu) * s)
+            gb[j] += g_row[j]
         if affine:
             for j in range(n):
-                out[j] = g[r, j] * weight[j]
+                out[j] = g_row[j] * weight[j]
         else:
-            out[:] = g[r]
+            out[:] = g_row
         total = _row_sum(out)
         # the sum of out * xhat, xhat = (x - mu) s, from sums of out * x and out: exact products, float64 sums
-        with_xhat = (_row_dot(out, x[r]) - mu * total) * s
-        a, b = total / n, with_xhat / n
+        with_xhat = (_row_dot(out, x_row) - mu * total) * s
+        coefficients[0], coefficients[1] = total / n, with_xhat / n
+        a, b = coefficients[0], coefficients[1]
         for j in range(n):
-            out[j] = s * (out[j] - a - (x[r, j] - mu) * s * b)
+            out[j] = s * (out[j] - a - (x_row[j] - mu) * s * b)
 
 
 @serial
