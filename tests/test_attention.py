@@ -273,8 +273,8 @@ def test_fused_attention_matches_its_reference_to_second_order(packed, bias, dro
     np.testing.assert_allclose(out.detach().numpy(), attention_reference(*inputs, **options).detach().numpy(),
                                rtol=1e-12, atol=1e-12)
     g = rng.standard_normal(out.shape)
-    ours = lamina.grad((out * lamina.Tensor(g)).sum(), inputs)
-    theirs = lamina.grad((attention_reference(*inputs, **options) * lamina.Tensor(g)).sum(), inputs)
+    ours = lamina.grad((out * lamina.tensor(g)).sum(), inputs)
+    theirs = lamina.grad((attention_reference(*inputs, **options) * lamina.tensor(g)).sum(), inputs)
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
     assert lamina.gradcheck(fused, inputs)
@@ -285,7 +285,7 @@ def test_fused_attention_grads_only_what_is_asked():
     from lamina.ops.attention import attention
 
     q, k = _leaf(2, 3, 4), _leaf(2, 5, 4)
-    v = lamina.Tensor(rng.standard_normal((2, 5, 4)))  # no gradient wanted
+    v = lamina.tensor(rng.standard_normal((2, 5, 4)))  # no gradient wanted
     out = attention(q, k, v, 2, 0.5)
     dq, dk = lamina.grad(out.sum(), [q, k])
     assert dq.shape == q.shape and dk.shape == k.shape and v.grad is None
@@ -303,7 +303,7 @@ def test_encoder_layer_runs_the_fused_attention_and_matches_torch(dtype):
     mask = nn.Transformer.generate_square_subsequent_mask(5, dtype=dtype)
     seen = []
     with lamina.autograd.record_ops(lambda fn, xs, out: seen.append(type(fn).__name__)):
-        lx = lamina.Tensor(x, requires_grad=True)
+        lx = lamina.tensor(x, requires_grad=True)
         out = ours(lx, src_mask=mask, is_causal=True)
     assert "Attention" in seen and "Softmax" not in seen and out.dtype == np.dtype(dtype)
     assert "LinearReLU" in seen and "ReLU" not in seen
@@ -312,7 +312,7 @@ def test_encoder_layer_runs_the_fused_attention_and_matches_torch(dtype):
     tol = {"rtol": 1e-4, "atol": 1e-5} if dtype == "float32" else {"rtol": 1e-10, "atol": 1e-12}
     np.testing.assert_allclose(out.detach().numpy(), want.detach().numpy(), **tol)
     g = rng.standard_normal(out.shape).astype(dtype)
-    (out * lamina.Tensor(g)).sum().backward()
+    (out * lamina.tensor(g)).sum().backward()
     (want * torch.tensor(g)).sum().backward()
     np.testing.assert_allclose(lx.grad.numpy(), tx.grad.numpy(), **tol)
     theirs_params = dict(theirs.named_parameters())
