@@ -30,6 +30,7 @@ from lamina.autograd import Tensor, no_grad, wrap
 from lamina.errors import LaminaError
 from lamina.files import write_atomically
 from lamina.io import ModelFileError
+from lamina.ops import attention as attention_ops
 from lamina.ops import conv as conv_ops
 from lamina.ops import elementwise as ew
 from lamina.ops import linalg, reductions, shape
@@ -236,6 +237,8 @@ def _held_arrays(fn):
         return [i for i in items if hasattr(i, "dtype") and hasattr(i, "shape")]
     if isinstance(fn, shape.Gather):
         return [fn.index]
+    if isinstance(fn, nn_ops.Embedding):
+        return [fn.indices]
     return []
 
 
@@ -480,6 +483,33 @@ def _layer_norm(g, fn, xs, names, out):
     return y if len(names) == 1 else g.node("Add", [g.node("Mul", [y, names[1]]), names[2]])
 
 
+def _linear_relu(g, fn, xs, names, out):
+    return g.node("Relu", [_linear(g, fn, xs, names, out)])
+
+
+def _embedding(g, fn, xs, names, out):
+    return g.node("Gather", [names[0], g.array(fn.indices)], axis=0)
+
+
+def _attention(g, fn, xs, names, out):
+    """ops.attention.Attention written out: heads split from (B, L, H E), softmax(q k^T * scale + bias) v,
+    heads merged back (0 in a Reshape copies the input's dim, so batch and length may be dynamic)."""
+    heads, width = fn.heads, xs[0].shape[-1] // (3 if fn.packed else 1)
+    if fn.packed:  # (B, L, 3 H E) -> (3, B, H, L, E), then q, k, v by index
+        split = g.node("Transpose", [g.node("Reshape", [names[0], g.ints([0, 0, 3, heads, width // heads])])],
+                       perm=[2, 0, 3, 1, 4])
+        q, k, v = (g.node("Squeeze", [g.node("Gather", [split, g.ints([i])], axis=0), g.ints([0])]) for i in range(3))
+    else:
+        q, k, v = (g.node("Transpose", [g.node("Reshape", [name, g.ints([0, 0, heads, -1])])], perm=[0, 2, 1, 3])
+                   for name in names)
+    scores = g.node("Mul", [g.node("MatMul", [q, g.node("Transpose", [k], perm=[0, 1, 3, 2])]),
+                            g.const(fn.scale, xs[0].dtype)])
+    if fn.bias is not None:
+        scores = g.node("Add", [scores, g.array(fn.bias.astype(xs[0].dtype, copy=False))])
+    merged = g.node("Transpose", [g.node("MatMul", [g.node("Softmax", [scores], axis=-1), v])], perm=[0, 2, 1, 3])
+    return g.node("Reshape", [merged, g.ints([0, 0, -1])])
+
+
 def _softmax(op_type):
     def convert(g, fn, xs, names, out):
         return g.node(op_type, names, axis=fn.axis)
@@ -495,6 +525,7 @@ CONVERTERS = {
     ew.ReLU: _simple("Relu"), ew.Clamp: _clamp, ew.Maximum: _simple("Max"), ew.Minimum: _simple("Min"),
     ew.Where: _where, ew.Cast: _cast, ew.Compare: _compare,
     linalg.MatMul: _matmul, nn_ops.Linear: _linear, nn_ops.LayerNorm: _layer_norm,
+    nn_ops.LinearReLU: _linear_relu, nn_ops.Embedding: _embedding, attention_ops.Attention: _attention,
     conv_ops.Conv2d: _conv, conv_ops.Conv2dInputGrad: _conv_transpose, conv_ops.MaxPool: _max_pool,
     conv_ops.WindowMean: _window_mean,
     shape.Reshape: _reshape, shape.Permute: _permute, shape.BroadcastTo: _broadcast_to, shape.Cat: _cat,

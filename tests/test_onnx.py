@@ -117,6 +117,35 @@ def test_every_exportable_layer_matches_onnx_runtime(tmp_path, opset):
         _assert_same(model, session, {"image": _images(batch, (3, 21, 19), batch), "tokens": _tokens(batch, batch)})
 
 
+class TinyTransformer(nn.Module):
+    """The fused ops of a Transformer (Embedding, Attention packed and not, LinearReLU) on a batch of tokens."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(20, 8)
+        layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.1, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, norm=nn.LayerNorm(8))
+        self.cross = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.mask = nn.Transformer.generate_square_subsequent_mask(8)
+
+    def forward(self, tokens):
+        h = self.encoder(self.embed(tokens), mask=self.mask, is_causal=True)
+        memory = h[:, :5]
+        return self.cross(h, memory, memory, need_weights=False)[0]
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+def test_fused_transformer_ops_match_onnx_runtime(tmp_path, opset):
+    lamina.manual_seed(0)
+    model = TinyTransformer()
+    path = tmp_path / "transformer.onnx"
+    lamina_onnx.export(model, _tokens(2), path, input_names=["tokens"], opset_version=opset,
+                       dynamic_axes={"tokens": {0: "batch"}, "output": {0: "batch"}})
+    session = _session(path)
+    for batch in (1, 5):
+        _assert_same(model, session, {"tokens": _tokens(batch, batch)})
+
+
 def test_an_op_without_a_mapping_is_named_with_its_layer():
     class Cube(lamina.Function):
         def forward(self, a):

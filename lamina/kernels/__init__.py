@@ -211,9 +211,10 @@ def embedding_backward(g, indices, rows):
 
 def lstm_cells(gx):
     """(cell, cell_backward): reference.lstm_cell and lstm_cell_backward, or their compiled twins, for a whole
-    sequence with gate inputs gx, chosen once (choosing at each of a sequence's steps cost W4 a tenth of its
-    elementwise time). The compiled ones are serial: no launch to repay, so no size threshold."""
-    fast = _compiled(gx, least=0)
+    sequence with gate inputs gx (T, B, 4H), chosen once (choosing at each of a sequence's steps cost W4 a tenth
+    of its elementwise time). The size threshold applies to the whole sequence: the compiled twins are serial,
+    with no launch to repay, but a small job should not import Numba."""
+    fast = _compiled(gx)
     if fast is None:
         return reference.lstm_cell, reference.lstm_cell_backward
     one = gx.dtype.type(1)
