@@ -272,6 +272,16 @@ def test_relu_backward_kernel_matches_the_reference(compiled, threads):
     np.testing.assert_array_equal(got, reference.relu_backward(g, y))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bias_relu_kernel_matches_the_reference(compiled, threads, dtype):
+    rng = np.random.default_rng(7)
+    y, bias = rng.standard_normal((40, 33)).astype(dtype), rng.standard_normal(33).astype(dtype)
+    y[0, :2] = [np.nan, -np.inf]
+    got, want = kernels.bias_relu_(y.copy(), bias), reference.bias_relu_(y.copy(), bias)
+    assert got.dtype == dtype and np.isnan(got[0, 0]) and got[0, 1] == 0
+    np.testing.assert_array_equal(got, want)
+
+
 # --- gradients through the ops, in float64 on both paths ---------------------------------------------------------
 def test_conv2d_gradcheck_on_both_paths(path):
     x = lamina.randn(2, 3, 7, 6, dtype=lamina.float64, requires_grad=True)
@@ -361,6 +371,15 @@ def test_lstm_sequence_gradcheck_on_both_paths(path, lengths):
         fn = lambda *a, reverse=reverse: lstm_sequence(*a, reverse=reverse, batch_sizes=sizes)  # noqa: E731
         assert lamina.gradcheck(fn, inputs)
     assert lamina.gradgradcheck(lambda *a: lstm_sequence(*a, batch_sizes=sizes), inputs)
+
+
+def test_linear_relu_gradcheck_on_both_paths(path):
+    from lamina.ops.nn import linear_relu
+
+    rng = np.random.default_rng(8)
+    x, w, b = (lamina.tensor(rng.standard_normal(shape), requires_grad=True) for shape in ((2, 3, 4), (5, 4), (5,)))
+    assert lamina.gradcheck(linear_relu, (x, w, b))
+    assert lamina.gradgradcheck(linear_relu, (x, w, b))
 
 
 # --- the CPU settings reach the compiled kernels' threads ------------------------------------------------------

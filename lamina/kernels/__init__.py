@@ -231,3 +231,12 @@ def relu_backward(g, y):
     rows, out = g.reshape(-1, g.shape[-1]), np.empty_like(g)
     fast.relu_backward(rows, y.reshape(rows.shape), out.reshape(rows.shape), _blocks(rows))
     return out
+
+
+def bias_relu_(y, bias):
+    """y <- max(y + bias, 0) in place, bias (n,) along y's last axis; see reference.bias_relu_."""
+    fast = _compiled(y)
+    if fast is None or not y.flags.c_contiguous or not _same_dtype(y, bias) or bias.shape != y.shape[-1:]:
+        return reference.bias_relu_(y, bias)
+    fast.bias_relu_(y.reshape(-1, y.shape[-1]), np.ascontiguousarray(bias), _blocks(y.reshape(-1, y.shape[-1])))
+    return y

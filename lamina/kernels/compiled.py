@@ -412,6 +412,30 @@ def relu_backward(g, y, out, blocks):
         _relu_backward_blocks(g, y, out, blocks)
 
 
+@serial
+def _bias_relu_rows(y, bias, start, stop):
+    for r in range(start, stop):
+        row = y[r]
+        for j in range(row.size):
+            v = row[j] + bias[j]
+            row[j] = 0 if v <= 0 else v  # NaN stays NaN, as np.maximum keeps it
+
+
+@compiled
+def _bias_relu_blocks(y, bias, blocks):
+    rows = y.shape[0]
+    for block in prange(blocks):
+        _bias_relu_rows(y, bias, block * rows // blocks, (block + 1) * rows // blocks)
+
+
+def bias_relu_(y, bias, blocks):
+    """y (rows, n) <- reference.bias_relu_(y, bias), in one pass."""
+    if _threads == 1:
+        return _bias_relu_rows(y, bias, 0, y.shape[0])
+    with _launch:
+        _bias_relu_blocks(y, bias, blocks)
+
+
 # --- embedding: rows of a gradient added into the rows of a table that they were looked up from ---------------
 @serial
 def _scatter_rows(g, indices, out, start, stop):

@@ -260,3 +260,9 @@ def relu_backward(g, y):
     """The gradient through a ReLU from that of its output g and the output y itself: g where y > 0, else 0
     (0 even where g is NaN or inf, as PyTorch gives)."""
     return get_array_module(g).where(y > 0, g, g.dtype.type(0))
+
+
+def bias_relu_(y, bias):
+    """y <- max(y + bias, 0) in place (NaN stays NaN), bias broadcast along y's last axis."""
+    y += bias
+    return get_array_module(y).maximum(y, 0, out=y)

@@ -174,15 +174,15 @@ def _check_linear(input, weight, bias, op):
 
 
 class LinearReLU(Linear):
-    """relu(x @ weight.T + bias) in one op: the ReLU runs in place on the product, and backward masks the
-    gradient by the output's sign before Linear's backward (ReLU's second derivative is zero, so the mask is a
-    constant there and double backward stays exact)."""
+    """relu(x @ weight.T + bias) in one op: the bias and the ReLU run in one pass over the product, and backward
+    masks the gradient by the output's sign before Linear's backward (ReLU's second derivative is zero, so the
+    mask is a constant there and double backward stays exact)."""
 
     saved = ("inputs", "output")
 
     def forward(self, x, weight, bias=None):
-        y = super().forward(x, weight, bias)
-        return get_array_module(y).maximum(y, 0, out=y)
+        y = super().forward(x, weight)  # the bias joins the ReLU's pass
+        return get_array_module(y).maximum(y, 0, out=y) if bias is None else kernels.bias_relu_(y, bias)
 
     def backward(self, gy):
         y = self.output.array
