@@ -18,19 +18,25 @@ def try_import_torch():
 
 @contextlib.contextmanager
 def threads(n, torch=None):
-    """Limit BLAS (through threadpoolctl) and PyTorch to n threads; None leaves the defaults."""
+    """Limit BLAS (through threadpoolctl), lamina's compiled kernels and PyTorch to n threads; None leaves the
+    defaults."""
     if n is None:
         yield
         return
     from threadpoolctl import threadpool_limits
 
+    import lamina
+
     previous = torch.get_num_threads() if torch else None
+    ours = lamina.get_num_threads()
     with threadpool_limits(limits=n):
+        lamina.set_num_threads(n)  # after threadpoolctl, which it sets to the same n
         if torch:
             torch.set_num_threads(n)
         try:
             yield
         finally:
+            lamina.set_num_threads(ours)
             if torch:
                 torch.set_num_threads(previous)
 
