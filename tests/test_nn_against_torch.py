@@ -231,7 +231,8 @@ def _printed_model(m):
               m.nn.Identity(), m.nn.Sigmoid(), m.nn.Tanh(), m.nn.GELU(), m.nn.Dropout2d(0.1),
               m.nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), m.nn.MultiheadAttention(8, 2),
               m.nn.GroupNorm(2, 4), m.nn.Upsample(scale_factor=2), m.nn.CrossEntropyLoss(), m.nn.MSELoss(),
-              m.nn.Unflatten(1, (2, 2)), m.nn.ELU(), m.nn.SiLU(), m.nn.Softplus(), m.nn.PReLU()]
+              m.nn.Unflatten(1, (2, 2)), m.nn.ELU(), m.nn.SiLU(), m.nn.Softplus(), m.nn.PReLU(),
+              m.nn.InstanceNorm2d(3), m.nn.InstanceNorm1d(4, affine=True)]
     return str(m.nn.Sequential(*layers))
 
 

@@ -1,24 +1,17 @@
 """Instance normalization: each channel of each sample normalized over its own spatial positions."""
 
-from lamina.creation import ones, zeros
 from lamina.nn import functional as F
-from lamina.nn.module import Module, Parameter
+from lamina.nn.normalization import _BatchNorm
 
 
-class _InstanceNorm(Module):
+class _InstanceNorm(_BatchNorm):
+    """BatchNorm's parameters and buffers (PyTorch's names), with PyTorch's InstanceNorm defaults."""
+
     dims = 1
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False, device=None,
                  dtype=None):
-        super().__init__()
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.affine, self.track_running_stats = affine, track_running_stats
-        self.weight = Parameter(ones(num_features, dtype=dtype)) if affine else None
-        self.bias = Parameter(zeros(num_features, dtype=dtype)) if affine else None
-        if track_running_stats:
-            self.register_buffer("running_mean", zeros(num_features, dtype=dtype))
-            self.register_buffer("running_var", ones(num_features, dtype=dtype))
-            self.register_buffer("num_batches_tracked", zeros((), dtype="int64"))
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype=dtype)
 
     def forward(self, x):
         if x.ndim not in (self.dims + 1, self.dims + 2):
@@ -34,10 +27,6 @@ class _InstanceNorm(Module):
         out = F.instance_norm(x, self.running_mean if tracking else None, self.running_var if tracking else None,
                               self.weight, self.bias, self.training or not tracking, self.momentum, self.eps)
         return out.squeeze(0) if unbatched else out
-
-    def extra_repr(self):
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
 
 
 class InstanceNorm1d(_InstanceNorm):
