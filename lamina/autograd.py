@@ -139,10 +139,19 @@ class Size(tuple):
         return int(np.prod(self, dtype=np.int64))
 
 
+class _SharedWrites:
+    """One count of in-place writes, shared by a tensor and the views of its memory (PyTorch's version counter)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self, count):
+        self.count = count
+
+
 class Tensor:
     """An array with an optional gradient and a record of the op that made it."""
 
-    __slots__ = ("array", "grad", "requires_grad", "grad_fn", "_version", "__weakref__")
+    __slots__ = ("array", "grad", "requires_grad", "grad_fn", "_writes", "__weakref__")
     generation = 0  # a leaf comes before every op (Function.generation counts from here)
     __array_ufunc__ = None  # numpy defers `array * tensor` to Tensor.__rmul__
     __hash__ = object.__hash__  # == is elementwise, yet tensors stay usable as dict keys
@@ -182,6 +191,18 @@ class Tensor:
         ([0.5, 0.5], True, False)
         """
         return wrap(self.array)
+
+    @property
+    def _version(self):
+        """How many in-place writes this tensor's memory has had (through it or a view of it), as PyTorch counts."""
+        writes = getattr(self, "_writes", 0)
+        return writes.count if type(writes) is _SharedWrites else writes
+
+    def _shared_writes(self):
+        writes = getattr(self, "_writes", 0)
+        if type(writes) is not _SharedWrites:
+            writes = self._writes = _SharedWrites(writes)
+        return writes
 
     @data.setter
     def data(self, value):
@@ -261,8 +282,10 @@ class Tensor:
         return _ops.shape.clone(self)
 
     def detach(self):
-        """A tensor sharing this one's data, cut from the graph."""
-        return wrap(self.array)
+        """A tensor sharing this one's data (and its count of in-place writes, as in PyTorch), cut from the graph."""
+        detached = wrap(self.array)
+        detached._writes = self._shared_writes()
+        return detached
 
     def requires_grad_(self, requires_grad=True):
         if requires_grad and self.array.dtype.kind not in "fc":
@@ -450,7 +473,11 @@ class Tensor:
             self.grad_fn.output_changed = True  # its backward would read the overwritten values
         if new.grad_fn is not None:
             self.grad_fn, self.requires_grad = new.grad_fn, True
-        self._version = getattr(self, "_version", 0) + 1
+        writes = getattr(self, "_writes", 0)
+        if type(writes) is _SharedWrites:
+            writes.count += 1  # seen by the views of this memory too
+        else:
+            self._writes = writes + 1
         _Mode.inplace_count += 1
         return self
 
@@ -1069,6 +1096,8 @@ class Function:
     keeps_inputs, keeps_output = True, False  # `saved`, read once per class rather than once per call
     inputs = None
     input_versions = None  # the saved inputs' versions, once any tensor has been changed in place
+    output_writes = None  # the output's shared write count, once a view of the output exists (keeps_output ops)
+    output_writes_seen = 0
     recorded_at = 0  # _Mode.inplace_count when the op ran: while it is unchanged, no saved tensor can have changed
     output_changed = False
     generation = 0
@@ -1088,6 +1117,8 @@ class Function:
         out.array = y
         out.grad = out.grad_fn = None
         out.requires_grad = False
+        if y.base is not None:  # perhaps a view of an input: then the two count in-place writes together
+            _share_writes_with_views(out, inputs)
         if _Mode.grad_enabled and True in map(_requires_grad_of, inputs):
             # Where each input's gradient goes: the op that made it, the leaf itself, or nowhere.
             # Holding these rather than the input tensors lets intermediate results be freed.
@@ -1109,7 +1140,7 @@ class Function:
             if self.keeps_inputs:
                 self.inputs = inputs
                 if _Mode.inplace_count:
-                    self.input_versions = [getattr(x, "_version", 0) for x in inputs]
+                    self.input_versions = [x._version for x in inputs]
             else:
                 self.input_shapes = [x.array.shape for x in inputs]
             if self.keeps_output:
@@ -1204,12 +1235,33 @@ class AccumulateGrad:
         return f"<AccumulateGrad object at {id(self):#x}>"
 
 
+def _memory_root(array):
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
+def _share_writes_with_views(view, inputs):
+    """A view and the tensor whose memory it shows share one write count, so an in-place write through either
+    is seen by the ops that saved the other (PyTorch's rule)."""
+    root = _memory_root(view.array)
+    for x in inputs:
+        if isinstance(x.array, np.ndarray) and _memory_root(x.array) is root:
+            writes = view._writes = x._shared_writes()
+            fn = x.grad_fn
+            if fn is not None and fn.keeps_output and fn.output_writes is None:
+                fn.output_writes, fn.output_writes_seen = writes, writes.count
+            return
+
+
 def _check_versions(fn):
     """Refuse to backward through an op whose saved tensors were changed in place since it ran."""
     changed = fn.output_changed
     if fn.keeps_inputs and fn.inputs is not None:
         versions = fn.input_versions or [0] * len(fn.inputs)
-        changed = changed or any(getattr(x, "_version", 0) != v for x, v in zip(fn.inputs, versions))
+        changed = changed or any(x._version != v for x, v in zip(fn.inputs, versions))
+    if fn.output_writes is not None:  # a view of the output was written in place
+        changed = changed or fn.output_writes.count != fn.output_writes_seen
     if changed:
         raise RuntimeError(f"one of the tensors that {fn.name} saved for its backward was changed by an in-place "
                            "operation after it ran; make a copy (.clone()) before changing it, or change it "

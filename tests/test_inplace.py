@@ -107,3 +107,40 @@ def test_the_idiom_matches_torch():
                 w -= 0.05 * w.grad
                 w.grad = None
     np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-5)
+
+
+def _write_through_view(kind):
+    x = lamina.randn(4, 3, requires_grad=True)
+    y = x * 1
+    if kind == "view of an input":
+        saved = y.sin()
+        y.permute(1, 0).add_(1)
+    elif kind == "view of an output":
+        saved = y.exp()
+        saved[0].mul_(2)
+    elif kind == "detached":
+        saved = y.sin()
+        y.detach().add_(1)
+    elif kind == "base of a saved view":
+        saved = y.permute(1, 0).sin()
+        y.add_(1)
+    else:  # "sibling view": PyTorch counts writes per memory, so a write to y[1] is seen by y[0]'s users
+        saved = y[0].sin()
+        y[1].add_(1)
+    saved.sum().backward()
+
+
+@pytest.mark.parametrize("kind", ["view of an input", "view of an output", "detached", "base of a saved view",
+                                  "sibling view"])
+def test_in_place_writes_through_views_are_seen_at_backward(kind):
+    with pytest.raises(RuntimeError, match="saved for its backward was changed by an in-place operation"):
+        _write_through_view(kind)
+
+
+def test_writes_through_data_are_not_tracked_as_in_pytorch():
+    x = lamina.randn(2, 3, requires_grad=True)
+    y = x * 1
+    saved = y.sin()
+    y.data.add_(1)  # .data is the untracked way, as in PyTorch
+    saved.sum().backward()
+    assert x.grad is not None
