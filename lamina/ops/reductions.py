@@ -308,12 +308,7 @@ def cumsum(input, dim, *, dtype=None):
     >>> lamina.cumsum(lamina.tensor([1, 2, 3]), 0).tolist()
     [1, 3, 6]
     """
-    x = input if dtype is None else input.to(dtype)
-    if x.ndim == 0:
-        return x
-    if x.dtype.kind in "biu" and x.dtype != np.int64:
-        x = x.to(np.int64)
-    return CumSum(_dim(dim, x.ndim, "cumsum"))(x)
+    return _running(CumSum, "cumsum", input, dim, dtype)
 
 
 class CumProd(Function):
@@ -349,12 +344,17 @@ def _cumprod_grad_with_zeros(x, gy, axis):
 
 def cumprod(input, dim, *, dtype=None):
     """Running products along `dim`; exact gradients even where the input holds zeros."""
+    return _running(CumProd, "cumprod", input, dim, dtype)
+
+
+def _running(op, name, input, dim, dtype):
+    """cumsum and cumprod alike: in `dtype` if given, integers and bools in int64, a 0-d tensor as it is."""
     x = input if dtype is None else input.to(dtype)
     if x.ndim == 0:
         return x
     if x.dtype.kind in "biu" and x.dtype != np.int64:
         x = x.to(np.int64)
-    return CumProd(_dim(dim, x.ndim, "cumprod"))(x)
+    return op(_dim(dim, x.ndim, name))(x)
 
 
 class Prod(Function):
