@@ -15,7 +15,7 @@ from heapq import heappop, heappush
 import numpy as np
 
 from lamina import printing
-from lamina.backend import CPU, as_array, check_device, default_float, device, generator, get_array_module
+from lamina.backend import as_array, default_float, device, device_of, generator_for, get_array_module, resolve_device
 
 
 class _Mode:
@@ -95,8 +95,8 @@ def is_grad_enabled():
 
 
 def to_arguments(args, kwargs, what):
-    """(dtype or None, copy) from the arguments of PyTorch's Tensor.to / Module.to; a device other than the CPU
-    is refused by name."""
+    """(dtype or None, device or None, copy) from the arguments of PyTorch's Tensor.to / Module.to; a device
+    that is not usable is refused by name."""
     kwargs = dict(kwargs)
     kwargs.pop("non_blocking", None)
     copy = kwargs.pop("copy", False)
@@ -106,15 +106,14 @@ def to_arguments(args, kwargs, what):
         raise TypeError(f"{what}: unexpected arguments {sorted(kwargs) or ['memory_format']}")
     for arg in args:
         if isinstance(arg, Tensor):
-            dtype = arg.dtype
+            dtype, where = arg.dtype, arg.device
         elif isinstance(arg, (device, str)) and not _is_dtype_name(arg):
             where = arg
         elif isinstance(arg, bool) or arg is None:
             continue  # non_blocking or copy given by position
         else:
             dtype = arg
-    check_device(where, what)
-    return dtype, copy
+    return dtype, None if where is None else resolve_device(where, what), copy
 
 
 def _is_dtype_name(text):
@@ -246,19 +245,31 @@ class Tensor:
 
     # --- conversion -------------------------------------------------------------------------
     def numpy(self):
-        """The array itself (shared memory); as in PyTorch, refused for a tensor that requires grad."""
+        """The array itself (shared memory); as in PyTorch, refused for a tensor that requires grad or that
+        lives on a GPU."""
         if self.requires_grad:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        if type(self.array) is not np.ndarray:
+            self._refuse_host_view()
         return self.array
 
     def __array__(self, dtype=None, copy=None):
-        """`np.asarray(t)`: refused, as PyTorch refuses, when it would silently drop `t` from the graph."""
+        """`np.asarray(t)`: refused, as PyTorch refuses, when it would silently drop `t` from the graph or
+        copy it off its GPU."""
         if self.requires_grad:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
-        array = self._host_array()
-        return array if dtype is None else array.astype(dtype)
+        if type(self.array) is not np.ndarray:
+            self._refuse_host_view()
+        return self.array if dtype is None else self.array.astype(dtype)
+
+    def _refuse_host_view(self):
+        where = device_of(self.array)
+        if where.type != "cpu":
+            raise TypeError(f"can't convert {where} device type tensor to numpy. Use Tensor.cpu() to copy the "
+                            "tensor to host memory first.")
 
     def _host_array(self):
+        """The values as a NumPy array: the array itself on the CPU, a copy from a GPU."""
         return self.array if get_array_module(self.array) is np else self.array.get()
 
     def item(self):
@@ -296,24 +307,30 @@ class Tensor:
         return self
 
     def to(self, *args, **kwargs):
-        """A cast, as torch.Tensor.to: to(dtype), to(device), to(device, dtype), to(other tensor); the CPU is the
-        only device (see lamina.device). Returns self when nothing changes, as PyTorch does."""
-        dtype, copy = to_arguments(args, kwargs, "Tensor.to")
-        if dtype is None or np.dtype(dtype) == self.array.dtype:
-            return _ops.clone(self) if copy else self
-        return _ops.cast(self, dtype)
+        """A move and a cast, as torch.Tensor.to: to(dtype), to(device), to(device, dtype), to(other tensor).
+        Returns self when nothing changes, as PyTorch does; the move is recorded, so gradients flow back to
+        the tensor on its first device."""
+        dtype, where, copy = to_arguments(args, kwargs, "Tensor.to")
+        moved = self if where is None or where == device_of(self.array) else _ops.to_device(self, where)
+        if dtype is not None and np.dtype(dtype) != self.array.dtype:
+            return _ops.cast(moved, dtype)
+        return _ops.clone(moved) if copy and moved is self else moved
 
     @property
     def device(self):
-        return CPU
+        return device_of(self.array)
 
-    is_cuda = is_xpu = is_mps = False  # where PyTorch programs look before they pick a path
+    @property
+    def is_cuda(self):
+        return type(self.array) is not np.ndarray and device_of(self.array).type == "cuda"
+
+    is_xpu = is_mps = False  # where PyTorch programs look before they pick a path
 
     def cpu(self):
-        return self
+        return self.to("cpu")
 
     def cuda(self, device=None, non_blocking=False):
-        check_device(device or "cuda", "Tensor.cuda")
+        return self.to("cuda" if device is None else device)
 
     def float(self):
         return _ops.cast(self, np.float32)
@@ -353,7 +370,9 @@ class Tensor:
 
     def __repr__(self):
         node = None if self.grad_fn is None else self.grad_fn.node_name
-        return printing.tensor_repr(self._host_array(), node, self.requires_grad)
+        where = self.device
+        return printing.tensor_repr(self._host_array(), node, self.requires_grad,
+                                    device=None if where.type == "cpu" else where)
 
     # --- autograd ---------------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=False, create_graph=False):
@@ -508,11 +527,11 @@ class Tensor:
         return self.fill_(0)
 
     def uniform_(self, a=0.0, b=1.0):
-        draw = generator().uniform(a, b, self.shape).astype(self.dtype)
+        draw = generator_for(self.array).uniform(a, b, self.array.shape).astype(self.dtype)
         return self._in_place(_InPlace("uniform_"), lambda t: wrap(draw))
 
     def normal_(self, mean=0.0, std=1.0):
-        draw = (generator().standard_normal(self.shape) * std + mean).astype(self.dtype)
+        draw = (generator_for(self.array).standard_normal(self.array.shape) * std + mean).astype(self.dtype)
         return self._in_place(_InPlace("normal_"), lambda t: wrap(draw))
 
     def __setitem__(self, index, value):
@@ -646,25 +665,26 @@ class Tensor:
 
     # new_*: a new tensor with this one's dtype (unless given), as PyTorch's legacy factory methods
     def new_zeros(self, *size, dtype=None, requires_grad=False):
-        return self._new(np.zeros, size, dtype, requires_grad)
+        return self._new("zeros", size, dtype, requires_grad)
 
     def new_ones(self, *size, dtype=None, requires_grad=False):
-        return self._new(np.ones, size, dtype, requires_grad)
+        return self._new("ones", size, dtype, requires_grad)
 
     def new_empty(self, *size, dtype=None, requires_grad=False):
-        return self._new(np.zeros, size, dtype, requires_grad)
+        return self._new("zeros", size, dtype, requires_grad)
 
     def new_full(self, size, fill_value, dtype=None, requires_grad=False):
-        return self._new(lambda shape, dt: np.full(shape, fill_value, dt), (size,), dtype, requires_grad)
+        return self._new("full", (size,), dtype, requires_grad, fill_value)
 
     def new_tensor(self, data, dtype=None, requires_grad=False):
-        array = np.array(data.array if isinstance(data, Tensor) else data, dtype=dtype or self.dtype)
-        return wrap(array, requires_grad=requires_grad)
+        array = np.array(data._host_array() if isinstance(data, Tensor) else data, dtype=dtype or self.dtype)
+        return wrap(get_array_module(self.array).asarray(array), requires_grad=requires_grad)
 
-    def _new(self, fill, size, dtype, requires_grad):
+    def _new(self, fill, size, dtype, requires_grad, *value):
+        """A new tensor on this one's device: xp.zeros / ones / full of `size`."""
         shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
-        xp = get_array_module(self.array)
-        return wrap(xp.asarray(fill(shape, dtype or self.dtype)), requires_grad=requires_grad)
+        make = getattr(get_array_module(self.array), fill)
+        return wrap(make(shape, *value, dtype=dtype or self.dtype), requires_grad=requires_grad)
 
     def gather(self, dim, index):
         return _ops.gather(self, dim, index)
@@ -1010,6 +1030,14 @@ _new = object.__new__
 _array_of, _requires_grad_of = operator.attrgetter("array"), operator.attrgetter("requires_grad")
 
 
+def _refuse_mixed_devices(op, tensors):
+    """One clear error when an op's inputs live on different devices (checked only once the op has failed)."""
+    devices = list(dict.fromkeys(device_of(t.array) for t in tensors if isinstance(t, Tensor)))
+    if len(devices) > 1:
+        raise RuntimeError(f"{op}: expected all tensors to be on the same device, but found at least two devices, "
+                           f"{devices[0]} and {devices[1]}")
+
+
 def wrap(array, requires_grad=False):
     """A tensor around `array` as it is: no copy, no dtype conversion (what ops use for their results)."""
     t = _new(Tensor)
@@ -1077,6 +1105,7 @@ _TORCH_NODE_NAMES = {
     "PowConstant": "PowBackward0", "LayerNorm": "NativeLayerNormBackward0", "BroadcastTo": "ExpandBackward0",
     "Cast": "ToCopyBackward0", "SumTo": "SumBackward1", "Amax": "AmaxBackward0", "LSTMSequence": "LstmBackward0",
     "GRUSequence": "GruBackward0", "RNNSequence": "RnnTanhBackward0", "CTCLoss": "CtcLossBackward0",
+    "ToDevice": "ToCopyBackward0",
 }
 
 
@@ -1109,6 +1138,7 @@ class Function:
         try:
             y = self.forward(*map(_array_of, inputs))  # map, not a list: no list built on the hottest path
         except (ValueError, IndexError, TypeError) as e:
+            _refuse_mixed_devices(self.name, inputs)
             shapes = ", ".join(str(x.shape) for x in inputs)
             raise type(e)(f"{self.name}: {e} (input shapes {shapes})") from None
         if isinstance(y, np.generic):  # NumPy turns 0-d results into scalars; keep arrays throughout

@@ -27,34 +27,84 @@ bool_ = np.dtype(np.bool_)
 
 default_float = float32
 
-_rng = np.random.default_rng()
-
-
 def get_array_module(array):
-    """Return the module (numpy or cupy) that owns `array`."""
-    if type(array).__module__.startswith("cupy"):
-        import cupy  # only reached when a CuPy array is already in hand
-
-        return cupy
+    """Return the module (numpy, or cupy for an array on a GPU) that owns `array`."""
+    if _cupy is not None and isinstance(array, _cupy.ndarray):
+        return _cupy
     return np
 
 
 def is_array(obj):
-    return isinstance(obj, np.ndarray) or type(obj).__module__.startswith("cupy")
+    return isinstance(obj, np.ndarray) or (_cupy is not None and isinstance(obj, _cupy.ndarray))
 
 
 # --- devices -----------------------------------------------------------------------------------
+# This is the one module that knows CuPy: ops ask `get_array_module(array)` (or `array_module(device)`) for the
+# module that makes their arrays, and tensors move with `to_device`. CuPy is imported on the first question
+# about a GPU, never by `import lamina`.
+_cupy = None  # the cupy module, once a GPU has been asked for and found usable
+_cuda_problem = None  # why CUDA is not usable, once asked and found so (a one-line message)
+
+
+def _import_cupy():
+    import cupy  # the tests replace this function to plug in a stand-in array module
+
+    return cupy
+
+
+def cuda_module(what="CUDA"):
+    """CuPy, checked usable: installed and seeing a GPU. Otherwise one RuntimeError saying what to do."""
+    global _cupy, _cuda_problem
+    if _cupy is not None:
+        return _cupy
+    if _cuda_problem is None:
+        try:
+            module = _import_cupy()
+        except ImportError:
+            _cuda_problem = ("CUDA needs CuPy, which is not installed: pip install 'lamina[cuda]' (CuPy for CUDA 13; "
+                             "for CUDA 12: pip install cupy-cuda12x)")
+        else:
+            try:
+                count = module.cuda.runtime.getDeviceCount()
+            except Exception as e:  # CuPy's CUDARuntimeError: no driver, or one too old for its CUDA
+                count, reason = 0, str(e).splitlines()[0] if str(e) else type(e).__name__
+            else:
+                reason = "CUDA sees no GPU"
+            if count:
+                _cupy = module
+                return _cupy
+            _cuda_problem = f"CuPy is installed but no CUDA GPU is usable ({reason})"
+    raise RuntimeError(f"{what}: {_cuda_problem}")
+
+
+def cuda_is_available():
+    """True when CuPy is installed and sees a GPU (as torch.cuda.is_available())."""
+    if _cupy is None and _cuda_problem is None and importlib.util.find_spec("cupy") is None:
+        return False  # not installed: answered without importing anything
+    try:
+        cuda_module()
+    except RuntimeError:
+        return False
+    return True
+
+
+def cuda_device_count():
+    return cuda_module().cuda.runtime.getDeviceCount() if cuda_is_available() else 0
+
+
 class device:
     """Where a tensor lives, as torch.device: device("cpu"), device("cuda"), device("cuda:1"), device("cuda", 1).
 
-    lamina runs on the CPU. Its CUDA path (CuPy) is not complete yet, so lamina behaves as a CPU-only build
-    of PyTorch does: `cuda.is_available()` is False, and asking for a CUDA tensor or model is an error
-    rather than something that runs elsewhere than asked. `device("cpu")` goes everywhere a device may.
+    "cuda" is a GPU through CuPy (`pip install 'lamina[cuda]'`); asking for it where CuPy or a GPU is missing
+    is one clear error, never a silent fallback to the CPU. "mps" and "xpu" are PyTorch's names that lamina
+    knows but does not run on.
     """
 
     def __init__(self, type, index=None):
         if isinstance(type, device):
             type, index = type.type, type.index if index is None else index
+        elif isinstance(type, int) and not isinstance(type, bool):
+            type, index = "cuda", type  # torch.device(0) is the first GPU
         kind, _, number = str(type).partition(":")
         if kind not in ("cpu", "cuda", "mps", "xpu") or (number and not number.isdigit()):
             raise ValueError(f"device: expected 'cpu' or 'cuda[:index]', got {type!r}")
@@ -79,39 +129,126 @@ class device:
 
 
 CPU = device("cpu")
+_cuda_devices = {}  # index -> device("cuda", index): one object per GPU, so that device_of allocates nothing
+
+
+def resolve_device(where, what):
+    """The device that `where` names (None: the default device), checked usable; else one clear error.
+
+    A GPU without an index is the current one (cuda:0 unless changed), as PyTorch places tensors."""
+    if where is None:
+        return _default_device
+    if isinstance(where, str) and where == "cpu":
+        return CPU
+    dev = device(where)
+    if dev.type == "cpu":
+        return CPU
+    if dev.type != "cuda":
+        raise RuntimeError(f"{what}: device {str(dev)!r} is not supported: lamina runs on 'cpu' and 'cuda'")
+    cupy = cuda_module(f"{what}: device {str(dev)!r}")
+    index = cupy.cuda.runtime.getDevice() if dev.index is None else dev.index
+    count = cupy.cuda.runtime.getDeviceCount()
+    if index >= count:
+        raise RuntimeError(f"{what}: device {str(dev)!r} does not exist: CUDA sees {count} GPU(s)")
+    return _cuda_device(index)
+
+
+def _cuda_device(index):
+    dev = _cuda_devices.get(index)
+    if dev is None:
+        dev = _cuda_devices[index] = device("cuda", index)
+    return dev
 
 
 def check_device(where, what):
-    """None for the CPU (lamina's device), else one clear error in PyTorch's words for a CPU-only build."""
-    if where is None or device(where).type == "cpu":
-        return None
-    raise RuntimeError(f"{what}: device {str(where)!r} is not available: lamina runs on the CPU (its CUDA path is not "
-                       "complete, as in a CPU-only build of PyTorch, torch.cuda.is_available() is False); use 'cpu'")
+    """Raise one clear error unless `where` (a device, its name, or None) is usable."""
+    resolve_device(where, what)
 
 
-def set_default_device(where):
-    """As torch.set_default_device: the CPU (or None) is accepted, being lamina's one device; another is refused."""
-    check_device(where, "set_default_device")
-
-
-def get_default_device():
+def device_of(array):
+    """The device that holds `array`."""
+    if _cupy is not None and isinstance(array, _cupy.ndarray):
+        return _cuda_device(array.device.id)
     return CPU
 
 
-def cuda_is_available():
-    """False: lamina's CUDA path is not complete (a CPU-only build of PyTorch answers the same)."""
-    return False
+def array_module(where):
+    """The array module that makes arrays on device `where` (numpy for the CPU, cupy for a GPU)."""
+    return np if resolve_device(where, "array_module") is CPU else _cupy
+
+
+def to_device(array, where, what="to"):
+    """`array` on device `where`: itself when it is there already, else a copy there."""
+    dev = resolve_device(where, what)
+    here = device_of(array)
+    if here == dev:
+        return array
+    if dev is CPU:
+        return array.get()
+    with _cupy.cuda.Device(dev.index):
+        return _cupy.asarray(array)
+
+
+_default_device = CPU
+
+
+def set_default_device(where):
+    """As torch.set_default_device: where tensors are made when no `device=` is given (None: the CPU)."""
+    global _default_device
+    _default_device = CPU if where is None else resolve_device(where, "set_default_device")
+
+
+def get_default_device():
+    return _default_device
+
+
+def synchronize(where=None):
+    """Wait for every GPU op queued so far (as torch.cuda.synchronize); nothing to wait for on the CPU."""
+    if _cupy is not None:
+        dev = resolve_device("cuda" if where is None else where, "synchronize")
+        with _cupy.cuda.Device(dev.index):
+            _cupy.cuda.Device().synchronize()
+
+
+# --- random numbers ----------------------------------------------------------------------------
+_rng = np.random.default_rng()
+_cuda_rngs = {}  # GPU index -> that GPU's generator (CuPy's), made on first use from _cuda_seed
+_cuda_seed = None
 
 
 def manual_seed(seed):
-    """Seed the generator behind every random draw in lamina (init, dropout, shuffling)."""
+    """Seed the generators behind every random draw in lamina (init, dropout, shuffling), on every device."""
     global _rng
     _rng = np.random.default_rng(seed)
+    cuda_manual_seed(seed)
 
 
-def generator(source=None):
-    """The NumPy generator behind a draw: that of a lamina.Generator passed as `generator=`, else the global one."""
-    return _rng if source is None else source.numpy_generator
+def cuda_manual_seed(seed):
+    """Seed the GPUs' generators only (as torch.cuda.manual_seed_all)."""
+    global _cuda_seed
+    _cuda_seed = int(seed)
+    _cuda_rngs.clear()
+
+
+def generator(source=None, device=None):
+    """The generator behind a draw on `device` (default the CPU): that of a lamina.Generator passed as
+    `generator=`, else the device's own. The CPU's is NumPy's; a GPU's is CuPy's, with the same methods
+    for what lamina draws (random, standard_normal, uniform, normal, integers)."""
+    if device is None or device is CPU:
+        return _rng if source is None else source.numpy_generator
+    if source is not None:
+        return source.device_generator(device)
+    rng = _cuda_rngs.get(device.index)
+    if rng is None:
+        seed = _cuda_seed if _cuda_seed is not None else int(_rng.integers(2**62))
+        with _cupy.cuda.Device(device.index):
+            rng = _cuda_rngs[device.index] = _cupy.random.default_rng(seed + device.index)
+    return rng
+
+
+def generator_for(array, source=None):
+    """The generator for a draw shaped like, and on the device of, `array`."""
+    return generator(source, device_of(array))
 
 
 class Generator:
@@ -124,16 +261,26 @@ class Generator:
     """
 
     def __init__(self, device="cpu"):
-        self._seed = int(np.random.SeedSequence().entropy % 2**63)
-        self.numpy_generator = np.random.default_rng(self._seed)
+        self.device = resolve_device(device, "Generator")
+        self.manual_seed(int(np.random.SeedSequence().entropy % 2**62))
 
     def manual_seed(self, seed):
         self._seed = int(seed)
         self.numpy_generator = np.random.default_rng(self._seed)
+        self._device_generator = None
         return self
 
     def initial_seed(self):
         return self._seed
+
+    def device_generator(self, where):
+        """CuPy's generator on the GPU this generator was made for, seeded alike."""
+        if where != self.device:
+            raise RuntimeError(f"a generator for {self.device} was given for a draw on {where}")
+        if self._device_generator is None:
+            with _cupy.cuda.Device(where.index):
+                self._device_generator = _cupy.random.default_rng(self._seed)
+        return self._device_generator
 
 
 # Bytes that tensor creation may still allocate, or None (no limit): set while a model is rebuilt from a file,

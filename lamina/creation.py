@@ -1,6 +1,8 @@
 """Functions that make tensors: from data, filled with a constant, ranges, and random draws.
 
-Each takes PyTorch's `device=` too: the CPU (None, "cpu"), lamina's one device for now; another is refused.
+Each takes PyTorch's `device=` too: None (the default device, the CPU unless `set_default_device` changed it),
+"cpu", "cuda" or "cuda:N"; the `_like` functions default to their input's device. Constants are made on the
+device itself; random draws come from that device's generator (`randperm` and `multinomial` draw on the CPU).
 """
 
 import functools
@@ -9,8 +11,18 @@ import inspect
 import numpy as np
 
 from lamina.autograd import Tensor, _InPlace, wrap
-from lamina.backend import as_array, check_device, default_float, int64, reserve
-from lamina.backend import generator as _numpy_generator  # the global one, or that of a Generator passed in
+from lamina.backend import (
+    CPU,
+    array_module,
+    as_array,
+    default_float,
+    device_of,
+    int64,
+    reserve,
+    resolve_device,
+    to_device,
+)
+from lamina.backend import generator as _generator  # the device's own, or that of a Generator passed in
 from lamina.ops.shape import _shape_arg as _size  # f(2, 3) and f((2, 3)) alike
 
 
@@ -18,12 +30,21 @@ def _float_dtype(dtype):
     return default_float if dtype is None else np.dtype(dtype)
 
 
-def tensor(data, dtype=None, requires_grad=False):
+def tensor(data, dtype=None, requires_grad=False, device=None):
     """A new tensor holding a copy of `data` (a number, nested list, array or tensor)."""
     if isinstance(data, Tensor):
         data = data.array
     array = _array_of(data, dtype)
-    return wrap(array.copy() if array is data else array, requires_grad=requires_grad)
+    return wrap(_placed(array, device, copy=array is data), requires_grad=requires_grad)
+
+
+def _placed(array, device, copy=False):
+    """`array` on `device` (None: the default device, or the array's own when it is on a GPU)."""
+    here = device_of(array)
+    where = here if device is None and here is not CPU else resolve_device(device, "tensor")
+    if here != where:
+        return to_device(array, where)
+    return array.copy() if copy else array
 
 
 def _array_of(data, dtype):
@@ -39,98 +60,103 @@ def _values(data):
     return [_values(d) for d in data] if isinstance(data, (list, tuple)) else data
 
 
-def as_tensor(data, dtype=None):
-    """Like `tensor`, but shares memory with an array of the right dtype."""
-    if isinstance(data, Tensor) and (dtype is None or data.dtype == np.dtype(dtype)):
-        return data
-    return Tensor(_array_of(data.array if isinstance(data, Tensor) else data, dtype))
+def as_tensor(data, dtype=None, device=None):
+    """Like `tensor`, but shares memory with an array of the right dtype on the right device."""
+    if isinstance(data, Tensor):
+        return data.to(device=device, dtype=dtype)
+    return wrap(_placed(_array_of(data, dtype), device))
 
 
 def from_numpy(array):
     return wrap(np.asarray(array))
 
 
-def zeros(*size, dtype=None, requires_grad=False):
+def zeros(*size, dtype=None, requires_grad=False, xp=np):
     size, dtype = _size(size), _float_dtype(dtype)
     reserve(size, dtype)  # within a budget (a model rebuilt from a file), refused before it is allocated
-    return wrap(np.zeros(size, dtype), requires_grad=requires_grad)
+    return wrap(xp.zeros(size, dtype), requires_grad=requires_grad)
 
 
-def empty(*size, dtype=None, requires_grad=False):
+def empty(*size, dtype=None, requires_grad=False, xp=np):
     size, dtype = _size(size), _float_dtype(dtype)
     reserve(size, dtype)  # within a budget (a model rebuilt from a file), refused before it is allocated
-    return wrap(np.empty(size, dtype), requires_grad=requires_grad)
+    return wrap(xp.empty(size, dtype), requires_grad=requires_grad)
 
 
-def ones(*size, dtype=None, requires_grad=False):
+def ones(*size, dtype=None, requires_grad=False, xp=np):
     size, dtype = _size(size), _float_dtype(dtype)
     reserve(size, dtype)  # within a budget (a model rebuilt from a file), refused before it is allocated
-    return wrap(np.ones(size, dtype), requires_grad=requires_grad)
+    return wrap(xp.ones(size, dtype), requires_grad=requires_grad)
 
 
-def full(size, fill_value, dtype=None, requires_grad=False):
+def full(size, fill_value, dtype=None, requires_grad=False, xp=np):
     if dtype is None:
         dtype = as_array(fill_value).dtype
     reserve(_size((size,)), dtype)
-    return wrap(np.full(_size((size,)), fill_value, dtype), requires_grad=requires_grad)
+    return wrap(xp.full(_size((size,)), fill_value, dtype), requires_grad=requires_grad)
 
 
-def zeros_like(t, dtype=None, requires_grad=False):
-    return wrap(np.zeros(t.shape, t.dtype if dtype is None else dtype), requires_grad=requires_grad)
+def zeros_like(t, dtype=None, requires_grad=False, xp=None):
+    return zeros(t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad, xp=xp)
 
 
-def ones_like(t, dtype=None, requires_grad=False):
-    return wrap(np.ones(t.shape, t.dtype if dtype is None else dtype), requires_grad=requires_grad)
+def ones_like(t, dtype=None, requires_grad=False, xp=None):
+    return ones(t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad, xp=xp)
 
 
-def full_like(t, fill_value, dtype=None, requires_grad=False):
-    return wrap(np.full(t.shape, fill_value, t.dtype if dtype is None else dtype), requires_grad=requires_grad)
+def full_like(t, fill_value, dtype=None, requires_grad=False, xp=None):
+    return full(t.shape, fill_value, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad, xp=xp)
 
 
-def arange(start, end=None, step=1, dtype=None, requires_grad=False):
+def arange(start, end=None, step=1, dtype=None, requires_grad=False, xp=np):
     """Integers give int64, any float gives float32, as in PyTorch."""
     if end is None:
         start, end = 0, start
     if dtype is None:
         dtype = int64 if all(isinstance(v, int) for v in (start, end, step)) else default_float
-    return wrap(np.arange(start, end, step, dtype=dtype), requires_grad=requires_grad)
+    return wrap(xp.arange(start, end, step, dtype=dtype), requires_grad=requires_grad)
 
 
-def linspace(start, end, steps, dtype=None, requires_grad=False):
-    return wrap(np.linspace(start, end, steps, dtype=_float_dtype(dtype)), requires_grad=requires_grad)
+def linspace(start, end, steps, dtype=None, requires_grad=False, xp=np):
+    return wrap(xp.linspace(start, end, steps, dtype=_float_dtype(dtype)), requires_grad=requires_grad)
 
 
-def eye(n, m=None, dtype=None, requires_grad=False):
-    return wrap(np.eye(n, m, dtype=_float_dtype(dtype)), requires_grad=requires_grad)
+def eye(n, m=None, dtype=None, requires_grad=False, xp=np):
+    return wrap(xp.eye(n, m, dtype=_float_dtype(dtype)), requires_grad=requires_grad)
 
 
-def rand(*size, generator=None, dtype=None, requires_grad=False):
+def rand(*size, generator=None, dtype=None, requires_grad=False, xp=np):
     """Uniform on [0, 1), drawn from the generator that `manual_seed` sets (or the one given)."""
     dtype = _float_dtype(dtype)
     draw_dtype = dtype if dtype in (np.float32, np.float64) else np.float64
-    array = _numpy_generator(generator).random(_size(size), dtype=draw_dtype)
+    array = _generator(generator, _device_of_module(xp)).random(_size(size), dtype=draw_dtype)
     return wrap(array.astype(dtype, copy=False), requires_grad=requires_grad)
 
 
-def randn(*size, generator=None, dtype=None, requires_grad=False):
+def randn(*size, generator=None, dtype=None, requires_grad=False, xp=np):
     """Standard normal, drawn from the generator that `manual_seed` sets (or the one given)."""
     dtype = _float_dtype(dtype)
     draw_dtype = dtype if dtype in (np.float32, np.float64) else np.float64
-    array = _numpy_generator(generator).standard_normal(_size(size), dtype=draw_dtype)
+    array = _generator(generator, _device_of_module(xp)).standard_normal(_size(size), dtype=draw_dtype)
     return wrap(array.astype(dtype, copy=False), requires_grad=requires_grad)
 
 
-def rand_like(t, dtype=None, requires_grad=False):
-    return rand(*t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad)
+def _device_of_module(xp):
+    return CPU if xp is np else resolve_device("cuda", "a random draw")
 
 
-def randn_like(t, dtype=None, requires_grad=False):
-    return randn(*t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad)
+def rand_like(t, dtype=None, requires_grad=False, xp=None):
+    return rand(*t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad, xp=xp)
 
 
-def randperm(n, generator=None, dtype=None):
-    """A random permutation of 0 .. n-1 (int64), from the generator that `manual_seed` sets."""
-    return wrap(_numpy_generator(generator).permutation(int(n)).astype(int64 if dtype is None else dtype))
+def randn_like(t, dtype=None, requires_grad=False, xp=None):
+    return randn(*t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad, xp=xp)
+
+
+def randperm(n, generator=None, dtype=None, xp=np):
+    """A random permutation of 0 .. n-1 (int64), from the generator that `manual_seed` sets (the CPU's)."""
+    order = _generator(generator).permutation(int(n)).astype(int64 if dtype is None else dtype)
+    return wrap(order if xp is np else xp.asarray(order))
 
 
 def multinomial(input, num_samples, replacement=False, generator=None):
@@ -139,7 +165,7 @@ def multinomial(input, num_samples, replacement=False, generator=None):
     >>> lamina.multinomial(lamina.tensor([0.0, 1.0, 0.0]), 2, replacement=True).tolist()
     [1, 1]
     """
-    weights = np.asarray(input.array if isinstance(input, Tensor) else input, dtype=np.float64)
+    weights = np.asarray(input._host_array() if isinstance(input, Tensor) else input, dtype=np.float64)
     if weights.ndim not in (1, 2) or not np.isfinite(weights).all() or (weights < 0).any():
         raise ValueError(f"multinomial: input must be 1-D or 2-D finite non-negative weights, got shape "
                          f"{weights.shape}")
@@ -150,17 +176,19 @@ def multinomial(input, num_samples, replacement=False, generator=None):
     if not replacement and num_samples > (rows > 0).sum(axis=1).min():
         raise ValueError(f"multinomial: cannot draw {num_samples} samples without replacement from "
                          f"{int((rows > 0).sum(axis=1).min())} non-zero weights")
-    rng = _numpy_generator(generator)
+    rng = _generator(generator)
     picks = np.stack([rng.choice(len(p), size=num_samples, replace=replacement, p=p / p.sum()) for p in rows])
-    return wrap(picks.reshape(*weights.shape[:-1], num_samples).astype(np.int64))
+    picks = picks.reshape(*weights.shape[:-1], num_samples).astype(np.int64)
+    on_gpu = isinstance(input, Tensor) and input.device is not CPU
+    return input.new_tensor(picks, dtype=np.int64) if on_gpu else wrap(picks)
 
 
-def randint(low, high=None, size=(), generator=None, dtype=None):
+def randint(low, high=None, size=(), generator=None, dtype=None, xp=np):
     """Integers in [low, high); randint(high, size) draws from [0, high), as in PyTorch."""
     if high is None:
         low, high = 0, low
-    draws = _numpy_generator(generator).integers(low, high, size=_size((size,)), dtype=np.dtype(dtype or int64))
-    return wrap(draws)
+    rng = _generator(generator, _device_of_module(xp))
+    return wrap(rng.integers(low, high, size=_size((size,)), dtype=np.dtype(dtype or int64)))
 
 
 def _legacy_constructor(name, dtype):
@@ -182,11 +210,20 @@ BoolTensor = _legacy_constructor("BoolTensor", np.bool_)
 ByteTensor = _legacy_constructor("ByteTensor", np.uint8)
 
 
-def _factory(make, takes_out):
-    """`make` with PyTorch's `device=` (the CPU only, for now) and, where PyTorch has it, `out=`."""
+def _factory(make, takes_out, like=False):
+    """`make` with PyTorch's `device=` and, where PyTorch has it, `out=`: the array module of the device is
+    handed to `make` as `xp` (the `_like` functions default to their input's device)."""
     @functools.wraps(make)
     def made(*args, device=None, out=None, **kwargs):
-        check_device(device, make.__name__)
+        if kwargs.get("xp") is not None:  # called by another creation function that chose already
+            return make(*args, **kwargs)
+        if device is None and out is not None:
+            where = out.device
+        elif device is None and like and isinstance(args[0], Tensor):
+            where = args[0].device
+        else:
+            where = resolve_device(device, make.__name__)
+        kwargs["xp"] = np if where is CPU else array_module(where)
         if out is None:
             return make(*args, **kwargs)
         if not takes_out:
@@ -206,13 +243,13 @@ def _write_out(make, args, kwargs, out):
     if out.requires_grad:
         raise RuntimeError(f"{make.__name__}(): out= cannot be a tensor that requires grad")
     if out.numel() == 0 and made.shape != out.shape:  # PyTorch resizes an empty out to the result
-        out.array = np.empty(made.shape, out.dtype)
+        out.array = kwargs["xp"].empty(made.shape, out.dtype)
     if made.shape != out.shape:
         raise RuntimeError(f"{make.__name__}(): out= has shape {out.shape}, the result {made.shape}")
     return out._in_place(_InPlace(f"{make.__name__}(out=)"), lambda _: made)
 
 
-for _name in ("tensor", "as_tensor", "zeros_like", "ones_like", "full_like", "rand_like", "randn_like"):
-    globals()[_name] = _factory(globals()[_name], takes_out=False)
+for _name in ("zeros_like", "ones_like", "full_like", "rand_like", "randn_like"):
+    globals()[_name] = _factory(globals()[_name], takes_out=False, like=True)
 for _name in ("zeros", "empty", "ones", "full", "arange", "linspace", "eye", "rand", "randn", "randperm", "randint"):
     globals()[_name] = _factory(globals()[_name], takes_out=True)

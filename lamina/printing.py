@@ -129,14 +129,15 @@ def _with_suffixes(text, suffixes, indent):
     return text + ")"
 
 
-def tensor_repr(array, grad_fn=None, requires_grad=False):
-    """`tensor([...], dtype=..., grad_fn=<...>)` for a NumPy array, laid out as PyTorch lays it out.
+def tensor_repr(array, grad_fn=None, requires_grad=False, device=None):
+    """`tensor([...], device=..., dtype=..., grad_fn=<...>)` for a NumPy array, laid out as PyTorch lays it out.
 
-    grad_fn: the name of the graph node that made the tensor (`AddBackward0`), or None.
+    grad_fn: the name of the graph node that made the tensor (`AddBackward0`), or None; device: where the
+    tensor lives when that is not the CPU.
     """
     prefix = "tensor("
     dtype_name = f"dtype=lamina.{array.dtype.name}"
-    suffixes = []
+    suffixes = [] if device is None else [f"device='{device}'"]
     if array.size == 0:
         if array.ndim != 1:
             suffixes.append(f"size={tuple(array.shape)}")

@@ -198,8 +198,10 @@ def test_the_cpu_is_a_device_as_in_a_cpu_only_pytorch_build():
 @pytest.mark.parametrize("call", [lambda: lamina.zeros(2, device="cuda"), lambda: lamina.ones(2).to("cuda:0"),
                                   lambda: lamina.ones(2).cuda(), lambda: lamina.nn.Linear(2, 2).to("cuda"),
                                   lambda: lamina.set_default_device("cuda")])
-def test_a_gpu_device_is_refused_by_name_never_ignored(call):
-    with pytest.raises(RuntimeError, match="device 'cuda(:0)?' is not available: lamina runs on the CPU"):
+@pytest.mark.skipif(lamina.cuda.is_available(), reason="a GPU is usable here")
+def test_a_gpu_device_without_cupy_or_a_gpu_is_refused_by_name_never_ignored(call):
+    with pytest.raises(RuntimeError, match="device 'cuda(:0)?': (CUDA needs CuPy, which is not installed: pip "
+                                           "install 'lamina\\[cuda\\]'|CuPy is installed but no CUDA GPU)"):
         call()
     with pytest.raises(ValueError, match="device: expected 'cpu' or 'cuda"):
         lamina.device("tpu")

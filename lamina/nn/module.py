@@ -4,8 +4,8 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from lamina.autograd import Tensor, to_arguments, zero_grad
-from lamina.backend import as_array
+from lamina.autograd import Tensor, to_arguments, wrap, zero_grad
+from lamina.backend import as_array, device_of, to_device
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -218,23 +218,27 @@ class Module:
         return self
 
     def to(self, *args, **kwargs):
-        """Cast every floating parameter and buffer in place, as torch.nn.Module.to: to(dtype), to(device),
-        to(device, dtype), to(tensor); returns self. The CPU is the only device (see lamina.device)."""
-        dtype, _ = to_arguments(args, kwargs, f"{type(self).__name__}.to")
-        if dtype is None:
-            return self
-        dtype = np.dtype(dtype)
+        """Move and cast every parameter and buffer in place, as torch.nn.Module.to: to(device), to(dtype),
+        to(device, dtype), to(tensor); returns self. Parameters stay the same objects (an optimizer built
+        before the move keeps working, its state follows at its next step), gradients move with them; a
+        dtype applies to floating tensors only."""
+        dtype, where, _ = to_arguments(args, kwargs, f"{type(self).__name__}.to")
+        dtype = None if dtype is None else np.dtype(dtype)
         for t in list(self.parameters()) + list(self.buffers()):
-            if t.array.dtype.kind == "f":
+            if where is not None and device_of(t.array) != where:
+                t.array = to_device(t.array, where)
+                if t.grad is not None:
+                    t.grad = wrap(to_device(t.grad.array, where))
+            if dtype is not None and t.array.dtype.kind == "f" and t.array.dtype != dtype:
                 t.array = t.array.astype(dtype)
                 t.grad = None
         return self
 
     def cpu(self):
-        return self
+        return self.to("cpu")
 
     def cuda(self, device=None):
-        return self.to(device or "cuda")
+        return self.to("cuda" if device is None else device)
 
     def float(self):
         return self.to(np.float32)

@@ -2,7 +2,7 @@
 
 from lamina.ops.elementwise import (  # noqa: I001
     abs, add, cast, clamp, clip, cos, eq, erf, exp, expm1, ge, gt, le, log, log1p, log10, lt, masked_fill,
-    maximum, minimum, mul, ne, neg, pow, relu, sigmoid, sin, sqrt, sub, tanh,
+    maximum, minimum, mul, ne, neg, pow, relu, sigmoid, sin, sqrt, sub, tanh, to_device,
 )
 from lamina.ops.pointwise import (  # div takes rounding_mode=
     acos, addcdiv, addcmul, allclose, asin, atan, atan2, bitwise_and, bitwise_not, bitwise_or, bitwise_xor, ceil,
@@ -114,5 +114,5 @@ __all__ = [
     "log_softmax", "logsumexp", "lstm_sequence", "lt", "masked_fill", "matmul", "mm", "max", "maximum", "mean", "min",
     "minimum", "mul", "ne", "neg", "norm", "pad", "permute", "pow", "relu", "reshape", "rnn_sequence", "roll",
     "sigmoid", "sin", "softmax", "split", "sqrt", "squeeze", "stack", "std", "sub", "sum", "sum_to", "tanh",
-    "transpose", "tril", "triu", "unsqueeze", "var", "view", "where",
+    "to_device", "transpose", "tril", "triu", "unsqueeze", "var", "view", "where",
 ]

@@ -4,8 +4,9 @@ import math
 
 import numpy as np
 
+from lamina import backend
 from lamina.autograd import Function, Tensor, as_operand, record, recording, wrap
-from lamina.backend import default_float, get_array_module, is_array
+from lamina.backend import default_float, device_of, get_array_module, is_array
 from lamina.ops.shape import broadcast_to, sum_to
 
 
@@ -487,13 +488,34 @@ class Cast(Function):
         return cast(gy, self.input_dtype)
 
 
+class ToDevice(Function):
+    """The move of a tensor to another device; its gradient moves back."""
+
+    saved = ()
+
+    def __init__(self, where):
+        self.where = where
+
+    def forward(self, a):
+        self.source = device_of(a)
+        return backend.to_device(a, self.where)
+
+    def backward(self, gy):
+        return ToDevice(self.source)(gy)
+
+
+def to_device(a, where):
+    """`a` on device `where` (a checked lamina.device), recorded so that its gradient flows back."""
+    return ToDevice(where)(a)
+
+
 def masked_fill(x, mask, value):
     """x with `value` wherever the bool `mask` (broadcast to x) is true; no gradient flows there.
 
     >>> lamina.masked_fill(lamina.ones(3), lamina.tensor([True, False, True]), 0.0).tolist()
     [0.0, 1.0, 0.0]
     """
-    mask = mask.array if isinstance(mask, Tensor) else np.asarray(mask)
+    mask = mask.array if isinstance(mask, Tensor) else get_array_module(x.array).asarray(mask)
     if mask.dtype != np.bool_:
         raise TypeError(f"masked_fill: mask must be a bool tensor, not {mask.dtype}")
     value = value.item() if isinstance(value, Tensor) else value
