@@ -1,6 +1,7 @@
 """Every benchmark workload, lamina against PyTorch in one process, at 1 thread and the default count.
 
     python -m bench [--repeats 3] [--only W1,W2] [--json bench-results.json] [--clock cpu] [--fresh]
+    python -m bench --device cuda [--only W1]    (W1 and W2 on a GPU against PyTorch CUDA eager)
 
 Prints a table of medians, the ratio lamina/PyTorch against each target, the
 achieved fraction of the measured float32 matrix-product ceiling, W1 through
@@ -146,7 +147,10 @@ def main(argv=None):
                              "instead of continuing training")
     parser.add_argument("--no-flush-denormal", action="store_true",
                         help="keep subnormal floats (lamina.set_flush_denormal(False)) to measure what flushing saves")
+    parser.add_argument("--device", default="cpu", help="cpu (every workload) or cuda (W1 and W2 on a GPU)")
     args = parser.parse_args(argv)
+    if args.device != "cpu":
+        return gpu_main(args)
     common.clock = common.CLOCKS[args.clock]
     workloads.FRESH = args.fresh
     if args.no_flush_denormal:
@@ -167,6 +171,21 @@ def main(argv=None):
     if not args.skip_memory and (not only or "W2" in only):
         report["peak_memory"] = peak_memory(torch)
     report["max_rss_kib_this_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open(args.json, "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"\nwrote {args.json}")
+
+
+def gpu_main(args):
+    from bench.gpu import run_gpu
+
+    torch = try_import_torch()
+    if torch is None or not torch.cuda.is_available() or not lamina.cuda.is_available():
+        raise SystemExit("python -m bench --device cuda needs a GPU that both PyTorch and CuPy see")
+    print(f"lamina GPU benchmarks, {time.strftime('%Y-%m-%d %H:%M')}, host {cpu_model()}")
+    only = set(args.only.split(",")) if args.only else None
+    report = {"machine": {"cpu_model": cpu_model(), "gpu": lamina.cuda.get_device_name(),
+                          "torch": torch.__version__}, "gpu_workloads": run_gpu(torch, args.repeats, only)}
     with open(args.json, "w") as f:
         json.dump(report, f, indent=2)
     print(f"\nwrote {args.json}")

@@ -1,16 +1,18 @@
-"""torch.accelerator's questions: lamina has no accelerator yet, so programs that ask fall back to the CPU."""
+"""torch.accelerator's questions: the accelerator is CUDA (through CuPy) when a GPU is usable, else none."""
+
+from lamina import backend
 
 
 def is_available():
-    return False
+    return backend.cuda_is_available()
 
 
 def current_accelerator(check_available=False):
-    return None
+    return backend.device("cuda") if backend.cuda_is_available() else None
 
 
 def device_count():
-    return 0
+    return backend.cuda_device_count()
 
 
 __all__ = ["current_accelerator", "device_count", "is_available"]

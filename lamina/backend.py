@@ -462,21 +462,34 @@ def set_kernels(name):
 
     The environment variable LAMINA_KERNELS picks the starting path; without
     it, lamina uses numba when it is installed (`pip install lamina[fast]`).
-    Both paths give the same results within float32 rounding.
+    Both paths give the same results within float32 rounding. On a GPU the
+    compiled kernels are CuPy's (lamina.kernels.gpu, no Numba needed): they
+    run unless "numpy" was asked for, here or in LAMINA_KERNELS.
     """
     if name not in KERNELS:
         raise ValueError(f"set_kernels: expected one of {KERNELS}, got {name!r}")
     if name == "numba" and importlib.util.find_spec("numba") is None:
         raise ImportError("set_kernels('numba'): numba is not installed (pip install lamina[fast])")
-    global _kernels
+    global _kernels, _gpu_kernels
     _kernels = name
+    _gpu_kernels = name != "numpy"
+
+
+_gpu_kernels = os.environ.get("LAMINA_KERNELS") != "numpy"
+
+
+def gpu_kernels():
+    """Whether GPU arrays take lamina's fused CuPy kernels (True unless the "numpy" path was asked for)."""
+    return _gpu_kernels
 
 
 def get_kernels():
     """The kernel path in use: "numpy" or "numba"."""
+    global _gpu_kernels
     if _kernels is None:
         chosen = os.environ.get("LAMINA_KERNELS")
         if chosen is None:
             chosen = "numba" if importlib.util.find_spec("numba") is not None else "numpy"
         set_kernels(chosen)
+        _gpu_kernels = os.environ.get("LAMINA_KERNELS") != "numpy"  # numba's absence does not turn them off
     return _kernels

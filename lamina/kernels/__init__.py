@@ -24,6 +24,21 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 _module = None  # lamina.kernels.compiled, once imported
+_gpu_module = None  # lamina.kernels.gpu, once imported
+
+
+def _gpu(array):
+    """lamina.kernels.gpu when `array` is a CuPy array of a float dtype, else None."""
+    global _gpu_module
+    if type(array) is np.ndarray or not type(array).__module__.startswith("cupy") or array.dtype not in _FLOATS:
+        return None
+    if not backend.gpu_kernels():
+        return None
+    if _gpu_module is None:
+        from lamina.kernels import gpu  # CuPy's kernels are built here, on the first GPU array that wants one
+
+        _gpu_module = gpu
+    return _gpu_module
 
 
 def _compiled(*arrays, size=None, least=None):
@@ -104,6 +119,9 @@ def _flat(array):
 def adam_step(param, grad, m, v, v_max, scratch, lr, beta1, beta2, eps, step, weight_decay, decoupled):
     """One Adam / AdamW update of param (and m, v, v_max) in place; see reference.adam_step."""
     arrays = (param, grad, m, v) + (() if v_max is None else (v_max,))
+    gpu = _gpu(param)
+    if gpu is not None and v_max is None and all(a.dtype == param.dtype for a in arrays):
+        return gpu.adam_step(param, grad, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled)
     fast = _compiled(*arrays, least=MIN_PARAMETER_ELEMENTS)
     if fast is None or not all(a.flags.c_contiguous and a.dtype == param.dtype for a in arrays):
         return reference.adam_step(param, grad, m, v, v_max, scratch, lr, beta1, beta2, eps, step, weight_decay,
@@ -118,6 +136,9 @@ def adam_step(param, grad, m, v, v_max, scratch, lr, beta1, beta2, eps, step, we
 def sgd_step(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov, first):
     """One SGD update of param (and its momentum buffer buf, or None) in place; see reference.sgd_step."""
     arrays = (param, grad) + (() if buf is None else (buf,))
+    gpu = _gpu(param)
+    if gpu is not None and buf is None and grad.dtype == param.dtype:
+        return gpu.sgd_step(param, grad, lr, weight_decay)
     fast = _compiled(*arrays, least=MIN_PARAMETER_ELEMENTS)
     if fast is None or not all(a.flags.c_contiguous and a.dtype == param.dtype for a in arrays):
         return reference.sgd_step(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov, first)
@@ -226,6 +247,9 @@ def relu_backward(g, y):
     """g where y > 0, else 0: the gradient through a ReLU from its output y; see reference.relu_backward."""
     fast = _compiled(g)
     if fast is None or g.shape != y.shape or not _same_dtype(g, y) or g.ndim == 0:
+        gpu = _gpu(g)
+        if gpu is not None and type(y) is type(g) and y.dtype == g.dtype:
+            return gpu.relu_backward(g, y)
         return reference.relu_backward(g, y)
     g, y = np.ascontiguousarray(g), np.ascontiguousarray(y)
     rows, out = g.reshape(-1, g.shape[-1]), np.empty_like(g)
@@ -237,6 +261,9 @@ def bias_relu_(y, bias):
     """y <- max(y + bias, 0) in place, bias (n,) along y's last axis; see reference.bias_relu_."""
     fast = _compiled(y)
     if fast is None or not y.flags.c_contiguous or not _same_dtype(y, bias) or bias.shape != y.shape[-1:]:
+        gpu = _gpu(y)
+        if gpu is not None and type(bias) is type(y) and bias.dtype == y.dtype:
+            return gpu.bias_relu_(y, bias)
         return reference.bias_relu_(y, bias)
     fast.bias_relu_(y.reshape(-1, y.shape[-1]), np.ascontiguousarray(bias), _blocks(y.reshape(-1, y.shape[-1])))
     return y

@@ -1,0 +1,209 @@
+"""lamina on a real GPU (CuPy): skipped where none is usable, as in CI. The same plumbing is tested without a
+GPU by tests/test_device_ops.py and tests/test_device_training.py through the CuPy stand-in.
+
+Run on a GPU machine with `python -m pytest tests/test_cuda.py`.
+"""
+
+import copy
+import os
+
+import numpy as np
+import pytest
+
+import lamina
+import lamina.nn as nn
+import lamina.nn.functional as F
+from lamina import backend
+
+pytestmark = pytest.mark.skipif(not lamina.cuda.is_available(), reason="no usable CUDA GPU (CuPy)")
+
+TOLERANCE = 1e-4
+
+
+def _close(gpu_tensor, cpu_tensor, tolerance=TOLERANCE):
+    assert gpu_tensor.is_cuda, "the result left the GPU"
+    got, want = gpu_tensor.detach().cpu().numpy(), cpu_tensor.detach().numpy()
+    scale = max(1.0, float(np.abs(want).max())) if want.size else 1.0
+    np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance * scale)
+
+
+def _rand(*shape, seed=0):
+    return lamina.from_numpy(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
+
+
+LAYERS = {
+    "Linear": (lambda: nn.Linear(6, 4), lambda: _rand(5, 6)),
+    "MLP": (lambda: nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3)), lambda: _rand(5, 6)),
+    "Conv2d": (lambda: nn.Conv2d(3, 4, 3, padding=1), lambda: _rand(2, 3, 8, 8)),
+    "Conv2d+ReLU+MaxPool": (lambda: nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.MaxPool2d(2)),
+                            lambda: _rand(2, 2, 9, 9)),
+    "Conv1d": (lambda: nn.Conv1d(3, 5, 3), lambda: _rand(2, 3, 10)),
+    "BatchNorm2d": (lambda: nn.BatchNorm2d(3), lambda: _rand(4, 3, 5, 5)),
+    "LayerNorm": (lambda: nn.LayerNorm(6), lambda: _rand(4, 6)),
+    "GroupNorm": (lambda: nn.GroupNorm(2, 4), lambda: _rand(3, 4, 5)),
+    "AvgPool2d": (lambda: nn.AvgPool2d(2), lambda: _rand(2, 3, 6, 6)),
+    "AdaptiveAvgPool2d": (lambda: nn.AdaptiveAvgPool2d(1), lambda: _rand(2, 3, 6, 6)),
+    "LSTM": (lambda: nn.LSTM(4, 6, num_layers=2, batch_first=True), lambda: _rand(3, 7, 4)),
+    "LSTM bidirectional": (lambda: nn.LSTM(4, 5, bidirectional=True), lambda: _rand(7, 3, 4)),
+    "GRU": (lambda: nn.GRU(4, 6, batch_first=True), lambda: _rand(3, 7, 4)),
+    "RNN": (lambda: nn.RNN(4, 6), lambda: _rand(7, 3, 4)),
+    "MultiheadAttention": (lambda: nn.MultiheadAttention(8, 2, batch_first=True), lambda: _rand(2, 5, 8)),
+    "TransformerEncoderLayer": (lambda: nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True),
+                                lambda: _rand(2, 5, 8)),
+    "GELU": (lambda: nn.GELU(), lambda: _rand(4, 5)),
+    "Softmax": (lambda: nn.Softmax(dim=1), lambda: _rand(4, 5)),
+    "Tanh+Sigmoid": (lambda: nn.Sequential(nn.Tanh(), nn.Sigmoid()), lambda: _rand(4, 5)),
+}
+
+
+def _first(output):
+    while isinstance(output, tuple):
+        output = output[0]
+    return output
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_every_layer_on_the_gpu_equals_the_cpu(name):
+    build, make_input = LAYERS[name]
+    lamina.manual_seed(0)
+    cpu = build()
+    gpu = copy.deepcopy(cpu).to("cuda")
+    x_cpu = make_input().requires_grad_()
+    x_gpu = x_cpu.detach().to("cuda").requires_grad_()
+    if name == "MultiheadAttention":
+        y_cpu, y_gpu = cpu(x_cpu, x_cpu, x_cpu)[0], gpu(x_gpu, x_gpu, x_gpu)[0]
+    else:
+        y_cpu, y_gpu = _first(cpu(x_cpu)), _first(gpu(x_gpu))
+    _close(y_gpu, y_cpu)
+    weights = lamina.from_numpy(np.random.default_rng(1).standard_normal(y_cpu.shape).astype(np.float32))
+    (y_cpu * weights).sum().backward()
+    (y_gpu * weights.to("cuda")).sum().backward()
+    _close(x_gpu.grad, x_cpu.grad)
+    for (key, p_cpu), p_gpu in zip(cpu.named_parameters(), gpu.parameters()):
+        assert p_gpu.grad is not None, key
+        _close(p_gpu.grad, p_cpu.grad)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse_loss", "nll_loss", "binary_cross_entropy_with_logits"])
+def test_losses_on_the_gpu_equal_the_cpu(loss):
+    scores = _rand(6, 4).requires_grad_()
+    classes = lamina.tensor([0, 1, 2, 3, 0, 1])
+    target = {"cross_entropy": classes, "nll_loss": classes, "mse_loss": _rand(6, 4, seed=2),
+              "binary_cross_entropy_with_logits": (_rand(6, 4, seed=3) > 0).float()}[loss]
+    inputs = scores.log_softmax(1) if loss == "nll_loss" else scores
+    value = getattr(F, loss)(inputs, target)
+    scores_gpu = scores.detach().to("cuda").requires_grad_()
+    inputs_gpu = scores_gpu.log_softmax(1) if loss == "nll_loss" else scores_gpu
+    value_gpu = getattr(F, loss)(inputs_gpu, target.to("cuda"))
+    _close(value_gpu, value)
+    value.backward()
+    value_gpu.backward()
+    _close(scores_gpu.grad, scores.grad)
+
+
+def test_ctc_loss_on_the_gpu_equals_the_cpu():
+    logits = _rand(12, 2, 5).requires_grad_()
+    targets, lengths = lamina.tensor([[1, 2, 2], [3, 4, 0]]), lamina.tensor([3, 2])
+    frames = lamina.tensor([12, 10])
+    loss = F.ctc_loss(logits.log_softmax(2), targets, frames, lengths)
+    logits_gpu = logits.detach().cuda().requires_grad_()
+    loss_gpu = F.ctc_loss(logits_gpu.log_softmax(2), targets.cuda(), frames.cuda(), lengths.cuda())
+    _close(loss_gpu, loss)
+    loss.backward()
+    loss_gpu.backward()
+    _close(logits_gpu.grad, logits.grad)
+
+
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_fused_adam_kernel_equals_the_reference(decoupled):
+    from lamina import kernels
+
+    cupy = backend.cuda_module()
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(1000).astype(np.float32) for _ in range(3)]
+    v = np.abs(rng.standard_normal(1000)).astype(np.float32)
+    results = []
+    for path in ("numpy", "numba"):
+        param, grad, m = (cupy.asarray(a) for a in arrays)
+        var = cupy.asarray(v)
+        previous = backend.gpu_kernels()
+        backend._gpu_kernels = path != "numpy"
+        try:
+            kernels.adam_step(param, grad, m, var, None, cupy.empty_like(param), 1e-3, 0.9, 0.999, 1e-8, 7, 0.01,
+                              decoupled)
+        finally:
+            backend._gpu_kernels = previous
+        results.append([a.get() for a in (param, m, var)])
+    for reference, fused in zip(*results):
+        np.testing.assert_allclose(fused, reference, rtol=1e-6, atol=1e-7)
+
+
+def test_fused_relu_kernels_equal_the_reference():
+    from lamina import kernels
+    from lamina.kernels import reference
+
+    cupy = backend.cuda_module()
+    rng = np.random.default_rng(0)
+    y = cupy.asarray(rng.standard_normal((64, 32)).astype(np.float32))
+    bias = cupy.asarray(rng.standard_normal(32).astype(np.float32))
+    g = cupy.asarray(rng.standard_normal((64, 32)).astype(np.float32))
+    np.testing.assert_allclose(kernels.bias_relu_(y.copy(), bias).get(), reference.bias_relu_(y.copy(), bias).get())
+    np.testing.assert_array_equal(kernels.relu_backward(g, y).get(), reference.relu_backward(g, y).get())
+
+
+def test_numpy_of_a_gpu_tensor_raises_with_the_fix_and_mixing_devices_names_both():
+    t = lamina.ones(3, device="cuda")
+    with pytest.raises(TypeError, match="Use Tensor.cpu"):
+        t.numpy()
+    with pytest.raises(RuntimeError, match="cuda:0 and cpu|cpu and cuda:0"):
+        t + lamina.ones(3)
+    assert t.cpu().numpy().tolist() == [1, 1, 1] and repr(t) == "tensor([1., 1., 1.], device='cuda:0')"
+
+
+def test_random_draws_and_creation_on_the_gpu():
+    lamina.manual_seed(3)
+    a = lamina.randn(1000, device="cuda")
+    lamina.manual_seed(3)
+    b = lamina.randn(1000, device="cuda")
+    assert a.is_cuda and a.dtype == np.float32 and (a == b).all().item()
+    assert abs(a.mean().item()) < 0.15 and 0.85 < a.std().item() < 1.15
+    assert lamina.zeros_like(a).is_cuda and lamina.arange(5, device="cuda").tolist() == [0, 1, 2, 3, 4]
+    drop = nn.Dropout(0.5).to("cuda")
+    kept = drop(lamina.ones(10_000, device="cuda"))
+    assert kept.is_cuda and 0.4 < (kept > 0).float().mean().item() < 0.6
+
+
+def _digits(n):
+    (x, y), (xt, yt) = lamina.datasets.digits()
+    return (x[:n].reshape(-1, 1, 28, 28).astype(np.float32) / 255, y[:n],
+            xt[:2000].reshape(-1, 1, 28, 28).astype(np.float32) / 255, yt[:2000])
+
+
+def test_one_epoch_of_fit_on_the_gpu_matches_the_cpu_and_the_file_is_the_same(tmp_path):
+    x, y, xt, yt = _digits(2000)
+    lamina.manual_seed(0)
+    cpu = lamina.models.mlp((1, 28, 28), [64], 10).compile("sgd", "cross_entropy", ["accuracy"])
+    gpu = copy.deepcopy(cpu).to("cuda").compile("sgd", "cross_entropy", ["accuracy"])
+    h_cpu = cpu.fit(x, y, epochs=1, batch_size=100, shuffle=False, verbose=0)
+    h_gpu = gpu.fit(x, y, epochs=1, batch_size=100, shuffle=False, verbose=0)
+    assert gpu[1].weight.is_cuda
+    np.testing.assert_allclose(h_gpu.history["loss"], h_cpu.history["loss"], rtol=1e-4)
+    lamina.save(gpu, tmp_path / "gpu.npz")
+    lamina.save(cpu, tmp_path / "cpu.npz")
+    loaded = lamina.load(tmp_path / "gpu.npz")
+    assert not loaded[1].weight.is_cuda
+    np.testing.assert_allclose(loaded[1].weight.numpy(), gpu[1].weight.cpu().numpy())
+    back = lamina.load(tmp_path / "cpu.npz", map_location="cuda")
+    assert back[1].weight.is_cuda
+
+
+@pytest.mark.skipif(os.environ.get("LAMINA_GPU_LONG") != "1", reason="set LAMINA_GPU_LONG=1 (a minute on a GPU)")
+def test_the_cnn_reaches_the_same_accuracy_on_the_gpu():
+    x, y, xt, yt = _digits(10_000)
+    accuracies = []
+    for where in ("cpu", "cuda"):
+        lamina.manual_seed(0)
+        model = lamina.models.cnn(1, 10).to(where).compile("adam", "cross_entropy", ["accuracy"])
+        model.fit(x, y, epochs=2, batch_size=128, verbose=0)
+        accuracies.append(model.evaluate(xt, yt, verbose=0)["accuracy"])
+    assert accuracies[1] > 0.95 and abs(accuracies[0] - accuracies[1]) < 0.01, accuracies
