@@ -7,7 +7,9 @@ twin in lamina.kernels.reference to float32 rounding (tests/test_cuda.py holds t
 
 import math
 
-import cupy
+from lamina import backend
+
+cupy = backend.cuda_module("lamina.kernels.gpu")  # CuPy, through the one module that knows it
 
 # One Adam (AdamW when decoupled) update per element, in the order torch.optim.Adam rounds it: the eleven
 # passes of the reference in one launch. The scalars come in the parameter's dtype, computed as the reference
