@@ -2,8 +2,8 @@
 
 The data lives on the GPU for both frameworks (as a user moves a dataset there once); each run is one pass of
 training continuing the same model (steady state) and ends by synchronizing the device, so the clock reads
-finished work. Each lever is a row of its own: lamina with its fused CuPy kernels off (the NumPy-reference
-code running on CuPy) and on.
+finished work. Each lever is a column of its own: lamina with its fused CuPy kernels off (the NumPy-reference
+code running on CuPy), on, and with forward and backward replayed from a CUDA graph (lamina.cuda.GraphedStep).
 """
 
 import statistics
@@ -16,17 +16,21 @@ from bench.workloads import _data, _lamina_model, _torch_model, _weights, cnn, m
 GPU_WORKLOADS = {"W1": (mlp, 60_000, False), "W2": (cnn, 10_000, True)}
 
 
-def lamina_run(build, samples, image, batch):
+def lamina_run(build, samples, image, batch, graphed=False):
     x, y = _data(samples, image)
     xs, ys = lamina.from_numpy(x).to("cuda"), lamina.from_numpy(y).to("cuda")
     model = _lamina_model(build, _weights(build)).to("cuda")
     opt = lamina.optim.Adam(model.parameters(), lr=1e-3)
+    step = lamina.cuda.GraphedStep(model, F.cross_entropy)
 
     def run():
         for start in range(0, samples, batch):
-            loss = F.cross_entropy(model(xs[start:start + batch]), ys[start:start + batch])
-            opt.zero_grad()
-            loss.backward()
+            if graphed:  # forward and backward replayed from a CUDA graph, the optimizer's step eager
+                loss = step(xs[start:start + batch], ys[start:start + batch])
+            else:
+                loss = F.cross_entropy(model(xs[start:start + batch]), ys[start:start + batch])
+                opt.zero_grad()
+                loss.backward()
             opt.step()
         lamina.cuda.synchronize()
         return loss.item()
@@ -66,8 +70,8 @@ def run_gpu(torch, repeats, only=None, batches=(128, 512)):
     """Print and return the GPU table: each workload and batch size, lamina's levers against PyTorch."""
     print(f"\nGPU: {lamina.cuda.get_device_name()}; PyTorch {torch.__version__}, CuPy "
           f"{lamina.backend.cuda_module().__version__}")
-    print(f"{'workload':<8} {'batch':>5} {'lamina, reference kernels s':>28} {'lamina s':>9} {'torch s':>8} "
-          f"{'ratio':>6} {'target':>6}")
+    print(f"{'workload':<8} {'batch':>5} {'reference kernels s':>20} {'fused s':>8} {'+ graph s':>9} {'torch s':>8} "
+          f"{'ratio':>6} {'graph ratio':>11} {'target':>6}")
     rows = []
     kernels = lamina.get_kernels()
     for name, (build, samples, image) in GPU_WORKLOADS.items():
@@ -78,11 +82,13 @@ def run_gpu(torch, repeats, only=None, batches=(128, 512)):
             plain = _timed(lamina_run(build, samples, image, batch), repeats)
             lamina.set_kernels(kernels)
             ours = _timed(lamina_run(build, samples, image, batch), repeats)
+            graphed = _timed(lamina_run(build, samples, image, batch, graphed=True), repeats)
             theirs = _timed(torch_run(torch, build, samples, image, batch), repeats)
-            ratio = ours / theirs
-            print(f"{name:<8} {batch:>5} {plain:>28.3f} {ours:>9.3f} {theirs:>8.3f} {ratio:>6.2f} {1.0:>6} "
-                  f"{'ok' if ratio <= 1.0 else 'MISSED'}")
+            ratio, graph_ratio = ours / theirs, graphed / theirs
+            print(f"{name:<8} {batch:>5} {plain:>20.3f} {ours:>8.3f} {graphed:>9.3f} {theirs:>8.3f} {ratio:>6.2f} "
+                  f"{graph_ratio:>11.2f} {1.0:>6} {'ok' if min(ratio, graph_ratio) <= 1.0 else 'MISSED'}")
             rows.append({"workload": name, "batch": batch, "lamina_reference_kernels_s": plain, "lamina_s": ours,
-                         "torch_s": theirs, "ratio": ratio, "target": 1.0})
+                         "lamina_graphed_s": graphed, "torch_s": theirs, "ratio": ratio,
+                         "graphed_ratio": graph_ratio, "target": 1.0})
     return rows
 

@@ -248,7 +248,13 @@ def generator(source=None, device=None):
 
 def generator_for(array, source=None):
     """The generator for a draw shaped like, and on the device of, `array`."""
+    if capturing:
+        raise RuntimeError("a random draw (dropout, a random init) cannot be captured into a CUDA graph: every replay "
+                           "would reuse one draw; run it outside the graph, or put dropout layers in eval mode")
     return generator(source, device_of(array))
+
+
+capturing = False  # True while lamina.cuda.graph records GPU work into a CUDA graph
 
 
 class Generator:

@@ -48,5 +48,137 @@ def memory_allocated(device=None):
     return backend.cuda_module().get_default_memory_pool().used_bytes() if is_available() else 0
 
 
-__all__ = ["current_device", "device_count", "get_device_name", "is_available", "manual_seed", "manual_seed_all",
-           "memory_allocated", "set_device", "synchronize"]
+__all__ = ["CUDAGraph", "GraphedStep", "current_device", "device_count", "get_device_name", "graph", "is_available",
+           "manual_seed", "manual_seed_all", "memory_allocated", "set_device", "synchronize"]
+
+
+# --- CUDA graphs: a step's GPU work recorded once, replayed with one launch ----------------------------------------
+class CUDAGraph:
+    """GPU work captured by `lamina.cuda.graph(g)`, replayed with `g.replay()` (as torch.cuda.CUDAGraph).
+
+    A replay runs the captured kernels again on the same memory: the tensors that the captured code read are
+    read again (write new inputs into them in place), the tensors it made are written again. Nothing that the
+    Python code did runs again: no checks, no host-side counters, no random draws.
+    """
+
+    def __init__(self):
+        self._graph = None
+        self._memory = []  # every block allocated while capturing: the graph reads and writes them on each replay
+
+    def replay(self):
+        if self._graph is None:
+            raise RuntimeError("CUDAGraph.replay: nothing has been captured (use `with lamina.cuda.graph(g):`)")
+        cupy = backend.cuda_module("CUDAGraph.replay")
+        self._graph.launch(cupy.cuda.get_current_stream())
+
+    def reset(self):
+        self._graph, self._memory = None, []
+
+
+class graph:
+    """Context manager: record the GPU work of the block into `cuda_graph` instead of running it.
+
+    >>> g = lamina.cuda.CUDAGraph()                                     # doctest: +SKIP
+    >>> with lamina.cuda.graph(g):                                      # doctest: +SKIP
+    ...     loss = loss_fn(model(static_x), static_y); loss.backward()
+    >>> static_x.copy_(next_batch); g.replay()                          # doctest: +SKIP
+
+    Run the block once or twice outside the graph first (PyTorch asks the same), so that kernels are compiled
+    and gradients exist. What the block may not do, and gets one clear error for: read a GPU value on the host
+    (`.item()`, `float(t)`, `if t:`, a boolean mask's size), copy between host and GPU, draw random numbers.
+    """
+
+    def __init__(self, cuda_graph):
+        self.cuda_graph = cuda_graph
+
+    def __enter__(self):
+        cupy = backend.cuda_module("lamina.cuda.graph")
+        cupy.cuda.get_current_stream().synchronize()
+        self.stream = cupy.cuda.Stream(non_blocking=True)
+        self.stream.__enter__()
+        self.pool = pool = cupy.get_default_memory_pool()
+        kept = self.cuda_graph._memory
+
+        def malloc(size):
+            block = pool.malloc(size)
+            kept.append(block)
+            return block
+
+        cupy.cuda.set_allocator(malloc)
+        backend.capturing = True
+        self.stream.begin_capture()
+        return self.cuda_graph
+
+    def __exit__(self, kind, error, traceback):
+        cupy = backend.cuda_module()
+        backend.capturing = False
+        try:
+            captured, failure = self.stream.end_capture(), None
+        except Exception as e:  # the capture was invalidated by what the block did
+            captured, failure = None, e
+        finally:
+            cupy.cuda.set_allocator(self.pool.malloc)
+            self.stream.__exit__(None, None, None)
+        if error is not None:
+            if isinstance(error, (NotImplementedError, cupy.cuda.runtime.CUDARuntimeError)):
+                raise RuntimeError(f"lamina.cuda.graph: the captured code did something a CUDA graph cannot hold "
+                                   f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}): "
+                                   "a read of a GPU value on the host (.item(), float(), a bool test, a mask's "
+                                   "size) or a copy between host and GPU; do that outside the graph") from error
+            return False  # lamina's own errors pass as they are
+        if failure is not None:
+            raise RuntimeError(f"lamina.cuda.graph: the capture failed ({failure})") from failure
+        self.cuda_graph._graph = captured
+        return False
+
+
+class GraphedStep:
+    """Forward, loss and backward of a model as one CUDA graph per batch shape; the optimizer steps outside.
+
+    `step = GraphedStep(model, loss_fn)`, then `loss = step(x, y)` in place of `loss = loss_fn(model(x), y);
+    loss.backward()`: the first `warmup` calls of a shape run as usual, the next captures, every later one
+    copies x and y into the captured inputs and replays. Gradients land in each parameter's `.grad` as after
+    `zero_grad(); loss.backward()` (a replay does not add to earlier gradients). The returned loss is the
+    captured one, overwritten by the next call: read it (`.item()`) before calling again, or clone it.
+    """
+
+    def __init__(self, model, loss_fn, warmup=2):
+        self.model, self.loss_fn, self.warmup = model, loss_fn, int(warmup)
+        self.graphs = {}  # (x shape, y shape, training) -> (graph, static x, static y, loss, gradient arrays)
+        self.calls = {}
+
+    def __call__(self, x, y):
+        from lamina.autograd import wrap
+
+        key = (tuple(x.shape), tuple(y.shape), x.dtype, y.dtype, self.model.training)
+        entry = self.graphs.get(key)
+        if entry is None:
+            seen = self.calls[key] = self.calls.get(key, 0) + 1
+            if seen <= self.warmup:
+                return self._eager(x, y)
+            entry = self.graphs[key] = self._capture(x, y)
+        cuda_graph, static_x, static_y, loss, grads = entry
+        static_x.array[...] = x.array
+        static_y.array[...] = y.array
+        cuda_graph.replay()
+        for p, g in zip(self.model.parameters(), grads):
+            p.grad = None if g is None else wrap(g)
+        return loss
+
+    def _eager(self, x, y):
+        for p in self.model.parameters():
+            p.grad = None
+        loss = self.loss_fn(self.model(x), y)
+        loss.backward()
+        return loss
+
+    def _capture(self, x, y):
+        static_x, static_y = x.detach().clone(), y.detach().clone()
+        for p in self.model.parameters():
+            p.grad = None
+        cuda_graph = CUDAGraph()
+        with graph(cuda_graph):
+            loss = self.loss_fn(self.model(static_x), static_y)
+            loss.backward()
+        grads = [None if p.grad is None else p.grad.array for p in self.model.parameters()]
+        return cuda_graph, static_x, static_y, loss.detach(), grads

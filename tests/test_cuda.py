@@ -207,3 +207,85 @@ def test_the_cnn_reaches_the_same_accuracy_on_the_gpu():
         model.fit(x, y, epochs=2, batch_size=128, verbose=0)
         accuracies.append(model.evaluate(xt, yt, verbose=0)["accuracy"])
     assert accuracies[1] > 0.95 and abs(accuracies[0] - accuracies[1]) < 0.01, accuracies
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_direct_cublas_product_equals_cupys(dtype):
+    from lamina.kernels import gpu
+
+    cupy = backend.cuda_module()
+    rng = np.random.default_rng(0)
+    a = cupy.asarray(rng.standard_normal((37, 29)).astype(dtype))
+    b = cupy.asarray(rng.standard_normal((29, 41)).astype(dtype))
+    w = cupy.asarray(rng.standard_normal((41, 29)).astype(dtype))
+    wide = cupy.asarray(rng.standard_normal((37, 60)).astype(dtype))
+    cases = [(a, b), (a, w.T), (b.T, a.T), (a[3:20], b), (wide[:, 5:34], b), (a[:, :1], b[:1])]
+    for left, right in cases:
+        got = gpu.matmul(left, right)
+        assert got is not None and got.flags.c_contiguous
+        np.testing.assert_allclose(got.get(), (left @ right).get(), rtol=1e-5, atol=1e-5)
+    assert gpu.matmul(a, b[:, ::2]) is None  # a stride cuBLAS cannot read: CuPy's matmul takes it
+
+
+def test_the_gpu_cross_entropy_kernel_equals_the_reference():
+    from lamina.kernels import gpu
+
+    cupy = backend.cuda_module()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((50, 7)).astype(np.float32)
+    labels = rng.integers(0, 7, 50)
+    labels[[3, 9]] = -100
+    for reduction in ("mean", "sum", "none"):
+        loss_cpu = lamina.tensor(x, requires_grad=True)
+        value = F.cross_entropy(loss_cpu, lamina.tensor(labels), reduction=reduction)
+        value.backward(lamina.ones(value.shape) if reduction == "none" else None)
+        xg, lg = cupy.asarray(x), cupy.asarray(labels)
+        got, saved = gpu.cross_entropy(xg, lg, -100, reduction)
+        gy = cupy.ones(got.shape, dtype=cupy.float32)
+        grad = gpu.cross_entropy_backward(xg, lg, saved, gy, -100, reduction)
+        np.testing.assert_allclose(got.get(), value.detach().numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(grad.get(), loss_cpu.grad.numpy(), rtol=1e-5, atol=1e-6)
+    bad = cupy.asarray(np.array([0, 9] + [1] * 48))
+    assert np.isnan(float(gpu.cross_entropy(cupy.asarray(x), bad, -100, "mean")[0]))
+
+
+def _mlp_and_batches(seed=0):
+    lamina.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 5)).to("cuda")
+    rng = np.random.default_rng(seed)
+    batches = [(lamina.from_numpy(rng.standard_normal((16, 20)).astype(np.float32)).cuda(),
+                lamina.from_numpy(rng.integers(0, 5, 16)).cuda()) for _ in range(12)]
+    return model, batches
+
+
+def test_a_graphed_step_trains_exactly_as_the_eager_loop():
+    losses = {}
+    for graphed in (False, True):
+        model, batches = _mlp_and_batches()
+        opt = lamina.optim.Adam(model.parameters(), lr=1e-2)
+        step = lamina.cuda.GraphedStep(model, F.cross_entropy)
+        losses[graphed] = []
+        for x, y in batches:
+            if graphed:
+                loss = step(x, y)
+            else:
+                opt.zero_grad()
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()
+            opt.step()
+            losses[graphed].append(loss.item())
+    assert len(step.graphs) == 1
+    np.testing.assert_allclose(losses[True], losses[False], rtol=1e-5)
+
+
+def test_a_graph_refuses_host_reads_and_random_draws_with_one_clear_error():
+    model, batches = _mlp_and_batches()
+    x, y = batches[0]
+    F.cross_entropy(model(x), y).backward()  # warm-up
+    with pytest.raises(RuntimeError, match="lamina.cuda.graph: the captured code did something"):
+        with lamina.cuda.graph(lamina.cuda.CUDAGraph()):
+            model(x).sum().item()
+    with pytest.raises(RuntimeError, match="random draw"):
+        with lamina.cuda.graph(lamina.cuda.CUDAGraph()):
+            F.dropout(model(x), 0.5, training=True)
+    assert F.cross_entropy(model(x), y).item() > 0  # the device is usable after a failed capture

@@ -60,6 +60,23 @@ def _compiled(*arrays, size=None, least=None):
     return _module
 
 
+def matmul(a, b):
+    """a @ b; on a GPU, 2-D float products go to cuBLAS directly (gpu.matmul: less Python, and capturable)."""
+    if type(a) is not np.ndarray and a.ndim == 2 and b.ndim == 2:
+        gpu = _gpu(a)
+        if gpu is not None:
+            out = gpu.matmul(a, b)
+            if out is not None:
+                return out
+    return a @ b
+
+
+def gpu_kernels_for(array):
+    """lamina.kernels.gpu when `array` is on a GPU and the fused kernels are on, else None (for ops with a
+    GPU-only fast path, such as cross-entropy)."""
+    return None if type(array) is np.ndarray else _gpu(array)
+
+
 def _window(g):
     (top, _), (left, _) = g.pads
     return (*g.stride, *g.dilation, top, left)

@@ -64,3 +64,179 @@ def bias_relu_(y, bias):
 
 def relu_backward(g, y):
     return _relu_backward(g, y)
+
+
+# --- matrix products through cuBLAS, called directly ------------------------------------------------------------
+# CuPy's matmul costs tens of microseconds of Python per call, a large part of a small layer's step, and CuPy
+# refuses any cuBLAS call while a stream is being captured into a CUDA graph (its own check, not cuBLAS's).
+# lamina calls cuBLAS's gemm itself through ctypes, on a handle of its own with a workspace of its own (so that
+# a captured product allocates nothing): a few microseconds per product, and capturable.
+_OP_N, _OP_T = 0, 1
+_blas = None  # (library, handle, workspace, [stream the handle was last set to])
+
+
+def _cublas():
+    global _blas
+    if _blas is None:
+        import ctypes
+
+        cupy.cuda.cublas.getVersion(cupy.cuda.device.get_cublas_handle())  # CuPy loads libcublas here
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "/libcublas.so" in line}
+        if not paths:
+            raise RuntimeError("lamina.kernels.gpu: CuPy's libcublas was not found in this process")
+        library = ctypes.CDLL(sorted(paths)[0])
+        handle = ctypes.c_void_p()
+        _check(library.cublasCreate_v2(ctypes.byref(handle)), "cublasCreate")
+        workspace = cupy.empty(1 << 25, dtype=cupy.uint8)
+        _check(library.cublasSetWorkspace_v2(handle, ctypes.c_void_p(workspace.data.ptr),
+                                             ctypes.c_size_t(workspace.nbytes)), "cublasSetWorkspace")
+        for name, real in (("cublasSgemm_v2", ctypes.c_float), ("cublasDgemm_v2", ctypes.c_double)):
+            gemm = getattr(library, name)
+            gemm.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                             ctypes.POINTER(real), ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
+                             ctypes.POINTER(real), ctypes.c_void_p, ctypes.c_int]
+        scalars = {dtype: (ctypes.byref(real(1)), ctypes.byref(real(0)), gemm_name)
+                   for dtype, real, gemm_name in ((cupy.dtype(cupy.float32), ctypes.c_float, "cublasSgemm_v2"),
+                                                  (cupy.dtype(cupy.float64), ctypes.c_double, "cublasDgemm_v2"))}
+        _blas = (library, handle, workspace, [None], scalars)
+    return _blas
+
+
+def _check(status, what):
+    if status != 0:
+        raise RuntimeError(f"lamina.kernels.gpu: {what} failed with cuBLAS status {status}")
+
+
+def _operand(a):
+    """(op, leading dimension) of a 2-D array seen as cuBLAS's column-major storage of a.T, or None when its
+    layout is neither row- nor column-contiguous."""
+    rows, cols = a.shape
+    s0, s1 = (s // a.itemsize for s in a.strides)
+    if s1 == 1 and s0 >= max(1, cols):
+        return _OP_N, max(1, s0)  # row-major: the buffer is a.T in column-major
+    if s0 == 1 and s1 >= max(1, rows):
+        return _OP_T, max(1, s1)  # column-major (a transposed view): the buffer is a itself
+    return None
+
+
+def matmul(a, b):
+    """a @ b for 2-D float arrays of one dtype (C-contiguous result), or None where cuBLAS's gemm cannot read
+    the operands as they lie (the caller then uses CuPy's matmul)."""
+    m, k = a.shape
+    n = b.shape[1]
+    if not (m and n and k) or a.dtype != b.dtype or a.dtype not in (cupy.float32, cupy.float64):
+        return None
+    op_a, op_b = _operand(a), _operand(b)
+    if op_a is None or op_b is None:
+        return None
+    library, handle, _, stream_set, scalars = _cublas()
+    stream = cupy.cuda.get_current_stream().ptr
+    if stream_set[0] != stream:
+        _check(library.cublasSetStream_v2(handle, stream), "cublasSetStream")
+        stream_set[0] = stream
+    out = cupy.empty((m, n), dtype=a.dtype)
+    one, zero, gemm = scalars[a.dtype]
+    # Row-major C = A B is column-major C.T = B.T A.T: B's buffer comes first.
+    _check(getattr(library, gemm)(handle, op_b[0], op_a[0], n, m, k, one, b.data.ptr, op_b[1], a.data.ptr,
+                                  op_a[1], zero, out.data.ptr, n), gemm)
+    return out
+
+
+# --- cross-entropy over class indices, without a host round trip -----------------------------------------------
+# The reference checks the labels on the host (a range test, the ignore_index test), which on a GPU stops the
+# host until the device has caught up, every step. Here a label out of range makes that row's loss NaN, which
+# the training loop reports (lamina stops at a non-finite loss, naming the epoch and batch); ignored rows count
+# for nothing, as in PyTorch. One thread per row: the class counts of classifiers (a few to a few hundred).
+MAX_CLASSES = 1024
+_CROSS_ENTROPY = r"""
+extern "C" __global__ void lamina_ce_forward_{T}(const {T}* x, const long long* labels, {T}* loss, {T}* lse,
+                                                  {T}* valid, int n, int c, long long ignore) {{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const {T}* row = x + (size_t)i * c;
+    {T} top = row[0];
+    for (int j = 1; j < c; ++j) top = row[j] > top ? row[j] : top;
+    {T} total = 0;
+    for (int j = 0; j < c; ++j) total += exp(row[j] - top);
+    {T} norm = top + log(total);
+    long long t = labels[i];
+    lse[i] = norm;
+    if (t == ignore) {{ loss[i] = 0; valid[i] = 0; }}
+    else if (t < 0 || t >= c) {{ loss[i] = NAN; valid[i] = 1; }}
+    else {{ loss[i] = norm - row[t]; valid[i] = 1; }}
+}}
+
+extern "C" __global__ void lamina_ce_mean_{T}(const {T}* loss, const {T}* valid, {T}* out, int n) {{
+    __shared__ {T} sums[256];
+    __shared__ {T} counts[256];
+    {T} s = 0, k = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {{ s += loss[i]; k += valid[i]; }}
+    sums[threadIdx.x] = s;
+    counts[threadIdx.x] = k;
+    __syncthreads();
+    for (int half = blockDim.x / 2; half > 0; half /= 2) {{
+        if (threadIdx.x < half) {{
+            sums[threadIdx.x] += sums[threadIdx.x + half];
+            counts[threadIdx.x] += counts[threadIdx.x + half];
+        }}
+        __syncthreads();
+    }}
+    if (threadIdx.x == 0) {{ out[0] = sums[0] / counts[0]; out[1] = counts[0]; }}
+}}
+
+extern "C" __global__ void lamina_ce_backward_{T}(const {T}* x, const long long* labels, const {T}* lse,
+                                                   const {T}* gy, const {T}* count, {T}* gx, int n, int c,
+                                                   long long ignore, int per_row) {{
+    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (size_t)n * c) return;
+    int i = e / c, j = e % c;
+    long long t = labels[i];
+    if (t == ignore) {{ gx[e] = 0; return; }}
+    {T} scale = per_row ? gy[i] : gy[0] / count[0];
+    gx[e] = (exp(x[e] - lse[i]) - (j == t ? ({T})1 : ({T})0)) * scale;
+}}
+"""
+_ce_modules = {}
+
+
+def _ce_kernel(dtype, name):
+    ctype = "float" if dtype == cupy.float32 else "double"
+    module = _ce_modules.get(ctype)
+    if module is None:
+        module = _ce_modules[ctype] = cupy.RawModule(code=_CROSS_ENTROPY.format(T=ctype))
+    return module.get_function(f"lamina_ce_{name}_{ctype}")
+
+
+def cross_entropy_usable(x, labels):
+    return (x.ndim == 2 and x.dtype in (cupy.float32, cupy.float64) and labels.dtype == cupy.int64
+            and x.flags.c_contiguous and labels.flags.c_contiguous and 0 < x.shape[1] <= MAX_CLASSES
+            and labels.shape == x.shape[:1])
+
+
+def cross_entropy(x, labels, ignore_index, reduction):
+    """(loss, saved) for the fused cross-entropy: loss is 0-d ("mean", "sum") or per row ("none")."""
+    n, c = x.shape
+    loss, lse, valid = (cupy.empty(n, dtype=x.dtype) for _ in range(3))
+    _ce_kernel(x.dtype, "forward")(((n + 127) // 128,), (128,),
+                                    (x, labels, loss, lse, valid, cupy.int32(n), cupy.int32(c),
+                                     cupy.int64(ignore_index)))
+    if reduction == "none":
+        return loss, (lse, None)
+    if reduction == "sum":
+        return loss.sum(), (lse, None)
+    mean_and_count = cupy.empty(2, dtype=x.dtype)
+    _ce_kernel(x.dtype, "mean")((1,), (256,), (loss, valid, mean_and_count, cupy.int32(n)))
+    return mean_and_count[0], (lse, mean_and_count[1:])
+
+
+def cross_entropy_backward(x, labels, saved, gy, ignore_index, reduction):
+    lse, count = saved
+    n, c = x.shape
+    gx = cupy.empty_like(x)
+    gy = cupy.ascontiguousarray(gy.astype(x.dtype, copy=False))
+    ones = count if count is not None else cupy.ones(1, dtype=x.dtype)
+    blocks = (n * c + 255) // 256
+    _ce_kernel(x.dtype, "backward")((blocks,), (256,), (x, labels, lse, gy, ones, gx, cupy.int32(n), cupy.int32(c),
+                                                        cupy.int64(ignore_index), cupy.int32(reduction == "none")))
+    return gx
