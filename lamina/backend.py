@@ -29,13 +29,18 @@ default_float = float32
 
 def get_array_module(array):
     """Return the module (numpy, or cupy for an array on a GPU) that owns `array`."""
-    if _cupy is not None and isinstance(array, _cupy.ndarray):
-        return _cupy
-    return np
+    return _cupy if _on_gpu(array) else np
 
 
 def is_array(obj):
-    return isinstance(obj, np.ndarray) or (_cupy is not None and isinstance(obj, _cupy.ndarray))
+    return isinstance(obj, np.ndarray) or _on_gpu(obj)
+
+
+def _on_gpu(obj):
+    """Whether obj is a CuPy array (one made by the user before lamina asked for CUDA counts too)."""
+    if _cupy is not None:
+        return isinstance(obj, _cupy.ndarray)
+    return type(obj).__module__.startswith("cupy") and cuda_module() is not None and isinstance(obj, _cupy.ndarray)
 
 
 # --- devices -----------------------------------------------------------------------------------
@@ -167,9 +172,7 @@ def check_device(where, what):
 
 def device_of(array):
     """The device that holds `array`."""
-    if _cupy is not None and isinstance(array, _cupy.ndarray):
-        return _cuda_device(array.device.id)
-    return CPU
+    return _cuda_device(array.device.id) if _on_gpu(array) else CPU
 
 
 def array_module(where):

@@ -129,9 +129,10 @@ class Linear(Function):
 
     def forward(self, x, weight, bias=None):
         if x.ndim > 2:  # one (rows, in) product: NumPy runs a stack of small ones several times slower
-            y = (x.reshape(math.prod(x.shape[:-1]), x.shape[-1]) @ weight.T).reshape(*x.shape[:-1], weight.shape[0])
+            rows = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
+            y = kernels.matmul(rows, weight.T).reshape(*x.shape[:-1], weight.shape[0])
         else:
-            y = x @ weight.T
+            y = kernels.matmul(x, weight.T)
         if bias is not None:
             y += bias
         return y
@@ -221,6 +222,32 @@ class CrossEntropy(Function):
         return (softmax(z, 1) - wrap(onehot)) * gy
 
 
+class DeviceCrossEntropy(Function):
+    """Cross-entropy of logits (N, C) against class indices on a GPU, in two kernels and no host round trip
+    (lamina.kernels.gpu.cross_entropy: a label out of range gives a NaN loss rather than a host-side check)."""
+
+    saved = ("inputs",)
+
+    def __init__(self, gpu, target, ignore_index, reduction):
+        self.gpu, self.target, self.ignore_index, self.reduction = gpu, target, ignore_index, reduction
+
+    def forward(self, z):
+        loss, self.rows = self.gpu.cross_entropy(z, self.target, self.ignore_index, self.reduction)
+        return loss
+
+    def backward(self, gy):
+        if is_grad_enabled():  # create_graph: through the twin in lamina ops, so second derivatives stay exact
+            return differentiate_reference(self, lambda z: nll_loss(log_softmax(z, 1), wrap(self.target), None,
+                                                                    self.ignore_index, self.reduction), gy)
+        (z,) = self.inputs
+        return wrap(self.gpu.cross_entropy_backward(z.array, self.target, self.rows, gy.array, self.ignore_index,
+                                                    self.reduction))
+
+    def release(self):
+        super().release()
+        self.rows = None
+
+
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
     """Softmax cross-entropy of logits (N, C, ...) against class indices or class probabilities.
 
@@ -239,6 +266,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                              f"input of shape {input.shape}")
         return _soft_cross_entropy(input, target, weight, reduction, label_smoothing)
     labels = target.array
+    gpu = kernels.gpu_kernels_for(input.array)
+    if gpu is not None and weight is None and label_smoothing == 0 and gpu.cross_entropy_usable(input.array, labels):
+        return DeviceCrossEntropy(gpu, labels, ignore_index, reduction)(input)
     fused = (input.ndim == 2 and weight is None and label_smoothing == 0 and labels.shape == input.array.shape[:1]
              and not (labels == ignore_index).any())
     if fused:
