@@ -289,3 +289,31 @@ def test_a_graph_refuses_host_reads_and_random_draws_with_one_clear_error():
         with lamina.cuda.graph(lamina.cuda.CUDAGraph()):
             F.dropout(model(x), 0.5, training=True)
     assert F.cross_entropy(model(x), y).item() > 0  # the device is usable after a failed capture
+
+
+@pytest.mark.parametrize("stride,padding,dilation,kernel", [(1, 0, 1, 3), (2, 1, 1, 3), (1, 2, 2, 3), (2, 0, 1, 2),
+                                                            (3, 1, 1, 2)])
+def test_the_window_kernels_equal_the_reference(stride, padding, dilation, kernel):
+    from lamina.kernels import gpu, reference
+    from lamina.ops.conv import geometry
+
+    cupy = backend.cuda_module()
+    rng = np.random.default_rng(0)
+    v = cupy.asarray(rng.standard_normal((2, 9, 11, 5)).astype(np.float32))
+    g = geometry((9, 11), (kernel, kernel), stride, padding, dilation)
+    np.testing.assert_allclose(gpu.im2col(v, g).get(), reference.im2col(v, g).get())
+    rows = cupy.asarray(rng.standard_normal((2 * g.out_hw[0] * g.out_hw[1], 4)).astype(np.float32))
+    w = cupy.asarray(rng.standard_normal((4, 5, kernel, kernel)).astype(np.float32))
+    np.testing.assert_allclose(gpu.conv_input_grad(rows, w, g, 2).get(),
+                               cupy.ascontiguousarray(reference.conv_input_grad(rows, w, g, 2)).get(),
+                               rtol=1e-5, atol=1e-5)
+    pool = geometry((9, 11), (kernel, kernel), stride, padding if padding * 2 <= kernel else 0, dilation)
+    for relu in (False, True):
+        best, index = gpu.max_pool(v, pool, relu)
+        best_ref, index_ref = reference.max_pool(v, pool, relu)
+        np.testing.assert_array_equal(best.get(), best_ref.get())
+        np.testing.assert_array_equal(index.get(), index_ref.get())
+    gy = cupy.asarray(rng.standard_normal(best.shape).astype(np.float32))
+    np.testing.assert_allclose(gpu.max_pool_scatter(gy, index, pool, 2).get(),
+                               cupy.ascontiguousarray(reference.max_pool_scatter(gy, index, pool, 2)).get(),
+                               rtol=1e-6, atol=1e-6)

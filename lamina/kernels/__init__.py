@@ -86,7 +86,8 @@ def im2col(v, g):
     """(N * Ho * Wo, kh * kw * C) from v (N, H, W, C): each output position's receptive field, channels-last."""
     fast = _compiled(v, size=v.shape[0] * math.prod(g.out_hw) * math.prod(g.kernel) * v.shape[3])
     if fast is None:
-        return reference.im2col(v, g)
+        gpu = _gpu(v)
+        return reference.im2col(v, g) if gpu is None else gpu.im2col(v, g)
     n, c = v.shape[0], v.shape[3]
     cols = np.empty((n, *g.out_hw, *g.kernel, c), dtype=v.dtype)
     fast.im2col(v, *g.out_hw, *g.kernel, *_window(g), cols)
@@ -98,6 +99,9 @@ def conv_input_grad(rows, w, g, n):
     w (O, C, kh, kw): one matrix product into the receptive fields, then col2im."""
     fast = _compiled(rows, w, size=rows.shape[0] * math.prod(w.shape[1:]))
     if fast is None:
+        gpu = _gpu(rows)
+        if gpu is not None and w.dtype == rows.dtype:
+            return gpu.conv_input_grad(rows, w, g, n)
         return reference.conv_input_grad(rows, w, g, n)
     o, c = w.shape[:2]
     cols = rows @ w.transpose(0, 2, 3, 1).reshape(o, -1)  # (N * Ho * Wo, kh * kw * C), in BLAS
@@ -111,7 +115,8 @@ def max_pool(v, g, relu=False):
     and the kernel position that held it, the first on ties."""
     fast = _compiled(v)
     if fast is None:
-        return reference.max_pool(v, g, relu)
+        gpu = _gpu(v)
+        return reference.max_pool(v, g, relu) if gpu is None else gpu.max_pool(v, g, relu)
     shape = (v.shape[0], *g.out_hw, v.shape[3])
     best = np.empty(shape, dtype=v.dtype)
     index = np.empty(shape, dtype=np.int8 if math.prod(g.kernel) < 128 else np.int32)
@@ -123,7 +128,8 @@ def max_pool_scatter(gy, index, g, n):
     """The input-sized (N, H, W, C) gradient of max pooling: gy (N, Ho, Wo, C) routed to each maximum."""
     fast = _compiled(gy, index)
     if fast is None:
-        return reference.max_pool_scatter(gy, index, g, n)
+        gpu = _gpu(gy)
+        return reference.max_pool_scatter(gy, index, g, n) if gpu is None else gpu.max_pool_scatter(gy, index, g, n)
     out = np.empty((n, *g.in_hw, gy.shape[3]), dtype=gy.dtype)
     fast.max_pool_scatter(gy, index, *g.kernel, *_window(g), reference.tiles(g), out)
     return out

@@ -149,7 +149,12 @@ def matmul(a, b):
 # the training loop reports (lamina stops at a non-finite loss, naming the epoch and batch); ignored rows count
 # for nothing, as in PyTorch. One thread per row: the class counts of classifiers (a few to a few hundred).
 MAX_CLASSES = 1024
-_CROSS_ENTROPY = r"""
+# NVRTC compiles without the C headers: infinity and NaN come from their bit patterns.
+_CONSTANTS = r"""
+#define LAMINA_INF __longlong_as_double(0x7ff0000000000000LL)
+#define LAMINA_NAN __longlong_as_double(0x7ff8000000000000LL)
+"""
+_CROSS_ENTROPY = _CONSTANTS + r"""
 extern "C" __global__ void lamina_ce_forward_{T}(const {T}* x, const long long* labels, {T}* loss, {T}* lse,
                                                   {T}* valid, int n, int c, long long ignore) {{
     int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -163,7 +168,7 @@ extern "C" __global__ void lamina_ce_forward_{T}(const {T}* x, const long long* 
     long long t = labels[i];
     lse[i] = norm;
     if (t == ignore) {{ loss[i] = 0; valid[i] = 0; }}
-    else if (t < 0 || t >= c) {{ loss[i] = NAN; valid[i] = 1; }}
+    else if (t < 0 || t >= c) {{ loss[i] = LAMINA_NAN; valid[i] = 1; }}
     else {{ loss[i] = norm - row[t]; valid[i] = 1; }}
 }}
 
@@ -240,3 +245,160 @@ def cross_entropy_backward(x, labels, saved, gy, ignore_index, reduction):
     _ce_kernel(x.dtype, "backward")((blocks,), (256,), (x, labels, lse, gy, ones, gx, cupy.int32(n), cupy.int32(c),
                                                         cupy.int64(ignore_index), cupy.int32(reduction == "none")))
     return gx
+
+
+# --- windows (convolution, pooling): one launch each, padding read as zeros (or -inf) in place --------------------
+# Images are channels-last (N, H, W, C), as everywhere in lamina's convolution; `g` is lamina.ops.conv.Geometry.
+# Each thread computes one output element; the col2im and pooling gradients gather (each input element sums
+# what reached it) rather than scatter, so no atomics and the same sums in the same order on every run.
+_WINDOWS = _CONSTANTS + r"""
+typedef signed char schar;
+#define WINDOW_ARGS int n, int h, int w, int c, int ho, int wo, int kh, int kw, int sh, int sw, int dh, int dw, \
+                    int pt, int pl
+extern "C" __global__ void lamina_im2col_{T}(const {T}* v, {T}* cols, WINDOW_ARGS) {{
+    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    size_t total = (size_t)n * ho * wo * kh * kw * c;
+    if (e >= total) return;
+    int ch = e % c; size_t t = e / c;
+    int kj = t % kw; t /= kw;
+    int ki = t % kh; t /= kh;
+    int ow = t % wo; t /= wo;
+    int oh = t % ho; int b = t / ho;
+    int y = oh * sh + ki * dh - pt, x = ow * sw + kj * dw - pl;
+    cols[e] = (y >= 0 && y < h && x >= 0 && x < w) ? v[(((size_t)b * h + y) * w + x) * c + ch] : ({T})0;
+}}
+
+extern "C" __global__ void lamina_col2im_{T}(const {T}* cols, {T}* out, WINDOW_ARGS) {{
+    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (size_t)n * h * w * c) return;
+    int ch = e % c; size_t t = e / c;
+    int x = t % w; t /= w;
+    int y = t % h; int b = t / h;
+    {T} total = 0;
+    for (int ki = 0; ki < kh; ++ki) {{
+        int dy = y + pt - ki * dh;
+        if (dy < 0 || dy % sh) continue;
+        int oh = dy / sh;
+        if (oh >= ho) continue;
+        for (int kj = 0; kj < kw; ++kj) {{
+            int dx = x + pl - kj * dw;
+            if (dx < 0 || dx % sw) continue;
+            int ow = dx / sw;
+            if (ow >= wo) continue;
+            total += cols[((((size_t)b * ho + oh) * wo + ow) * kh * kw + ki * kw + kj) * c + ch];
+        }}
+    }}
+    out[e] = total;
+}}
+
+extern "C" __global__ void lamina_max_pool_{T}_{I}(const {T}* v, {T}* best, {I}* index, int relu, WINDOW_ARGS) {{
+    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (size_t)n * ho * wo * c) return;
+    int ch = e % c; size_t t = e / c;
+    int ow = t % wo; t /= wo;
+    int oh = t % ho; int b = t / ho;
+    {T} top = 0;
+    int at = 0;
+    for (int ki = 0; ki < kh; ++ki) {{
+        for (int kj = 0; kj < kw; ++kj) {{
+            int y = oh * sh + ki * dh - pt, x = ow * sw + kj * dw - pl;
+            {T} value = (y >= 0 && y < h && x >= 0 && x < w) ? v[(((size_t)b * h + y) * w + x) * c + ch]
+                                                               : -({T})LAMINA_INF;
+            int k = ki * kw + kj;
+            if (k == 0) {{ top = value; continue; }}
+            if (value > top) {{ top = value; at = k; }}
+            else if (value != value) top = value;  /* NaN wins, as NumPy's maximum gives; the index stays */
+        }}
+    }}
+    if (relu && !(top > 0) && top == top) top = 0;
+    best[e] = top;
+    index[e] = ({I})at;
+}}
+
+extern "C" __global__ void lamina_max_pool_scatter_{T}_{I}(const {T}* gy, const {I}* index, {T}* out,
+                                                         WINDOW_ARGS) {{
+    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (size_t)n * h * w * c) return;
+    int ch = e % c; size_t t = e / c;
+    int x = t % w; t /= w;
+    int y = t % h; int b = t / h;
+    {T} total = 0;
+    for (int ki = 0; ki < kh; ++ki) {{
+        int dy = y + pt - ki * dh;
+        if (dy < 0 || dy % sh) continue;
+        int oh = dy / sh;
+        if (oh >= ho) continue;
+        for (int kj = 0; kj < kw; ++kj) {{
+            int dx = x + pl - kj * dw;
+            if (dx < 0 || dx % sw) continue;
+            int ow = dx / sw;
+            if (ow >= wo) continue;
+            size_t o = (((size_t)b * ho + oh) * wo + ow) * c + ch;
+            if (index[o] == ki * kw + kj) total += gy[o];
+        }}
+    }}
+    out[e] = total;
+}}
+"""
+_window_modules = {}
+
+
+def _window_kernel(dtype, index_dtype, name):
+    ctype = "float" if dtype == cupy.float32 else "double"
+    itype = "schar" if index_dtype == cupy.int8 else "int"
+    module = _window_modules.get((ctype, itype))
+    if module is None:
+        module = _window_modules[ctype, itype] = cupy.RawModule(code=_WINDOWS.format(T=ctype, I=itype))
+    suffix = "" if name in ("im2col", "col2im") else "_" + itype
+    return module.get_function(f"lamina_{name}_{ctype}{suffix}")
+
+
+def _window_args(n, c, g):
+    (pt, _), (pl, _) = g.pads
+    return tuple(cupy.int32(a) for a in (n, *g.in_hw, c, *g.out_hw, *g.kernel, *g.stride, *g.dilation, pt, pl))
+
+
+def _launch(kernel, total, args):
+    kernel(((total + 255) // 256,), (256,), args)
+
+
+def windows_usable(v):
+    return v.dtype in (cupy.float32, cupy.float64)
+
+
+def im2col(v, g):
+    n, c = v.shape[0], v.shape[3]
+    v = cupy.ascontiguousarray(v)
+    cols = cupy.empty((n * g.out_hw[0] * g.out_hw[1], g.kernel[0] * g.kernel[1] * c), dtype=v.dtype)
+    _launch(_window_kernel(v.dtype, cupy.int8, "im2col"), cols.size, (v, cols) + _window_args(n, c, g))
+    return cols
+
+
+def conv_input_grad(rows, w, g, n):
+    o, c = w.shape[:2]
+    weight = cupy.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(o, -1))
+    cols = matmul(cupy.ascontiguousarray(rows), weight)
+    if cols is None:
+        cols = rows @ weight
+    out = cupy.empty((n, *g.in_hw, c), dtype=rows.dtype)
+    _launch(_window_kernel(rows.dtype, cupy.int8, "col2im"), out.size, (cols, out) + _window_args(n, c, g))
+    return out
+
+
+def max_pool(v, g, relu=False):
+    n, c = v.shape[0], v.shape[3]
+    v = cupy.ascontiguousarray(v)
+    index_dtype = cupy.int8 if math.prod(g.kernel) < 128 else cupy.int32
+    best = cupy.empty((n, *g.out_hw, c), dtype=v.dtype)
+    index = cupy.empty(best.shape, dtype=index_dtype)
+    _launch(_window_kernel(v.dtype, index_dtype, "max_pool"), best.size,
+            (v, best, index, cupy.int32(bool(relu))) + _window_args(n, c, g))
+    return best, index
+
+
+def max_pool_scatter(gy, index, g, n):
+    c = gy.shape[3]
+    out = cupy.empty((n, *g.in_hw, c), dtype=gy.dtype)
+    _launch(_window_kernel(gy.dtype, index.dtype, "max_pool_scatter"), out.size,
+            (cupy.ascontiguousarray(gy), cupy.ascontiguousarray(index), out) + _window_args(n, c, g))
+    return out

@@ -158,7 +158,7 @@ class Conv2d(Function):
         n, o = x.shape[0], w.shape[0]
         if self.groups == 1:
             cols = _im2col(x, self.g)
-            out = cols @ _weight_rows(w).T
+            out = kernels.matmul(cols, _weight_rows(w).T)
         else:
             out = xp.empty((n * math.prod(self.g.out_hw), o), dtype=x.dtype)
             cols = []
@@ -257,7 +257,7 @@ class Conv2dWeightGrad(Function):
         rows = _rows(gy)
         if self.groups == 1:
             cols = self.cols if self.cols is not None else _im2col(x, self.g)
-            return _weight_from_rows(rows.T @ cols, self.w_shape)
+            return _weight_from_rows(kernels.matmul(rows.T, cols), self.w_shape)
         out = xp.empty(self.w_shape, dtype=x.dtype)
         for k, (cs, os_) in enumerate(zip(_groups(x.shape[1], self.groups), _groups(self.w_shape[0], self.groups))):
             cols = self.cols[k] if self.cols is not None else _im2col(x[:, cs], self.g)
