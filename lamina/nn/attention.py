@@ -14,7 +14,7 @@ import numpy as np
 
 from lamina import ops
 from lamina.autograd import Tensor, as_operand, wrap
-from lamina.backend import default_float
+from lamina.backend import array_module, default_float, get_array_module
 from lamina.creation import empty, zeros
 from lamina.nn import functional as F
 from lamina.nn import init
@@ -26,10 +26,11 @@ from lamina.ops.attention import attention
 from lamina.ops.nn import linear_relu
 
 
-def generate_square_subsequent_mask(sz, dtype=None):
-    """The causal mask for `sz` positions: 0 on and below the diagonal, -inf above (a float mask)."""
-    mask = np.triu(np.full((sz, sz), -np.inf, dtype=dtype or default_float), k=1)
-    return wrap(mask)
+def generate_square_subsequent_mask(sz, dtype=None, device=None):
+    """The causal mask for `sz` positions: 0 on and below the diagonal, -inf above (a float mask), on `device`
+    (default: the default device)."""
+    xp = array_module(device)
+    return wrap(xp.triu(xp.full((sz, sz), -np.inf, dtype=dtype or default_float), k=1))
 
 
 class MultiheadAttention(Module):
@@ -94,10 +95,10 @@ class MultiheadAttention(Module):
         batch, length, source, heads = query.shape[0], query.shape[1], key.shape[1], self.num_heads
         scores = (batch, heads, length, source)
         if attn_mask is None and is_causal:
-            attn_mask = generate_square_subsequent_mask(length, query.dtype)
+            attn_mask = generate_square_subsequent_mask(length, query.dtype, query.device)
         bias = None
         if attn_mask is not None:
-            m = attn_mask.array if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+            m = attn_mask.array if isinstance(attn_mask, Tensor) else get_array_module(query.array).asarray(attn_mask)
             if m.ndim == 3:
                 if m.shape != (batch * heads, length, source):
                     raise ValueError(f"{name}: a 3-D attn_mask should have shape {(batch * heads, length, source)}, "
@@ -106,14 +107,15 @@ class MultiheadAttention(Module):
             elif m.shape != (length, source):
                 raise ValueError(f"{name}: attn_mask should have shape {(length, source)} or "
                                  f"{(batch * heads, length, source)}, got {m.shape}")
-            bias = _additive(attn_mask, query.dtype, False, f"{name}: attn_mask", scores)
+            bias = _additive(attn_mask, query.dtype, False, f"{name}: attn_mask", scores, query)
         if key_padding_mask is not None:
-            m = key_padding_mask.array if isinstance(key_padding_mask, Tensor) else np.asarray(key_padding_mask)
+            m = (key_padding_mask.array if isinstance(key_padding_mask, Tensor)
+                 else get_array_module(query.array).asarray(key_padding_mask))
             expected = (source,) if unbatched else (batch, source)
             if m.shape != expected:
                 raise ValueError(f"{name}: key_padding_mask should have shape {expected}, got {m.shape}")
             padding = _additive(m.reshape(batch, 1, 1, source), query.dtype, False, f"{name}: key_padding_mask",
-                                scores)
+                                scores, query)
             bias = padding if bias is None else bias + padding
         dropout_p = self.dropout if self.training else 0.0
         scale = 1 / math.sqrt(self.head_dim)

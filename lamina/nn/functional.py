@@ -7,7 +7,7 @@ import numpy as np
 
 from lamina import ops
 from lamina.autograd import Tensor, as_operand, no_grad, wrap
-from lamina.backend import generator, get_array_module
+from lamina.backend import generator_for, get_array_module
 from lamina.ops import conv as conv_ops
 from lamina.ops import linear, relu, sigmoid, tanh  # noqa: F401  (re-exported)
 from lamina.ops.conv import avg_pool2d, conv2d, conv_transpose2d, max_pool2d  # noqa: F401  (re-exported)
@@ -16,6 +16,7 @@ from lamina.ops.nn import (  # noqa: F401  (the fused loss kernels, re-exported)
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
     check_reduction,
+    check_same_device,
     check_same_shape,
     cross_entropy,
     legacy_reduction,
@@ -74,9 +75,8 @@ def dropout(input, p=0.5, training=True):
         return input
     if p == 1:
         return input * 0
-    keep = generator().random(input.shape, dtype=np.float32) >= p
-    xp = get_array_module(input.array)
-    scale = xp.asarray(keep) * input.dtype.type(1 / (1 - p))  # one pass, straight to the input's dtype
+    keep = generator_for(input.array).random(input.shape, dtype=np.float32) >= p  # drawn on input's device
+    scale = keep * input.dtype.type(1 / (1 - p))  # one pass, straight to the input's dtype
     return input * wrap(scale)
 
 
@@ -86,10 +86,11 @@ def one_hot(tensor, num_classes=-1):
         raise TypeError(f"one_hot: labels must be integers, not {labels.dtype}")
     if num_classes < 0:
         num_classes = int(labels.max()) + 1
-    return wrap(np.eye(num_classes, dtype=np.int64)[labels])
+    return wrap(get_array_module(labels).eye(num_classes, dtype=np.int64)[labels])
 
 
 def embedding(input, weight, padding_idx=None):
+    check_same_device("embedding", weight, input)  # CuPy would take host indices silently; PyTorch refuses
     indices = as_operand(input).array
     if indices.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, not {indices.dtype}")
@@ -190,7 +191,7 @@ def dropout2d(input, p=0.5, training=True):
         raise ValueError(f"dropout2d: probability must be in [0, 1], got {p}")
     if not training or p == 0:
         return input
-    keep = generator().random(input.shape[:2], dtype=np.float32) >= p
+    keep = generator_for(input.array).random(input.shape[:2], dtype=np.float32) >= p
     scale = keep * input.dtype.type(1 / (1 - p)) if p < 1 else keep.astype(input.dtype)
     return input * wrap(scale.reshape(*input.shape[:2], *([1] * (input.ndim - 2))))
 
@@ -233,6 +234,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         centered = input - ops.reshape(mean, shape)
         var = (centered * centered).mean(axes)
         if running_mean is not None:
+            check_same_device("batch_norm", input, running_mean)
             with no_grad():  # running statistics use the unbiased variance, as PyTorch
                 running_mean.array *= 1 - momentum
                 running_mean.array += momentum * mean.array
@@ -271,8 +273,13 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     return out
 
 
+def _host(value):
+    """A NumPy array of `value` (a tensor on any device, an array, a list or a number)."""
+    return value._host_array() if isinstance(value, Tensor) else np.asarray(value)
+
+
 def _lengths(value, batch, what):
-    array = np.asarray(value.numpy() if isinstance(value, Tensor) else value)
+    array = np.asarray(value._host_array() if isinstance(value, Tensor) else value)
     if array.shape != (batch,) or array.dtype.kind not in "iu":
         raise ValueError(f"ctc_loss: {what} must hold one integer per sequence ({batch}), got shape {array.shape} "
                          f"and dtype {array.dtype}")
@@ -303,12 +310,13 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     steps, batch, classes = log_probs.shape
     if not 0 <= blank < classes:
         raise ValueError(f"ctc_loss: blank {blank} is not a class of log_probs with {classes} classes")
-    targets = np.asarray(targets.numpy() if isinstance(targets, Tensor) else targets)
+    # targets and lengths are checked and laid out on the host (small); the op moves them to log_probs' device
+    targets = np.asarray(targets._host_array() if isinstance(targets, Tensor) else targets)
     if unbatched and targets.ndim == 1:
         targets = targets[None]
-    input_lengths = _lengths(np.atleast_1d(np.asarray(input_lengths)) if unbatched else input_lengths, batch,
+    input_lengths = _lengths(np.atleast_1d(_host(input_lengths)) if unbatched else input_lengths, batch,
                              "input_lengths")
-    target_lengths = _lengths(np.atleast_1d(np.asarray(target_lengths)) if unbatched else target_lengths, batch,
+    target_lengths = _lengths(np.atleast_1d(_host(target_lengths)) if unbatched else target_lengths, batch,
                               "target_lengths")
     if targets.dtype.kind not in "iu":
         raise TypeError(f"ctc_loss: targets must be integers, not {targets.dtype}")
@@ -346,7 +354,7 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     if reduction == "sum":
         return loss.sum()
     divisor = np.maximum(target_lengths, 1).astype(log_probs.dtype)
-    return (loss / wrap(divisor)).mean()
+    return (loss / wrap(get_array_module(loss.array).asarray(divisor))).mean()
 
 
 # --- more activations (issue 12): compositions of ops, so gradients of every order come from those ----------
@@ -585,11 +593,12 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
 
 
 # --- attention ----------------------------------------------------------------------------------------------
-def _additive(mask, dtype, may_attend, where, shape):
-    """A mask as something to add to the scores: a constant array for bool masks, the tensor itself for floats."""
+def _additive(mask, dtype, may_attend, where, shape, like):
+    """A mask as something to add to the scores: a constant array for bool masks, the tensor itself for floats.
+    A mask given as an array or a list lands on the device of the tensor `like`."""
     if mask is None:
         return None
-    data = mask.array if isinstance(mask, Tensor) else np.asarray(mask)
+    data = mask.array if isinstance(mask, Tensor) else get_array_module(like.array).asarray(mask)
     try:
         np.broadcast_shapes(data.shape, shape)
     except ValueError:
@@ -631,9 +640,11 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if is_causal and attn_mask is not None:
         raise ValueError("scaled_dot_product_attention: pass either attn_mask or is_causal, not both")
     if is_causal:
-        attn_mask = np.tril(np.ones((length, source), dtype=bool))
+        xp = get_array_module(query.array)
+        attn_mask = xp.tril(xp.ones((length, source), dtype=bool))
     scores_shape = (*np.broadcast_shapes(query.shape[:-2], key.shape[:-2]), length, source)
-    bias = _additive(attn_mask, query.dtype, True, "scaled_dot_product_attention: attn_mask", scores_shape)
+    bias = _additive(attn_mask, query.dtype, True, "scaled_dot_product_attention: attn_mask", scores_shape,
+                     query)
     scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
     return _attend(query, key, value, bias, dropout_p, scale)[0]
 

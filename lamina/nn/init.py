@@ -2,8 +2,10 @@
 
 import math
 
+import numpy as np
+
 from lamina.autograd import no_grad
-from lamina.backend import generator
+from lamina.backend import generator_for
 
 
 def calculate_gain(nonlinearity, param=None):
@@ -31,16 +33,19 @@ def _calculate_fan_in_and_fan_out(tensor):
 
 def _fill(tensor, values):
     with no_grad():
-        tensor.array[...] = values
+        tensor.array[...] = values  # a GPU draw goes into a GPU tensor: no copy across devices
     return tensor
 
 
 def uniform_(tensor, a=0.0, b=1.0):
-    return _fill(tensor, generator().uniform(a, b, tensor.shape))
+    return _fill(tensor, generator_for(tensor.array).uniform(a, b, tensor.shape))  # drawn where tensor lives
 
 
 def normal_(tensor, mean=0.0, std=1.0):
-    return _fill(tensor, generator().normal(mean, std, tensor.shape))
+    rng = generator_for(tensor.array)
+    if isinstance(rng, np.random.Generator):
+        return _fill(tensor, rng.normal(mean, std, tensor.shape))
+    return _fill(tensor, rng.standard_normal(tensor.shape) * std + mean)  # CuPy's generator has no normal()
 
 
 def constant_(tensor, val):

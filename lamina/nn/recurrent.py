@@ -20,7 +20,8 @@ import math
 import numpy as np
 
 from lamina import ops
-from lamina.backend import default_float
+from lamina.autograd import Tensor
+from lamina.backend import default_float, get_array_module
 from lamina.creation import empty, zeros
 from lamina.nn import functional as F
 from lamina.nn import init
@@ -34,7 +35,8 @@ def _batch_sizes(lengths, steps, batch, layer):
     """Sort order and per-step batch sizes for `lengths` (None when every sequence runs all steps)."""
     if lengths is None:
         return None, None
-    lengths = np.asarray(lengths.numpy() if hasattr(lengths, "numpy") else lengths)
+    # on the host, wherever the tensor lives: the lengths decide the batch size of each step
+    lengths = np.asarray(lengths._host_array() if isinstance(lengths, Tensor) else lengths)
     if lengths.shape != (batch,) or lengths.dtype.kind not in "iu":
         raise ValueError(f"{layer}: lengths must hold one integer per sequence ({batch}), got shape {lengths.shape} "
                          f"and dtype {lengths.dtype}")
@@ -51,7 +53,7 @@ def _run_layer(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, batch_sizes):
     steps, batch = x.shape[:2]
     flat = ops.reshape(x, (steps * batch, x.shape[2]))
     if mode == "GRU":
-        b_hh = b_hh if b_hh is not None else zeros(w_hh.shape[0], dtype=w_hh.dtype)
+        b_hh = b_hh if b_hh is not None else zeros(w_hh.shape[0], dtype=w_hh.dtype, xp=get_array_module(w_hh.array))
         gx = ops.reshape(F.linear(flat, w_ih, b_ih), (steps, batch, -1))
         seq = gru_sequence(gx, h0, w_hh, b_hh, reverse, batch_sizes)
     else:
@@ -134,10 +136,11 @@ class RNNBase(Module):
             self._check_state(h0, batch, "h_0")
             if c0 is not None:
                 self._check_state(c0, batch, "c_0")
+        xp = get_array_module(input.array)  # the initial states live on the input's device
         if h0 is None:
-            h0 = zeros(*states, dtype=input.dtype)
+            h0 = zeros(*states, dtype=input.dtype, xp=xp)
         if c0 is None and self.mode == "LSTM":
-            c0 = zeros(*states, dtype=input.dtype)
+            c0 = zeros(*states, dtype=input.dtype, xp=xp)
         order, batch_sizes = _batch_sizes(lengths, steps, batch, name)
         if order is not None:  # longest first, so that each step runs on a prefix of the batch
             x, h0 = x[:, order], h0[:, order]
@@ -240,7 +243,8 @@ class RNNCellBase(Module):
         unbatched = input.ndim == 1
         x = ops.unsqueeze(input, 0) if unbatched else input
         batch = x.shape[0]
-        states = [zeros(batch, self.hidden_size, dtype=input.dtype)] * (2 if self.mode == "LSTM" else 1)
+        xp = get_array_module(input.array)  # the initial states live on the input's device
+        states = [zeros(batch, self.hidden_size, dtype=input.dtype, xp=xp)] * (2 if self.mode == "LSTM" else 1)
         if hx is not None:
             given = list(hx) if self.mode == "LSTM" else [hx]
             for i, state in enumerate(given):

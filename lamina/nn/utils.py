@@ -3,6 +3,7 @@
 import numpy as np
 
 from lamina.autograd import Tensor, no_grad, wrap
+from lamina.backend import get_array_module
 
 
 def _with_grads(parameters):
@@ -26,7 +27,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     if scale < 1:
         for g in grads:
             g *= scale
-    return wrap(np.asarray(total, dtype=grads[0].dtype))
+    return wrap(get_array_module(grads[0]).asarray(total, dtype=grads[0].dtype))  # on the gradients' device
 
 
 @no_grad()
@@ -36,13 +37,15 @@ def clip_grad_value_(parameters, clip_value):
 
 
 def parameters_to_vector(parameters):
-    return wrap(np.concatenate([p.array.reshape(-1) for p in parameters]))
+    arrays = [p.array.reshape(-1) for p in parameters]
+    return wrap(get_array_module(arrays[0]).concatenate(arrays) if arrays else np.concatenate(arrays))
 
 
 @no_grad()
 def vector_to_parameters(vec, parameters):
-    data = vec.array if isinstance(vec, Tensor) else np.asarray(vec)
     parameters = list(parameters)
+    xp = get_array_module(parameters[0].array) if parameters else np
+    data = vec.array if isinstance(vec, Tensor) else xp.asarray(vec)
     total = sum(p.array.size for p in parameters)
     if data.size != total:
         raise ValueError(f"vector_to_parameters: vector has {data.size} elements, the parameters {total}")

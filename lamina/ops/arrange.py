@@ -140,11 +140,12 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
     """
     x = _input(input, "repeat_interleave")
     if repeats is None:  # the one-argument form: input holds the counts
-        return repeat_interleave(wrap(np.arange(x.shape[0] if x.ndim else 1)), x)
+        return repeat_interleave(wrap(get_array_module(x.array).arange(x.shape[0] if x.ndim else 1)), x)
     if dim is None:
         x, dim = reshape(x, -1), 0
     d = _dim(dim, x.ndim, "repeat_interleave")
-    counts = repeats.array if isinstance(repeats, Tensor) else np.asarray(repeats)
+    # on the host: the counts decide the result's shape (getitem moves the index to x's device)
+    counts = repeats._host_array() if isinstance(repeats, Tensor) else np.asarray(repeats)
     if counts.dtype.kind not in "iu" or counts.ndim > 1 or counts.size not in (1, x.shape[d]) or (counts < 0).any():
         raise ValueError(f"repeat_interleave: repeats must be a non-negative int or one per element of dim {dim} "
                          f"({x.shape[d]}), got {counts.tolist()}")

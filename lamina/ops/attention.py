@@ -17,7 +17,7 @@ import numpy as np
 
 from lamina import kernels
 from lamina.autograd import Function, is_grad_enabled, wrap
-from lamina.backend import generator, get_array_module
+from lamina.backend import generator_for, get_array_module
 from lamina.ops.linalg import matmul
 from lamina.ops.nn import differentiate_reference
 from lamina.ops.reductions import softmax
@@ -102,7 +102,7 @@ def attention(q, k, v, heads, scale, bias=None, dropout_p=0.0):
     if dropout_p > 0:
         length, source = q.shape[1], (q.shape[1] if packed else k.shape[1])
         shape = (q.shape[0], heads, source, length)  # transposed, as the op holds the weights
-        keep = get_array_module(ref).asarray(generator().random(shape, dtype=np.float32) >= dropout_p)
+        keep = generator_for(ref).random(shape, dtype=np.float32) >= dropout_p  # drawn on the device of q
         keep = keep * ref.dtype.type(1 / (1 - dropout_p))
     op = Attention(heads, scale, bias, keep, packed)
     return op(q) if packed else op(q, k, v)

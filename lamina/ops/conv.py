@@ -311,8 +311,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
         return out
     # PyTorch's indices: the flat position h * W + w of each window's maximum in its input plane
     ki, kj = np.divmod(pool.index.astype(np.int64), g.kernel[1])
-    rows = np.arange(g.out_hw[0])[:, None, None] * g.stride[0] - g.pads[0][0] + ki * g.dilation[0]
-    cols = np.arange(g.out_hw[1])[None, :, None] * g.stride[1] - g.pads[1][0] + kj * g.dilation[1]
+    xp = get_array_module(ki)
+    rows = xp.arange(g.out_hw[0])[:, None, None] * g.stride[0] - g.pads[0][0] + ki * g.dilation[0]
+    cols = xp.arange(g.out_hw[1])[None, :, None] * g.stride[1] - g.pads[1][0] + kj * g.dilation[1]
     return out, wrap(_nchw(rows * input.shape[3] + cols))
 def relu_max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     """max_pool2d(relu(input)) as one op: no full-size ReLU output forward, no full-size mask backward.
@@ -397,7 +398,7 @@ class WindowMean(Function):
         total = None
         for _, _, rows, cols in _offsets(self.g):
             total = v[:, rows, cols].copy() if total is None else total.__iadd__(v[:, rows, cols])
-        return _nchw(total / _divisor_nhwc(self.divisor, x.dtype))
+        return _nchw(total / _divisor_nhwc(self.divisor, x))
 
     def backward(self, gy):
         return WindowMeanAdjoint(self.g, self.divisor, self.input_shapes[0])(gy)
@@ -420,7 +421,7 @@ class WindowMeanAdjoint(Function):
         self.g, self.divisor, self.x_shape = g, divisor, tuple(x_shape)
 
     def forward(self, gy):
-        share = _nhwc(gy) / _divisor_nhwc(self.divisor, gy.dtype)
+        share = _nhwc(gy) / _divisor_nhwc(self.divisor, gy)
         xp = get_array_module(gy)
         window_values = xp.broadcast_to(share[:, :, :, None, None, :], (*share.shape[:3], *self.g.kernel,
                                                                         share.shape[3]))
@@ -430,10 +431,11 @@ class WindowMeanAdjoint(Function):
         return WindowMean(self.g, self.divisor)(ggx)
 
 
-def _divisor_nhwc(divisor, dtype):
+def _divisor_nhwc(divisor, like):
+    """The divisor in the dtype, and on the device, of `like` (pool_divisor counts on the host)."""
     if isinstance(divisor, (int, float)):
-        return dtype.type(divisor)
-    return divisor.astype(dtype)[None, :, :, None]
+        return like.dtype.type(divisor)
+    return get_array_module(like).asarray(divisor.astype(like.dtype))[None, :, :, None]
 
 
 def pool_divisor(g, count_include_pad, dtype):

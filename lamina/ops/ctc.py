@@ -11,19 +11,20 @@ whole batch and every position s at once.
 import numpy as np
 
 from lamina.autograd import Function, is_grad_enabled, wrap
+from lamina.backend import get_array_module
 
 _NEG_INF = -np.inf
 
 
 def _shift(a, k):
     """a shifted right by k positions along the last axis, -inf filling in."""
-    out = np.full_like(a, _NEG_INF)
+    out = get_array_module(a).full_like(a, _NEG_INF)
     out[..., k:] = a[..., :a.shape[-1] - k]
     return out
 
 
 def _shift_left(a, k):
-    out = np.full_like(a, _NEG_INF)
+    out = get_array_module(a).full_like(a, _NEG_INF)
     out[..., :a.shape[-1] - k] = a[..., k:]
     return out
 
@@ -45,18 +46,28 @@ class CTCLoss(Function):
 
     def _emissions(self, log_probs):
         """lp[t, n, l'_s] for every t, n, s: (T, N, L)."""
-        return np.take_along_axis(log_probs, np.broadcast_to(self.extended[None], (log_probs.shape[0],
+        xp = get_array_module(log_probs)
+        return xp.take_along_axis(log_probs, xp.broadcast_to(self.extended[None], (log_probs.shape[0],
                                                                                    *self.extended.shape)), 2)
 
+    def _to_device_of(self, log_probs):
+        """The targets and lengths (made on the host by ctc_loss) on the device of log_probs."""
+        xp = get_array_module(log_probs)
+        if xp is not np:
+            for name in ("extended", "input_lengths", "target_lengths", "skip"):
+                setattr(self, name, xp.asarray(getattr(self, name)))
+        return xp
+
     def forward(self, log_probs):
+        xp = self._to_device_of(log_probs)
         steps, batch = log_probs.shape[:2]
         emit = self._emissions(log_probs)
         positions = self.extended.shape[1]
-        alpha = np.full((steps, batch, positions), _NEG_INF, dtype=log_probs.dtype)
+        alpha = xp.full((steps, batch, positions), _NEG_INF, dtype=log_probs.dtype)
         alpha[0, :, 0] = emit[0, :, 0]
         if positions > 1:
             alpha[0, :, 1] = np.where(self.target_lengths > 0, emit[0, :, 1], _NEG_INF)
-        skip_penalty = np.where(self.skip, 0, _NEG_INF).astype(log_probs.dtype)
+        skip_penalty = xp.where(self.skip, 0, _NEG_INF).astype(log_probs.dtype)
         with np.errstate(invalid="ignore"):  # -inf - -inf inside logaddexp when nothing can reach a position
             for t in range(1, steps):
                 prev = alpha[t - 1]
@@ -65,7 +76,7 @@ class CTCLoss(Function):
                 a += emit[t]
                 running = (t < self.input_lengths)[:, None]
                 alpha[t] = np.where(running, a, prev)  # a finished sequence keeps its last alpha
-        rows = np.arange(batch)
+        rows = xp.arange(batch)
         last = alpha[self.input_lengths - 1, rows]  # (N, L) at each sequence's last frame
         ends = 2 * self.target_lengths
         end_blank = last[rows, ends]
@@ -87,12 +98,13 @@ class CTCLoss(Function):
         log_probs = self.inputs[0].array
         alpha, emit = self.alpha, self.emit
         steps, batch, positions = alpha.shape
-        rows = np.arange(batch)
-        skip_from = np.zeros_like(self.skip)  # l'_{s+2} may be reached from l'_s
+        xp = get_array_module(alpha)
+        rows = xp.arange(batch)
+        skip_from = xp.zeros_like(self.skip)  # l'_{s+2} may be reached from l'_s
         skip_from[:, :-2] = self.skip[:, 2:]
-        skip_penalty = np.where(skip_from, 0, _NEG_INF).astype(alpha.dtype)
-        beta = np.full_like(alpha, _NEG_INF)
-        start = np.full((batch, positions), _NEG_INF, dtype=alpha.dtype)  # beta at each sequence's last frame
+        skip_penalty = xp.where(skip_from, 0, _NEG_INF).astype(alpha.dtype)
+        beta = xp.full_like(alpha, _NEG_INF)
+        start = xp.full((batch, positions), _NEG_INF, dtype=alpha.dtype)  # beta at each sequence's last frame
         ends = 2 * self.target_lengths
         with np.errstate(invalid="ignore"):
             for t in range(steps - 1, -1, -1):
@@ -116,8 +128,8 @@ class CTCLoss(Function):
             # the posterior of passing through l'_s at frame t, in [0, 1]: alpha beta / (p(l|x) y_t(l'_s))
             occupancy = np.exp(alpha + beta - emit + loss[None, :, None])
         occupancy = np.nan_to_num(occupancy, nan=0.0) if self.zero_infinity else occupancy
-        onehot = np.zeros((batch, positions, log_probs.shape[2]), dtype=alpha.dtype)
-        onehot[rows[:, None], np.arange(positions)[None], self.extended] = 1
+        onehot = xp.zeros((batch, positions, log_probs.shape[2]), dtype=alpha.dtype)
+        onehot[rows[:, None], xp.arange(positions)[None], self.extended] = 1
         # d(-log p)/d lp[t, n, c] = -sum over the positions s with l'_s = c of the occupancy
         grad = -np.matmul(occupancy.transpose(1, 0, 2), onehot).transpose(1, 0, 2)
         if self.zero_infinity:

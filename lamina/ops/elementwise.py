@@ -462,7 +462,8 @@ def where(condition, input, other):
     >>> lamina.where(x > 0, x, 0.0).tolist()
     [0.0, 2.0]
     """
-    condition = condition.array if isinstance(condition, Tensor) else condition
+    given_tensor = isinstance(condition, Tensor)
+    condition = condition.array if given_tensor else condition
     if not is_array(condition):
         condition = np.asarray(condition)
     if condition.dtype != np.bool_:
@@ -471,6 +472,11 @@ def where(condition, input, other):
         input, other = _pair(input, other)
     else:
         input, other = as_operand(input), as_operand(other)
+    if type(condition) is not type(input.array) and device_of(condition) != device_of(input.array):
+        if given_tensor or device_of(condition).type != "cpu":
+            raise RuntimeError(f"where: expected all tensors to be on the same device, but found at least two "
+                               f"devices, {device_of(condition)} and {device_of(input.array)}")
+        condition = get_array_module(input.array).asarray(condition)  # a constant condition joins the tensors
     return Where(condition)(input, other)
 
 

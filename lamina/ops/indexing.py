@@ -64,7 +64,7 @@ def nonzero(input, *, as_tuple=False):
     found = get_array_module(array).nonzero(array.reshape(1) if array.ndim == 0 else array)
     if as_tuple:
         return tuple(wrap(i.astype(np.int64)) for i in found)
-    return wrap(np.stack(found, axis=1).astype(np.int64).reshape(-1, array.ndim))
+    return wrap(get_array_module(array).stack(found, axis=1).astype(np.int64).reshape(-1, array.ndim))
 
 
 def argwhere(input):
@@ -82,7 +82,7 @@ def where(condition, input=None, other=None):
 
 def _scatter_index(x, dim, index, op):
     d = _dim(dim, x.ndim, op)
-    index = index.array if isinstance(index, Tensor) else np.asarray(index)
+    index = index.array if isinstance(index, Tensor) else get_array_module(x.array).asarray(index)
     if index.dtype.kind not in "iu":
         raise TypeError(f"{op}: index must be an integer tensor, not {index.dtype}")
     if index.ndim != x.ndim or any(i > n for k, (i, n) in enumerate(zip(index.shape, x.shape)) if k != d):

@@ -4,7 +4,7 @@ and bernoulli draws."""
 import numpy as np
 
 from lamina.autograd import Tensor, wrap
-from lamina.backend import default_float, get_array_module
+from lamina.backend import array_module, default_float, device_of, get_array_module
 from lamina.backend import generator as random_source
 
 
@@ -38,7 +38,8 @@ def set_default_dtype(d):
 
 def empty_like(input, *, dtype=None, requires_grad=False, device=None, layout=None, memory_format=None):
     """A new tensor of input's shape and dtype (unless given); zero-filled, where PyTorch leaves it uninitialized."""
-    out = wrap(get_array_module(input.array).zeros(input.shape, dtype=dtype or input.dtype))
+    xp = get_array_module(input.array) if device is None else array_module(device)
+    out = wrap(xp.zeros(input.shape, dtype=dtype or input.dtype))
     return out.requires_grad_() if requires_grad else out
 
 
@@ -52,7 +53,8 @@ def bernoulli(input, p=None, *, generator=None):
     probability = input.array if p is None else p
     if input.dtype.kind != "f":
         raise TypeError(f"bernoulli: input must be a float tensor, not {input.dtype}")
-    if np.any((np.asarray(probability) < 0) | (np.asarray(probability) > 1)):
+    probability = get_array_module(input.array).asarray(probability)  # on input's device, as the draws
+    if bool(((probability < 0) | (probability > 1)).any()):
         raise ValueError("bernoulli: probabilities must lie in [0, 1]")
-    draws = random_source(generator).random(input.shape) < probability
+    draws = random_source(generator, device_of(input.array)).random(input.shape) < probability
     return wrap(draws.astype(input.dtype))

@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from lamina import kernels
-from lamina.autograd import Function, as_operand, grad, is_grad_enabled, wrap
+from lamina.autograd import Function, Tensor, _refuse_mixed_devices, as_operand, grad, is_grad_enabled, wrap
 from lamina.backend import get_array_module
 from lamina.ops.elementwise import clamp, exp, log, maximum, sigmoid
 from lamina.ops.linalg import MatMul
@@ -321,8 +321,17 @@ def _class_last(input):
     return reshape(moved, -1, input.shape[1])
 
 
+def check_same_device(op, a, b):
+    """One RuntimeError naming `op` and both devices when tensors a and b, whose arrays the op mixes outside a
+    Function, live on different devices (a Function's own inputs are checked by Function.__call__)."""
+    if isinstance(b, Tensor) and type(a.array) is not type(b.array):
+        _refuse_mixed_devices(op, (a, b))
+
+
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """Negative log-likelihood of class indices under log-probabilities `input` (N, C, ...)."""
+    check_same_device("nll_loss", input, target)
+    check_same_device("nll_loss", input, weight)
     labels = as_operand(target).array
     if labels.dtype.kind not in "iu":
         raise TypeError(f"nll_loss: target must hold class indices (integers), not {labels.dtype}")
@@ -336,7 +345,8 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     if ((labels < 0) | (labels >= classes))[valid].any():
         raise IndexError(f"nll_loss: target holds classes outside [0, {classes}) (shape {input.shape})")
     safe = np.where(valid, labels, 0)
-    w = np.ones(classes, dtype=input.dtype) if weight is None else as_operand(weight).array.astype(input.dtype)
+    w = (get_array_module(labels).ones(classes, dtype=input.dtype) if weight is None
+         else as_operand(weight).array.astype(input.dtype))
     sample_w = w[safe] * valid
     picked = gather(logp, 1, safe[:, None]).reshape(-1)
     loss = -picked * wrap(sample_w)

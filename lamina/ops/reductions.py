@@ -332,12 +332,12 @@ class CumProd(Function):
 def _cumprod_grad_with_zeros(x, gy, axis):
     """sum over j >= k of gy_j * prod(x_i, i <= j, i != k), for every k at once: the running products of n
     copies of x, copy k with x_k set to 1 (n times the memory; only inputs holding zeros come here)."""
-    n = x.shape[axis]
+    n, xp = x.shape[axis], get_array_module(x.array)
     shape = [1] * (x.ndim + 1)
     shape[0], shape[axis + 1] = n, n
-    left_out = wrap(np.eye(n, dtype=bool).reshape(shape))  # copy k, position i: i == k
+    left_out = wrap(xp.eye(n, dtype=bool).reshape(shape))  # copy k, position i: i == k
     products = cumprod(where(left_out, 1.0, unsqueeze(x, 0)), axis + 1)
-    later = wrap(np.triu(np.ones((n, n), dtype=gy.dtype)).reshape(shape))  # copy k, position j: j >= k
+    later = wrap(xp.triu(xp.ones((n, n), dtype=gy.dtype)).reshape(shape))  # copy k, position j: j >= k
     grads = sum(products * unsqueeze(gy, 0) * later, axis + 1)  # (k, the other dims)
     return permute(grads, *range(1, axis + 1), 0, *range(axis + 1, x.ndim))
 

@@ -373,6 +373,17 @@ def _is_basic(index):
     return all(isinstance(i, (numbers.Integral, slice)) or i is None or i is Ellipsis for i in items)
 
 
+def index_on_device(index, array):
+    """`index` with its NumPy arrays moved to the device of `array` (CuPy refuses NumPy index arrays in add.at
+    and assignments); on the CPU, `index` itself."""
+    xp = get_array_module(array)
+    if xp is np:
+        return index
+    if isinstance(index, tuple):
+        return tuple(index_on_device(i, array) for i in index)
+    return xp.asarray(index) if isinstance(index, np.ndarray) else index
+
+
 def _raw_index(index):
     if isinstance(index, Tensor):
         return index.array
@@ -390,6 +401,7 @@ class GetItem(Function):
         self.index = index
 
     def forward(self, a):
+        self.index = index_on_device(self.index, a)
         return a[self.index]
 
     def backward(self, gy):
@@ -431,6 +443,7 @@ class GetItemGrad(Function):
     def forward(self, gy):
         xp = get_array_module(gy)
         out = xp.zeros(self.shape, dtype=gy.dtype)
+        self.index = index_on_device(self.index, gy)
         if _is_basic(self.index):
             out[self.index] = gy
         else:
@@ -466,6 +479,7 @@ class IndexPut(Function):
 
     def forward(self, a, value):
         out = a.copy()
+        self.index = index_on_device(self.index, a)
         out[self.index] = value
         return out
 

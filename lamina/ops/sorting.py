@@ -79,7 +79,7 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
     x, d = _along(_input(input, "topk"), dim, "topk")
     if not 0 <= k <= x.shape[d]:
         raise ValueError(f"topk: k ({k}) must lie in [0, {x.shape[d]}], the size of dim {dim}")
-    index = np.take(_order(x.array, d, largest), np.arange(k), axis=d)
+    index = _order(x.array, d, largest)[(slice(None),) * d + (slice(0, k),)]
     return _pick(x, d, index, True, topk_result, input.shape if input.ndim == 0 else None)
 
 
@@ -87,7 +87,8 @@ def _rank(input, position, dim, keepdim, op, result):
     """The value at sorted `position` (an int, or an array of one per slice) along dim, and its index."""
     x, d = _along(_input(input, op), dim, op)
     slice_shape = x.shape[:d] + (1,) + x.shape[d + 1:]
-    index = np.take_along_axis(_order(x.array, d, False), np.broadcast_to(position, slice_shape), axis=d)
+    xp = get_array_module(x.array)
+    index = xp.take_along_axis(_order(x.array, d, False), xp.broadcast_to(xp.asarray(position), slice_shape), axis=d)
     return _pick(x, d, index, keepdim or input.ndim == 0, result, input.shape if input.ndim == 0 else None)
 
 
@@ -119,8 +120,8 @@ def _median_position(array, axis):
         raise ValueError("median: cannot take the median of an empty dim")
     if array.dtype.kind != "f":
         return (n - 1) // 2
-    nans = np.isnan(array).sum(axis=axis, keepdims=True)
-    return np.where(nans > 0, n - nans, (n - 1) // 2)
+    nans = get_array_module(array).isnan(array).sum(axis=axis, keepdims=True)
+    return get_array_module(array).where(nans > 0, n - nans, (n - 1) // 2)
 
 
 def mode(input, dim=-1, keepdim=False):
@@ -130,25 +131,28 @@ def mode(input, dim=-1, keepdim=False):
     2
     """
     x, d = _along(_input(input, "mode"), dim, "mode")
-    rows = np.moveaxis(x.array, d, -1).reshape(-1, x.shape[d])
+    host = x._host_array()  # a loop over rows: on the host, whichever device holds x
+    rows = np.moveaxis(host, d, -1).reshape(-1, x.shape[d])
     last = np.empty(len(rows), dtype=np.int64)
     for r, row in enumerate(rows):
         values, counts = np.unique(row, return_counts=True)
         best = values[np.argmax(counts)]
         last[r] = len(row) - 1 - np.argmax(row[::-1] == best)
-    index = np.moveaxis(last.reshape(np.moveaxis(x.array, d, -1).shape[:-1] + (1,)), -1, d)
+    index = np.moveaxis(last.reshape(np.moveaxis(host, d, -1).shape[:-1] + (1,)), -1, d)
+    index = get_array_module(x.array).asarray(index)
     return _pick(x, d, index, keepdim or input.ndim == 0, mode_result, input.shape if input.ndim == 0 else None)
 
 
 def _running(input, dim, op, ufunc, result):
     x, d = _along(_input(input, op), dim, op)
     array = x.array
-    best = ufunc.accumulate(array, axis=d)
+    best = getattr(get_array_module(array), ufunc.__name__).accumulate(array, axis=d)
     hit = array == best  # a new (or tied) best takes over the index, as in PyTorch
     if array.dtype.kind == "f":
         hit |= np.isnan(array)
-    positions = np.arange(array.shape[d]).reshape((-1,) + (1,) * (array.ndim - d - 1))
-    index = np.maximum.accumulate(np.where(hit, positions, 0), axis=d)
+    xp = get_array_module(array)
+    positions = xp.arange(array.shape[d]).reshape((-1,) + (1,) * (array.ndim - d - 1))
+    index = xp.maximum.accumulate(xp.where(hit, positions, 0), axis=d)
     return _pick(x, d, index, True, result, input.shape)
 
 
@@ -193,7 +197,7 @@ def bincount(input, weights=None, minlength=0):
         raise ValueError("bincount: input must not hold negative values")
     if weights is None:
         return wrap(np.bincount(x.array, minlength=minlength).astype(np.int64))
-    w = weights.array if isinstance(weights, Tensor) else np.asarray(weights)
+    w = weights.array if isinstance(weights, Tensor) else get_array_module(x.array).asarray(weights)
     if w.shape != x.shape:
         raise ValueError(f"bincount: weights of shape {w.shape} must match input of shape {x.shape}")
     dtype = w.dtype if w.dtype.kind == "f" else np.float64
