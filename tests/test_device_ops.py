@@ -7,6 +7,7 @@ weights; the values and gradients must agree and every result must be a stand-in
 """
 
 import copy
+import os
 
 import cuda_standin
 import numpy as np
@@ -17,14 +18,22 @@ import lamina
 import lamina.nn as nn
 import lamina.nn.functional as F
 
+# LAMINA_DEVICE_TESTS=cuda runs the same sweep on a real GPU through CuPy instead of the stand-in.
+REAL_GPU = os.environ.get("LAMINA_DEVICE_TESTS") == "cuda"
+
 
 @pytest.fixture(autouse=True)
 def _standin():
+    if REAL_GPU:
+        yield
+        return
     with cuda_standin.installed():
         yield
 
 
 def _on_device(array):
+    if REAL_GPU:
+        return type(array).__module__.startswith("cupy")
     return isinstance(array, cuda_standin.ndarray)
 
 
