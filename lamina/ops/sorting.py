@@ -145,15 +145,14 @@ def mode(input, dim=-1, keepdim=False):
 
 def _running(input, dim, op, ufunc, result):
     x, d = _along(_input(input, op), dim, op)
-    array = x.array
-    best = getattr(get_array_module(array), ufunc.__name__).accumulate(array, axis=d)
+    array = x._host_array()  # the indices on the host: CuPy has no maximum.accumulate (the values gather on x's device)
+    best = ufunc.accumulate(array, axis=d)
     hit = array == best  # a new (or tied) best takes over the index, as in PyTorch
     if array.dtype.kind == "f":
         hit |= np.isnan(array)
-    xp = get_array_module(array)
-    positions = xp.arange(array.shape[d]).reshape((-1,) + (1,) * (array.ndim - d - 1))
-    index = xp.maximum.accumulate(xp.where(hit, positions, 0), axis=d)
-    return _pick(x, d, index, True, result, input.shape)
+    positions = np.arange(array.shape[d]).reshape((-1,) + (1,) * (array.ndim - d - 1))
+    index = np.maximum.accumulate(np.where(hit, positions, 0), axis=d)
+    return _pick(x, d, get_array_module(x.array).asarray(index), True, result, input.shape)
 
 
 def cummax(input, dim):
