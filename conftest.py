@@ -10,3 +10,7 @@ import lamina
 def _doctest_names(doctest_namespace):
     lamina.manual_seed(0)
     doctest_namespace.update(lamina=lamina, np=np)
+
+
+# lamina.kernels.gpu builds CuPy kernels when imported: only where a GPU is usable.
+collect_ignore = [] if lamina.cuda.is_available() else ["lamina/kernels/gpu.py"]

@@ -3,7 +3,7 @@
 The data lives on the GPU for both frameworks (as a user moves a dataset there once); each run is one pass of
 training continuing the same model (steady state) and ends by synchronizing the device, so the clock reads
 finished work. Each lever is a column of its own: lamina with its fused CuPy kernels off (the NumPy-reference
-code running on CuPy), on, and with forward and backward replayed from a CUDA graph (lamina.cuda.GraphedStep).
+code running on CuPy), on, and with forward and backward replayed from a CUDA graph (lamina.training.GraphedStep).
 """
 
 import statistics
@@ -21,7 +21,7 @@ def lamina_run(build, samples, image, batch, graphed=False):
     xs, ys = lamina.from_numpy(x).to("cuda"), lamina.from_numpy(y).to("cuda")
     model = _lamina_model(build, _weights(build)).to("cuda")
     opt = lamina.optim.Adam(model.parameters(), lr=1e-3)
-    step = lamina.cuda.GraphedStep(model, F.cross_entropy)
+    step = lamina.training.GraphedStep(model, F.cross_entropy)
 
     def run():
         for start in range(0, samples, batch):

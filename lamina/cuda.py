@@ -48,7 +48,7 @@ def memory_allocated(device=None):
     return backend.cuda_module().get_default_memory_pool().used_bytes() if is_available() else 0
 
 
-__all__ = ["CUDAGraph", "GraphedStep", "current_device", "device_count", "get_device_name", "graph", "is_available",
+__all__ = ["CUDAGraph", "current_device", "device_count", "get_device_name", "graph", "is_available",
            "manual_seed", "manual_seed_all", "memory_allocated", "set_device", "synchronize"]
 
 
@@ -130,55 +130,3 @@ class graph:
             raise RuntimeError(f"lamina.cuda.graph: the capture failed ({failure})") from failure
         self.cuda_graph._graph = captured
         return False
-
-
-class GraphedStep:
-    """Forward, loss and backward of a model as one CUDA graph per batch shape; the optimizer steps outside.
-
-    `step = GraphedStep(model, loss_fn)`, then `loss = step(x, y)` in place of `loss = loss_fn(model(x), y);
-    loss.backward()`: the first `warmup` calls of a shape run as usual, the next captures, every later one
-    copies x and y into the captured inputs and replays. Gradients land in each parameter's `.grad` as after
-    `zero_grad(); loss.backward()` (a replay does not add to earlier gradients). The returned loss is the
-    captured one, overwritten by the next call: read it (`.item()`) before calling again, or clone it.
-    """
-
-    def __init__(self, model, loss_fn, warmup=2):
-        self.model, self.loss_fn, self.warmup = model, loss_fn, int(warmup)
-        self.graphs = {}  # (x shape, y shape, training) -> (graph, static x, static y, loss, gradient arrays)
-        self.calls = {}
-
-    def __call__(self, x, y):
-        from lamina.autograd import wrap
-
-        key = (tuple(x.shape), tuple(y.shape), x.dtype, y.dtype, self.model.training)
-        entry = self.graphs.get(key)
-        if entry is None:
-            seen = self.calls[key] = self.calls.get(key, 0) + 1
-            if seen <= self.warmup:
-                return self._eager(x, y)
-            entry = self.graphs[key] = self._capture(x, y)
-        cuda_graph, static_x, static_y, loss, grads = entry
-        static_x.array[...] = x.array
-        static_y.array[...] = y.array
-        cuda_graph.replay()
-        for p, g in zip(self.model.parameters(), grads):
-            p.grad = None if g is None else wrap(g)
-        return loss
-
-    def _eager(self, x, y):
-        for p in self.model.parameters():
-            p.grad = None
-        loss = self.loss_fn(self.model(x), y)
-        loss.backward()
-        return loss
-
-    def _capture(self, x, y):
-        static_x, static_y = x.detach().clone(), y.detach().clone()
-        for p in self.model.parameters():
-            p.grad = None
-        cuda_graph = CUDAGraph()
-        with graph(cuda_graph):
-            loss = self.loss_fn(self.model(static_x), static_y)
-            loss.backward()
-        grads = [None if p.grad is None else p.grad.array for p in self.model.parameters()]
-        return cuda_graph, static_x, static_y, loss.detach(), grads

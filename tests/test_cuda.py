@@ -263,7 +263,7 @@ def test_a_graphed_step_trains_exactly_as_the_eager_loop():
     for graphed in (False, True):
         model, batches = _mlp_and_batches()
         opt = lamina.optim.Adam(model.parameters(), lr=1e-2)
-        step = lamina.cuda.GraphedStep(model, F.cross_entropy)
+        step = lamina.training.GraphedStep(model, F.cross_entropy)
         losses[graphed] = []
         for x, y in batches:
             if graphed:

@@ -11,6 +11,7 @@ from lamina.training.callbacks import (
     ProgressBar,
     TerminateOnNaN,
 )
+from lamina.training.graphs import GraphedStep
 from lamina.training.loop import (
     NonFiniteLossError,
     SingleProcess,
@@ -24,7 +25,7 @@ from lamina.training.loop import (
 )
 
 __all__ = [
-    "CSVLogger", "Callback", "EarlyStopping", "History", "LearningRateScheduler", "ModelCheckpoint",
+    "CSVLogger", "Callback", "EarlyStopping", "GraphedStep", "History", "LearningRateScheduler", "ModelCheckpoint",
     "NonFiniteLossError", "ProgressBar", "SingleProcess", "TerminateOnNaN", "Trainer", "TrainingError",
     "compile_model", "evaluate", "fit", "make_loader", "metrics", "predict",
 ]
