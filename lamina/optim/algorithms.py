@@ -5,9 +5,8 @@ hyperparameters so that float32 stays float32. SGD's and Adam's steps are
 kernels (lamina.kernels): one fused pass per parameter on the compiled path.
 """
 
-import numpy as np
-
 from lamina import kernels
+from lamina.backend import get_array_module
 from lamina.optim.optimizer import Optimizer
 
 
@@ -31,7 +30,7 @@ class SGD(Optimizer):
         if group["momentum"]:
             buf = state.get("momentum_buffer")
             if buf is None:  # the first step fills it with the gradient, as PyTorch does
-                buf, first = state.setdefault("momentum_buffer", np.empty_like(param.array)), True
+                buf, first = state.setdefault("momentum_buffer", get_array_module(grad).empty_like(param.array)), True
         kernels.sgd_step(param.array, grad, buf, group["lr"], group["momentum"], group["dampening"],
                          group["weight_decay"], group["nesterov"], first)
 
@@ -50,11 +49,12 @@ class Adam(Optimizer):
 
     def _update(self, group, param, grad, state):
         if not state:
+            xp = get_array_module(param.array)
             state["step"] = 0
-            state["exp_avg"] = np.zeros_like(param.array)
-            state["exp_avg_sq"] = np.zeros_like(param.array)
+            state["exp_avg"] = xp.zeros_like(param.array)
+            state["exp_avg_sq"] = xp.zeros_like(param.array)
             if group["amsgrad"]:
-                state["max_exp_avg_sq"] = np.zeros_like(param.array)
+                state["max_exp_avg_sq"] = xp.zeros_like(param.array)
         state["step"] += 1
         beta1, beta2 = group["betas"]
         kernels.adam_step(param.array, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
@@ -81,15 +81,16 @@ class RMSprop(Optimizer):
                                       centered=centered, maximize=maximize))
 
     def _update(self, group, param, grad, state):
+        xp = get_array_module(param.array)
         if group["weight_decay"]:
             grad = grad + group["weight_decay"] * param.array
         if not state:
             state["step"] = 0
-            state["square_avg"] = np.zeros_like(param.array)
+            state["square_avg"] = xp.zeros_like(param.array)
             if group["momentum"]:
-                state["momentum_buffer"] = np.zeros_like(param.array)
+                state["momentum_buffer"] = xp.zeros_like(param.array)
             if group["centered"]:
-                state["grad_avg"] = np.zeros_like(param.array)
+                state["grad_avg"] = xp.zeros_like(param.array)
         state["step"] += 1
         alpha = group["alpha"]
         square_avg = state["square_avg"]
@@ -98,9 +99,9 @@ class RMSprop(Optimizer):
         if group["centered"]:
             grad_avg = state["grad_avg"]
             grad_avg += (1 - alpha) * (grad - grad_avg)
-            avg = np.sqrt(square_avg - grad_avg * grad_avg)
+            avg = xp.sqrt(square_avg - grad_avg * grad_avg)
         else:
-            avg = np.sqrt(square_avg)
+            avg = xp.sqrt(square_avg)
         avg += group["eps"]
         if group["momentum"]:
             buf = state["momentum_buffer"]
@@ -120,15 +121,16 @@ class Adagrad(Optimizer):
                                       initial_accumulator_value=initial_accumulator_value, maximize=maximize))
 
     def _update(self, group, param, grad, state):
+        xp = get_array_module(param.array)
         if not state:
             state["step"] = 0
-            state["sum"] = np.full_like(param.array, group["initial_accumulator_value"])
+            state["sum"] = xp.full_like(param.array, group["initial_accumulator_value"])
         state["step"] += 1
         if group["weight_decay"]:
             grad = grad + group["weight_decay"] * param.array
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
         state["sum"] += grad * grad
-        std = np.sqrt(state["sum"])
+        std = xp.sqrt(state["sum"])
         std += group["eps"]
         param.array -= clr * grad / std
 
@@ -145,10 +147,11 @@ class Adadelta(Optimizer):
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
 
     def _update(self, group, param, grad, state):
+        xp = get_array_module(param.array)
         if not state:
             state["step"] = 0
-            state["square_avg"] = np.zeros_like(param.array)
-            state["acc_delta"] = np.zeros_like(param.array)
+            state["square_avg"] = xp.zeros_like(param.array)
+            state["acc_delta"] = xp.zeros_like(param.array)
         state["step"] += 1
         if group["weight_decay"]:
             grad = grad + group["weight_decay"] * param.array
@@ -156,7 +159,7 @@ class Adadelta(Optimizer):
         square_avg, acc_delta = state["square_avg"], state["acc_delta"]
         square_avg *= rho
         square_avg += (1 - rho) * grad * grad
-        delta = np.sqrt(acc_delta + eps) / np.sqrt(square_avg + eps) * grad
+        delta = xp.sqrt(acc_delta + eps) / xp.sqrt(square_avg + eps) * grad
         acc_delta *= rho
         acc_delta += (1 - rho) * delta * delta
         param.array -= group["lr"] * delta

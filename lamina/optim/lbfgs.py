@@ -8,10 +8,9 @@ The parameters are handled as one flat vector, so every parameter group shares o
 
 import math
 
-import numpy as np
-
 from lamina.autograd import enable_grad, no_grad
-from lamina.optim.optimizer import Optimizer
+from lamina.backend import get_array_module
+from lamina.optim.optimizer import Optimizer, host_copy
 
 
 class LBFGS(Optimizer):
@@ -43,7 +42,8 @@ class LBFGS(Optimizer):
 
     # --- the parameters as one flat vector ------------------------------------------------------
     def _flat_grad(self):
-        return np.concatenate([np.zeros(p.array.size, p.array.dtype) if p.grad is None else p.grad.array.ravel()
+        xp = get_array_module(self._params[0].array)  # on the parameters' device: the whole method runs there
+        return xp.concatenate([xp.zeros(p.array.size, p.array.dtype) if p.grad is None else p.grad.array.ravel()
                                for p in self._params])
 
     def _add(self, t, direction):
@@ -74,12 +74,13 @@ class LBFGS(Optimizer):
         group = self.param_groups[0]
         lr, max_iter, max_eval = group["lr"], group["max_iter"], group["max_eval"]
         tol_grad, tol_change, history_size = group["tolerance_grad"], group["tolerance_change"], group["history_size"]
+        self._follow_parameters()
         state = self.state.setdefault(self._params[0], {"func_evals": 0, "n_iter": 0})
 
         loss, g, orig_loss = self._evaluate(closure)  # what step returns: the closure's loss, as it gave it
         evals = 1
         state["func_evals"] += 1
-        if np.abs(g).max() <= tol_grad:
+        if float(abs(g).max()) <= tol_grad:
             return orig_loss
 
         d, t = state.get("d"), state.get("t")
@@ -95,7 +96,7 @@ class LBFGS(Optimizer):
                 d, h_diag = self._direction(g, prev_g, d, t, old_dirs, old_steps, ro, h_diag, history_size)
             prev_g, prev_loss = g.copy(), loss
             # the first step ever is scaled down by the gradient's size; later ones trust the curvature
-            t = min(1.0, 1.0 / np.abs(g).sum()) * lr if state["n_iter"] == 1 else lr
+            t = min(1.0, 1.0 / float(abs(g).sum())) * lr if state["n_iter"] == 1 else lr
             gtd = float(g @ d)
             if gtd > -tol_change:  # not a descent direction (any more)
                 break
@@ -112,8 +113,8 @@ class LBFGS(Optimizer):
                     ls_evals = 1
             evals += ls_evals
             state["func_evals"] += ls_evals
-            if (n_iter == max_iter or evals >= max_eval or np.abs(g).max() <= tol_grad
-                    or np.abs(d * t).max() <= tol_change or abs(loss - prev_loss) < tol_change):
+            if (n_iter == max_iter or evals >= max_eval or float(abs(g).max()) <= tol_grad
+                    or float(abs(d * t).max()) <= tol_change or abs(loss - prev_loss) < tol_change):
                 break
 
         state.update(d=d, t=t, old_dirs=old_dirs, old_stps=old_steps, ro=ro, H_diag=h_diag, prev_flat_grad=prev_g,
@@ -146,7 +147,7 @@ class LBFGS(Optimizer):
         for values in packed["state"].values():
             for key in ("old_dirs", "old_stps", "ro"):
                 if key in values:
-                    values[key] = [v.copy() if isinstance(v, np.ndarray) else v for v in values[key]]
+                    values[key] = [host_copy(v) for v in values[key]]
         return packed
 
 
@@ -167,7 +168,7 @@ def _cubic_minimum(x1, f1, g1, x2, f2, g2, bounds=None):
 
 def _strong_wolfe(evaluate, t, d, f, g, gtd, tolerance_change, c1=1e-4, c2=0.9, max_ls=25):
     """A step length t along d meeting the strong Wolfe conditions: (loss, grad, t, evaluations)."""
-    d_norm = float(np.abs(d).max())
+    d_norm = float(abs(d).max())
     f_new, g_new = evaluate(t)
     evals, gtd_new = 1, float(g_new @ d)
     t_prev, f_prev, g_prev, gtd_prev = 0.0, f, g, gtd

@@ -1,10 +1,32 @@
-"""The Optimizer base: parameter groups, per-parameter state, and state dicts."""
+"""The Optimizer base: parameter groups, per-parameter state, and state dicts.
+
+State lives on its parameter's device. A model moved after its optimizer was
+built (`model.to("cuda")`) keeps the same Parameter objects, so the optimizer
+notices the move at its next step (one type check per step) and moves its state
+along; state dicts always hold host (NumPy) arrays, as a file does.
+"""
 
 import copy
 
-import numpy as np
-
 from lamina.autograd import Tensor, no_grad, zero_grad
+from lamina.backend import CPU, device_of, get_array_module, is_array, to_device
+
+
+def host_copy(value):
+    """A NumPy copy of a state array wherever it lives; anything else as it is."""
+    if not is_array(value):
+        return value
+    return value.copy() if device_of(value) is CPU else to_device(value, CPU)
+
+
+def on_device_of(value, param):
+    """A state value made to live with `param`: an array copied onto its device, lists of arrays alike."""
+    if isinstance(value, list):
+        return [on_device_of(v, param) for v in value]
+    if not is_array(value):
+        return value
+    where = device_of(param.array)
+    return value.copy() if device_of(value) == where else to_device(value, where)
 
 
 class Optimizer:
@@ -19,6 +41,7 @@ class Optimizer:
         self.state = {}  # Parameter -> dict of arrays and counters
         self._scratch_buffers = {}  # Parameter -> a work array of its shape, reused every step, never saved
         self.param_groups = []
+        self._state_array_type = None  # the array type of the first parameter when state was last placed
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
@@ -52,6 +75,7 @@ class Optimizer:
 
             with enable_grad():
                 loss = closure()
+        self._follow_parameters()
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
@@ -68,8 +92,21 @@ class Optimizer:
     def _scratch(self, param):
         buffer = self._scratch_buffers.get(param)
         if buffer is None or buffer.shape != param.array.shape or buffer.dtype != param.array.dtype:
-            buffer = self._scratch_buffers[param] = np.empty_like(param.array)
+            buffer = self._scratch_buffers[param] = get_array_module(param.array).empty_like(param.array)
         return buffer
+
+    def _follow_parameters(self):
+        """Move the state to the parameters' devices if the model moved since the last step. Checked by the
+        type of the first parameter's array only: a model moves as a whole (Module.to)."""
+        first = self.param_groups[0]["params"][0].array
+        if type(first) is self._state_array_type:
+            return
+        for param, values in self.state.items():
+            for key, value in values.items():
+                if is_array(value) or isinstance(value, list):
+                    values[key] = on_device_of(value, param)
+        self._scratch_buffers.clear()
+        self._state_array_type = type(first)
 
     # --- state dicts: parameters are referred to by their index over all groups -----------------
     def state_dict(self):
@@ -83,8 +120,7 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p in self.state:
-                    state[index[id(p)]] = {k: (v.copy() if isinstance(v, np.ndarray) else v)
-                                           for k, v in self.state[p].items()}
+                    state[index[id(p)]] = {k: host_copy(v) for k, v in self.state[p].items()}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
@@ -103,10 +139,12 @@ class Optimizer:
             p = params[int(key)]
             restored = {}
             for k, v in values.items():
-                if isinstance(v, np.ndarray) and v.shape == p.shape:
+                if is_array(v) and v.shape == p.shape:
                     v = v.astype(p.array.dtype)  # state lives in the parameter's dtype
-                restored[k] = v.copy() if isinstance(v, np.ndarray) else v
+                restored[k] = on_device_of(v, p)  # and on its device, as PyTorch loads it
             self.state[p] = restored
+        self._scratch_buffers.clear()
+        self._state_array_type = type(params[0].array) if params else None
 
     def __repr__(self):
         lines = [f"{type(self).__name__} ("]
