@@ -322,8 +322,8 @@ def _refuse_pickle(path):
 def _host(value):
     """A NumPy array of a tensor's or an array's values, copied from the GPU when it lives there."""
     data = value.array if isinstance(value, Tensor) else value
-    if backend.is_array(data) and not isinstance(data, np.ndarray):
-        return data.get()  # CuPy
+    if backend.is_array(data):
+        return backend.to_device(data, backend.CPU)
     return np.asarray(data)
 
 
@@ -520,47 +520,79 @@ def _from_file(source, read):
 MAX_FILE_OBJECT_BYTES = 16 << 30
 
 
-def load(path, model=None, map_location=None, weights_only=None, mmap=None):
+def _placement(map_location, device):
+    """Where `load` puts what it reads: a device, or a callable given each tensor, from PyTorch's map_location
+    (a device or its name, a dict, a callable) or lamina's device=. A lamina file records no device (a GPU
+    model's file is the same as a CPU one's), so a dict is read for the file's location, "cpu"."""
+    if device is not None and map_location is not None:
+        raise ValueError("load: give map_location or device, not both")
+    where = device if device is not None else map_location
+    if isinstance(where, dict):
+        where = where.get("cpu", where.get(backend.CPU))
+    if where is None or callable(where) and not isinstance(where, backend.device):
+        return where
+    return backend.resolve_device(where, "load")
+
+
+def _placed(value, where):
+    """An array or tensor (kind kept) put where `_placement` said: on a device, or through a callable."""
+    if where is None:
+        return value
+    if callable(where) and not isinstance(where, backend.device):
+        placed = where(value if isinstance(value, Tensor) else wrap(value), "cpu")
+        return placed if isinstance(value, Tensor) or not isinstance(placed, Tensor) else placed.array
+    return value.to(where) if isinstance(value, Tensor) else backend.to_device(value, where)
+
+
+def load(path, model=None, map_location=None, weights_only=None, mmap=None, device=None):
     """Read a model saved by `save`; with `model` given, load the weights into it instead.
 
     A file holding only a state dict returns that state dict (as arrays); so
     does a .safetensors file from elsewhere (PyTorch's, say), whose weights load
     into the equivalent lamina model with `load(path, model=model)`. Weights that
     are NaN or infinite load, with a warning. `path` may be an open binary file.
-    PyTorch's `map_location`, `weights_only` and `mmap` are accepted: a lamina
-    file never holds code, so loading is always as safe as weights_only=True
-    asks, and everything loads into host memory ("cpu").
+    `map_location` (as PyTorch's: "cpu", "cuda", "cuda:1", a lamina.device, a
+    dict, or a callable given each tensor and "cpu") or `device` says where the
+    model or arrays go; without either, a new model loads on the CPU and a
+    given `model` keeps its device. PyTorch's `weights_only` and `mmap` are
+    accepted: a lamina file never holds code, so loading is always as safe as
+    weights_only=True asks.
     """
-    if map_location not in (None, "cpu") and str(map_location) != "cpu":
-        raise ValueError(f"load: map_location={map_location!r}: lamina loads into host memory only ('cpu'); "
-                         "move the model afterwards")
+    where = _placement(map_location, device)
     if hasattr(path, "read"):
-        return _from_file(path, lambda p: load(p, model))
+        return _from_file(path, lambda p: load(p, model, device=where))
     document, arrays = _read(path)
     state = _model_state(arrays)
     _warn_if_not_finite(state, path)
     if document.get("object") in ("ndarray", "Tensor") and "value" in state:  # a saved array or tensor, as saved
-        return state["value"] if document["object"] == "ndarray" else wrap(state["value"])
+        value = state["value"] if document["object"] == "ndarray" else wrap(state["value"])
+        return _placed(value, where)
     if model is None:
         if document.get("architecture") is None:
-            return state
+            return OrderedDict((k, _placed(v, where)) for k, v in state.items())
         model = _rebuild(document["architecture"], state, path)
     _load_weights(model, state, path)
+    if isinstance(where, backend.device):
+        model.to(where)
+    elif where is not None:  # a callable: each parameter and buffer goes where it says
+        for t in list(model.parameters()) + list(model.buffers()):
+            t.array = _placed(t.array, where)
     model.eval()
     return model
 
 
-def load_checkpoint(path, model=None, optimizer=None, scheduler=None, restore_rng=True):
+def load_checkpoint(path, model=None, optimizer=None, scheduler=None, restore_rng=True, map_location=None, device=None):
     """Restore a checkpoint: weights into `model` (built from the file if None), optimizer and scheduler state,
     and lamina's random generator as it was when the checkpoint was written, so that a resumed run draws
     the same shuffles, augmentations and dropout masks as one that never stopped (restore_rng=False keeps
-    the generator as it is).
+    the generator as it is). `map_location` or `device` put the model where training resumes, as in `load`;
+    the optimizer's state follows each parameter's device.
 
     Returns a dict with the model, the epoch, the history and the metadata.
     """
     document, arrays = _read(path)
     _check_progress(document, path)
-    model = load(path, model)
+    model = load(path, model, map_location, device=device)
     model.train()
     if optimizer is not None:
         saved = document.get("optimizer")

@@ -5,7 +5,7 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from lamina.autograd import Tensor, to_arguments, wrap, zero_grad
-from lamina.backend import as_array, device_of, to_device
+from lamina.backend import as_array, device_of, is_array, to_device
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -280,8 +280,10 @@ class Module:
         for key, value in state_dict.items():
             if key not in targets:
                 continue
-            array = value.array if isinstance(value, Tensor) else as_array(np.asarray(value))
+            array = value.array if isinstance(value, Tensor) else value if is_array(value) else \
+                as_array(np.asarray(value))
             target = targets[key]
+            array = to_device(array, device_of(target.array))  # across devices, as PyTorch's copy_
             if tuple(array.shape) != target.shape:
                 raise ValueError(f"load_state_dict: {key} has shape {tuple(array.shape)} in the state dict, "
                                  f"{tuple(target.shape)} in the model")

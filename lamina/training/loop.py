@@ -22,6 +22,7 @@ import numpy as np
 
 from lamina import nn, optim
 from lamina.autograd import Tensor, no_grad, wrap
+from lamina.backend import CPU, device_of, get_array_module, is_array, to_device
 from lamina.data import DataLoader, TensorDataset
 from lamina.errors import LaminaError
 from lamina.nn import functional as F
@@ -94,8 +95,32 @@ class SingleProcess:
         return stopping
 
 
+def model_device(model):
+    """The device a model computes on: that of its first parameter (None for a model without parameters,
+    which computes wherever its inputs are)."""
+    first = next(model.parameters(), None)
+    return None if first is None else device_of(first.array)
+
+
+def to_model_device(data, where):
+    """A batch (a tensor, an array, or tuples, lists and dicts of them) moved to device `where`; what is
+    there already, and anything not an array, stays as it is."""
+    if where is None:
+        return data
+    if isinstance(data, Tensor):
+        return data if device_of(data.array) == where else data.to(where)
+    if is_array(data):
+        return wrap(to_device(data, where))
+    if isinstance(data, (tuple, list)):
+        return type(data)(to_model_device(d, where) for d in data)
+    if isinstance(data, dict):
+        return {k: to_model_device(v, where) for k, v in data.items()}
+    return data
+
+
 def _as_array(x, name):
-    array = x.array if isinstance(x, Tensor) else np.asarray(x)
+    # data for a DataLoader lives on the host (fit moves each batch to the model's device)
+    array = x._host_array() if isinstance(x, Tensor) else to_device(x, CPU) if is_array(x) else np.asarray(x)
     if array.dtype == np.float64:
         array = array.astype(np.float32)  # inputs follow lamina's float32 default, as Keras casts to floatx
     if array.dtype.kind not in "biuf":
@@ -150,7 +175,7 @@ def _targets_for(loss_fn, y, output):
     probabilities = loss_fn in _PROBABILITY_TARGET_LOSSES or isinstance(loss_fn, _PROBABILITY_TARGET_MODULES)
     if (probabilities or soft_classes) and y.array.size and (y.array.min() < 0 or y.array.max() > 1):
         raise ValueError(f"fit: the loss reads the targets as probabilities in [0, 1], but they range over "
-                         f"[{y.array.min():g}, {y.array.max():g}]")
+                         f"[{float(y.array.min()):g}, {float(y.array.max()):g}]")
     return y
 
 
@@ -218,13 +243,18 @@ class Trainer:
         self._loss_sum += loss.item() * n
         self._count += n
         logs = {"loss": self._loss_sum / self._count}
+        host = None
         for m in self._streaming:
-            m.update(y.array, output.array)
+            if isinstance(m, metric_lib.BUILT_IN):  # lamina's metrics compute on the arrays' device
+                m.update(y.array, output.array)
+            else:  # a user's metric gets NumPy arrays, wherever the model runs
+                host = host or (y._host_array(), output._host_array())
+                m.update(*host)
             logs[m.name] = m.result()
         return logs
 
     def compute_loss(self, batch):
-        x, y = batch
+        x, y = to_model_device(batch, model_device(self.model))
         output = self.model(x)
         return self.loss_fn(output, _targets_for(self.loss_fn, y, output)), y, output
 
@@ -246,9 +276,10 @@ class Trainer:
         self.reset_metrics()
         self.model.train()
         logs = {}
+        where = model_device(self.model)
         for batch, data in enumerate(loader):
             callbacks.on_train_batch_begin(batch)
-            logs = self.model.train_step(data)
+            logs = self.model.train_step(to_model_device(data, where))
             self._check_finite(logs, epoch, batch)
             callbacks.on_train_batch_end(batch, logs)
             # every process stops together, or the others would wait for it forever
@@ -340,9 +371,10 @@ class Trainer:
         self.model.eval()
         self.reset_metrics()
         results = {"loss": 0.0, **{m.name: m.result() for m in self._streaming}}
+        where = model_device(self.model)
         try:
             for data in loader:
-                results = self.model.test_step(data)
+                results = self.model.test_step(to_model_device(data, where))
         finally:
             self.model.train(was_training)
         if verbose:
@@ -352,19 +384,23 @@ class Trainer:
 
 @no_grad()
 def predict(model, x, batch_size=256):
-    """The model's outputs for every sample, as one NumPy array, computed in eval mode."""
+    """The model's outputs for every sample, as one NumPy array (on the host, wherever the model computes),
+    computed in eval mode."""
     if isinstance(x, DataLoader):
         batches = (b[0] for b in x)
     else:
         array = _as_array(x, "x")
         batches = (wrap(array[i:i + batch_size]) for i in range(0, len(array), batch_size))
     was_training = model.training
+    where = model_device(model)
     model.eval()
     try:
-        outputs = [model(xb).array for xb in batches]
+        outputs = [model(to_model_device(xb, where)).array for xb in batches]
     finally:
         model.train(was_training)
-    return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
+    if not outputs:
+        return np.zeros((0,), np.float32)
+    return to_device(get_array_module(outputs[0]).concatenate(outputs), CPU)  # one copy back from a GPU
 
 
 register_trainer(Trainer, predict, TrainingError)

@@ -3,20 +3,34 @@
 Predictions may be class scores of shape (N, C), from which the class is the
 argmax, or one score per sample for binary tasks, thresholded at `threshold`
 (0 for logits, 0.5 for probabilities).
+
+The arrays may live on a GPU (CuPy): the metrics compute there, and only the
+result, a Python float, comes back. Counts of a confusion matrix are small and
+are reduced on the host.
 """
 
 import numpy as np
 
+from lamina.backend import CPU, get_array_module, is_array, to_device
+
+
+def _array(values):
+    return values if is_array(values) else np.asarray(values)
+
+
+def _host(values):
+    return to_device(values, CPU) if is_array(values) else np.asarray(values)
+
 
 def _classes(y_pred, threshold=0.0):
-    y_pred = np.asarray(y_pred)
+    y_pred = _array(y_pred)
     if y_pred.ndim >= 2 and y_pred.shape[-1] > 1:
         return y_pred.argmax(axis=-1)
     return (y_pred.reshape(len(y_pred), -1)[:, 0] > threshold).astype(np.int64)
 
 
 def _labels(y_true):
-    y_true = np.asarray(y_true)
+    y_true = _array(y_true)
     if y_true.ndim == 2 and y_true.shape[1] > 1:  # one-hot or class probabilities
         return y_true.argmax(axis=1)
     return y_true.reshape(len(y_true)).astype(np.int64)
@@ -27,7 +41,8 @@ def accuracy(y_true, y_pred, threshold=0.0):
 
 
 def top_k_accuracy(y_true, y_pred, k=5):
-    top = np.argsort(np.asarray(y_pred), axis=1)[:, -k:]
+    y_pred = _array(y_pred)
+    top = get_array_module(y_pred).argsort(y_pred, axis=1)[:, -k:]
     return float((top == _labels(y_true)[:, None]).any(axis=1).mean())
 
 
@@ -35,11 +50,13 @@ def confusion_matrix(y_true, y_pred, num_classes=None, threshold=0.0):
     """counts[i, j]: samples of true class i predicted as class j."""
     true, pred = _labels(y_true), _classes(y_pred, threshold)
     if num_classes is None:
-        num_classes = int(max(true.max(initial=0), pred.max(initial=0))) + 1
-    return np.bincount(true * num_classes + pred, minlength=num_classes**2).reshape(num_classes, num_classes)
+        num_classes = int(max(true.max(), pred.max())) + 1 if true.size else 1
+    xp = get_array_module(true)
+    return xp.bincount(true * num_classes + pred, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
 def _per_class(counts):
+    counts = _host(counts)
     tp = np.diag(counts).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         precision = np.where(counts.sum(0) > 0, tp / counts.sum(0), 0.0)
@@ -62,11 +79,12 @@ def f1(y_true, y_pred, num_classes=None, threshold=0.0):
 
 
 def _difference(y_true, y_pred):
-    return np.asarray(y_pred, np.float64) - np.asarray(y_true, np.float64).reshape(np.shape(y_pred))
+    y_pred, y_true = _array(y_pred), _array(y_true)
+    return y_pred.astype(np.float64) - y_true.astype(np.float64).reshape(y_pred.shape)
 
 
 def mae(y_true, y_pred):
-    return float(np.abs(_difference(y_true, y_pred)).mean())
+    return float(abs(_difference(y_true, y_pred)).mean())
 
 
 def mse(y_true, y_pred):
@@ -117,12 +135,16 @@ class _FromConfusion(Metric):
         self.counts = None
 
     def update(self, y_true, y_pred):
-        classes = np.asarray(y_pred).shape[-1] if np.ndim(y_pred) >= 2 and np.shape(y_pred)[-1] > 1 else 2
+        shape = _array(y_pred).shape
+        classes = shape[-1] if len(shape) >= 2 and shape[-1] > 1 else 2
         batch = confusion_matrix(y_true, y_pred, classes, self.threshold)
         self.counts = batch if self.counts is None else self.counts + batch
 
     def result(self):
         return float(_per_class(self.counts)[self.index].mean()) if self.counts is not None else 0.0
+
+
+BUILT_IN = (_Mean, _FromConfusion)  # metrics that take arrays on any device (users' metrics get NumPy's)
 
 
 def get(name, threshold=0.0):
