@@ -207,6 +207,31 @@ def _train_option(parser, flag):
         return True
 
 
+def _device_name(text):
+    if text != "auto":
+        try:
+            lamina.device(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, not {text!r}") from None
+    return text
+
+
+def _device_option(parser, what):
+    parser.add_argument("--device", type=_device_name, default="auto", metavar="DEVICE",
+                        help=f"where to {what}: cpu, cuda, cuda:N, or auto (a GPU when CuPy sees one, else the CPU)")
+
+
+def _device(args):
+    """The device --device names, checked usable: one line (exit status 2) when it is not."""
+    name = getattr(args, "device", "auto")
+    if name == "auto":
+        name = "cuda" if lamina.cuda.is_available() else "cpu"
+    try:
+        return lamina.backend.resolve_device(name, "--device")
+    except RuntimeError as e:
+        raise CommandError(str(e)) from None
+
+
 def _start_distributed(args):
     """lamina.distributed, joined, when --distributed asks for it (None otherwise)."""
     if not getattr(args, "distributed", False):
@@ -307,12 +332,13 @@ def train(args):
 
 
 def _train(args, settings, dist, main, out):
+    device = _device(args)
     lamina.manual_seed(settings["seed"])
     (x_train, y_train), (x_test, y_test) = _load_data(settings)
     task = tasks.TASKS.get(settings["dataset"])
     if main:
         out.mkdir(parents=True, exist_ok=True)
-    model = _model_for(settings, x_train, int(max(y_train.max(), y_test.max())) + 1)
+    model = _model_for(settings, x_train, int(max(y_train.max(), y_test.max())) + 1).to(device)
     optimizer = lamina.optim.create(settings["optimizer"], model.parameters(), lr=settings["lr"])
     if args.resume:
         io.load_checkpoint(out / "checkpoint.npz", model, optimizer)
@@ -345,7 +371,7 @@ def _train(args, settings, dist, main, out):
             print(f"Resuming {out} at epoch {initial_epoch + 1}/{settings['epochs']}")
         ranks = f" on {dist.world_size()} ranks" if dist else ""
         print(f"Training {_what(settings)} on {settings['dataset']} ({len(x_train):,} training samples, "
-              f"{len(x_test):,} test) for {settings['epochs']} epochs{ranks}")
+              f"{len(x_test):,} test) for {settings['epochs']} epochs{ranks}, on {_device_words(device)}")
     start = time.perf_counter()
     history = model.fit(loader, epochs=settings["epochs"], validation_data=(x_test, y_test), callbacks=callbacks,
                         verbose=args.verbose, initial_epoch=initial_epoch)
@@ -373,6 +399,10 @@ def _train(args, settings, dist, main, out):
     else:
         print("For report.html with pictures of what the network learned: pip install 'lamina[viz]'")
     return summary
+
+
+def _device_words(device):
+    return "the CPU" if device.type == "cpu" else f"GPU {device} (CuPy)"
 
 
 def _what(settings):
@@ -452,10 +482,11 @@ def _model_path(path):
     return path
 
 
-def _load_model(path, weights_only_ok=False):
-    """(model, the file's JSON document); a file of weights only gives a state dict where `weights_only_ok`."""
+def _load_model(path, weights_only_ok=False, device=None):
+    """(model, the file's JSON document); a file of weights only gives a state dict where `weights_only_ok`.
+    The model goes to `device` (default the CPU)."""
     path = _model_path(path)
-    model = io.load(path)
+    model = io.load(path, map_location=device)
     if isinstance(model, dict) and not weights_only_ok:
         raise CommandError(
             f"{path} holds weights only (a state dict, no architecture), so lamina cannot rebuild the model; "
@@ -510,7 +541,7 @@ def _evaluate_task(model, settings, name, data_dir):
 
 
 def evaluate(args):
-    model, document = _load_model(args.model)
+    model, document = _load_model(args.model, device=_device(args))
     settings = document.get("metadata", {}).get("settings", {})
     task = _task_of(model, document)
     name = args.dataset or settings.get("dataset") or (task.name if task else "digits")
@@ -534,7 +565,7 @@ def read_digit_image(path):
 
 
 def predict(args):
-    model, document = _load_model(args.model)
+    model, document = _load_model(args.model, device=_device(args))
     task = _task_of(model, document)
     if task is not None and task.name == "names":
         raise CommandError("a names model makes up names rather than reading files: lamina sample MODEL -n 20")
@@ -546,8 +577,8 @@ def predict(args):
         _check_input(model, image.shape[1:], f"the image {path}")
         image = datasets.as_model_input(model, image)
         with lamina.no_grad():
-            scores = model(lamina.tensor(image))
-        probs = lamina.softmax(scores, 1).numpy()[0]
+            scores = model(lamina.tensor(image, device=next(model.parameters()).device))
+        probs = lamina.softmax(scores, 1)._host_array()[0]
         top = np.argsort(probs)[::-1][: args.top]
         print(f"{path}: " + ", ".join(f"{int(k)} ({probs[k]:.1%})" for k in top))
 
@@ -569,7 +600,7 @@ def _predict_sequence(task, model, path, top):
 
 
 def sample(args):
-    model, document = _load_model(args.model)
+    model, document = _load_model(args.model, device=_device(args))
     task = _task_of(model, document)
     if task is None or task.name != "names":
         raise CommandError(f"lamina sample needs a model trained on names (lamina train --dataset names); "
@@ -684,12 +715,14 @@ def make_parser():
                    help="watch it learn: serve a live page on http://127.0.0.1:PORT/ (default: a free port)")
     t.add_argument("--distributed", action="store_true",
                    help="data-parallel over MPI ranks: run as mpiexec -n N lamina train --distributed")
+    _device_option(t, "train")
     t.set_defaults(run=train)
 
     e = command("evaluate", help="accuracy and loss of a saved model on a test set")
     e.add_argument("model", help=MODEL_HELP)
     e.add_argument("--dataset", choices=DATASETS, help="(default: the one the model was trained on)")
     e.add_argument("--data-dir", metavar="DIR", help="folder holding the four MNIST files")
+    _device_option(e, "run the model")
     e.set_defaults(run=evaluate)
 
     p = command("predict", help="what a model makes of files: images of digits, a recording (.wav) of a spoken "
@@ -698,6 +731,7 @@ def make_parser():
     p.add_argument("images", nargs="+", metavar="files", help="PNG or JPEG files (one digit each, or a line of "
                    "digits for a numbers model), or 16-bit mono WAV recordings for a spoken-digits model")
     p.add_argument("--top", type=_positive(int), default=3, metavar="K", help="how many classes to list")
+    _device_option(p, "run the model")
     p.set_defaults(run=predict)
 
     m = command("sample", help="make up new names with a model trained on names")
@@ -706,6 +740,7 @@ def make_parser():
     m.add_argument("--temperature", type=_positive(float), default=1.0,
                    help="below 1: likelier, more common names; above 1: stranger ones")
     m.add_argument("--seed", type=_number(int), help="of the draw, to get the same names again (default: random)")
+    _device_option(m, "run the model")
     m.set_defaults(run=sample)
 
     r = command("report", help="rebuild report.html of a training run")

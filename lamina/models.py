@@ -14,7 +14,7 @@
 import numpy as np
 
 from lamina import backend, ops
-from lamina.autograd import no_grad
+from lamina.autograd import Tensor, no_grad
 from lamina.creation import tensor
 from lamina.datasets.lines import PAD
 from lamina.datasets.text import VOCABULARY, decode
@@ -115,7 +115,7 @@ class LineReader(Module):
 
 def line_ctc_loss(scores, targets):
     """CTC loss of (N, T, classes) frame scores against (N, most) digit targets padded with PAD (-1)."""
-    t = np.asarray(getattr(targets, "array", targets))
+    t = targets._host_array() if isinstance(targets, Tensor) else np.asarray(targets)  # lengths: host work
     log_probs = ops.permute(F.log_softmax(scores, 2), (1, 0, 2))  # (T, N, C), as ctc_loss wants
     lengths = (t != PAD).sum(1)
     labels = np.where(t != PAD, t + 1, BLANK)
@@ -124,7 +124,7 @@ def line_ctc_loss(scores, targets):
 
 def ctc_greedy_decode(scores):
     """The digits read from (N, T, classes) scores: the best class per frame, repeats merged, blanks dropped."""
-    best = np.asarray(getattr(scores, "array", scores)).argmax(-1)
+    best = (scores._host_array() if isinstance(scores, Tensor) else np.asarray(scores)).argmax(-1)
     changes = np.ones_like(best, dtype=bool)
     changes[:, 1:] = best[:, 1:] != best[:, :-1]
     return [[int(k) - 1 for k in row[keep] if k != BLANK] for row, keep in zip(best, changes)]
@@ -173,7 +173,7 @@ class CharTransformer(Module):
         weights = []
         for layer in self.encoder.layers:
             _, w = layer.self_attn(*[layer.norm1(x)] * 3, attn_mask=mask, average_attn_weights=False)
-            weights.append(w.detach().numpy())
+            weights.append(w.detach()._host_array())
             x = layer(x, src_mask=mask, is_causal=True)
         return weights
 
@@ -212,11 +212,12 @@ def sample_names(model, n, temperature=1.0, generator=None):
         raise ValueError(f"sample_names: temperature must be positive, got {temperature}")
     rng = backend.generator(generator)
     was_training = model.training
+    where = model.token.weight.device  # the draw runs on the host; the model where it lives
     model.eval()
     idx = np.zeros((n, model.context), np.int64)
     done = np.zeros(n, bool)
     for t in range(model.context - 1):
-        scores = model(tensor(idx[:, :t + 1])).detach().numpy()[:, t].astype(np.float64) / temperature
+        scores = model(tensor(idx[:, :t + 1], device=where))._host_array()[:, t].astype(np.float64) / temperature
         probs = np.exp(scores - scores.max(1, keepdims=True))
         probs /= probs.sum(1, keepdims=True)
         nxt = (probs.cumsum(1) > rng.random((n, 1))).argmax(1)

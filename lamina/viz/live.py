@@ -83,8 +83,8 @@ class LiveView(Callback):
     def __init__(self, x=None, y=None, port=0, open_browser=True, samples=3, resolution=48, max_units=16,
                  min_interval=0.2, title=None, verbose=True):
         super().__init__()
-        self.x = None if x is None else np.asarray(x.numpy() if hasattr(x, "numpy") else x)
-        self.y = None if y is None else np.asarray(y.numpy() if hasattr(y, "numpy") else y)
+        self.x = None if x is None else np.asarray(x._host_array() if hasattr(x, "_host_array") else x)
+        self.y = None if y is None else np.asarray(y._host_array() if hasattr(y, "_host_array") else y)
         self.port, self.open_browser, self.samples = port, open_browser, samples
         self.resolution, self.max_units, self.min_interval = resolution, max_units, min_interval
         self.title, self.verbose = title, verbose

@@ -34,7 +34,8 @@ def _predict(model, x):
     model.eval()
     try:
         with lamina.no_grad():
-            return model(lamina.tensor(np.asarray(x, dtype=np.float32))).detach().numpy()
+            where = next(model.parameters()).device  # the model's device; pictures are drawn from host arrays
+            return model(lamina.tensor(np.asarray(x, dtype=np.float32), device=where)).detach()._host_array()
     finally:
         model.train(was_training)
 
@@ -66,7 +67,7 @@ def layer_outputs(model, x):
     captured, handles = [], []
     for name, module in _layers(model):
         handles.append(module.register_forward_hook(
-            lambda m, inputs, out, name=name: captured.append((name, m, out.detach().numpy().copy()))))
+            lambda m, inputs, out, name=name: captured.append((name, m, out.detach()._host_array().copy()))))
     try:
         _predict(model, x)
     finally:
@@ -140,7 +141,7 @@ def representations(model, x, path, class_names=None, max_maps=32, titles=None):
     class probabilities. Activations are drawn with the layer they follow; Dropout
     (the identity at test time) and Flatten add no row of their own.
     """
-    x = np.asarray(x.numpy() if isinstance(x, lamina.Tensor) else x, dtype=np.float32)
+    x = np.asarray(x._host_array() if isinstance(x, lamina.Tensor) else x, dtype=np.float32)
     if titles is None:
         batch = x[None] if x.ndim in (1, 3) or (x.ndim == 2 and x.shape != (1, x.shape[1])) else x[:1]
         titles = [""]
@@ -455,7 +456,7 @@ def weights(model, path, max_filters=32):
     if not params:
         raise ValueError("weights: the model has no parameters")
     first_name, first = next((n, p) for n, p in params if p.ndim >= 2)
-    w = first.detach().numpy()
+    w = first.detach()._host_array()
     images = None
     if w.ndim == 4:
         images = w[:max_filters, 0] if w.shape[1] == 1 else w[:max_filters].mean(1)
@@ -476,9 +477,9 @@ def weights(model, path, max_filters=32):
     for i, (name, p) in enumerate(params):
         ax = fig.add_subplot(grid[first_row + i // 2, i % 2])
         # np.histogram + stairs: one artist per histogram, where ax.hist draws one patch per bin.
-        ax.stairs(*np.histogram(p.detach().numpy().ravel(), bins=60), fill=True, alpha=0.7, label="weights")
+        ax.stairs(*np.histogram(p.detach()._host_array().ravel(), bins=60), fill=True, alpha=0.7, label="weights")
         if p.grad is not None:
-            ax.stairs(*np.histogram(p.grad.numpy().ravel(), bins=60), fill=True, alpha=0.6, label="gradients")
+            ax.stairs(*np.histogram(p.grad._host_array().ravel(), bins=60), fill=True, alpha=0.6, label="gradients")
             ax.legend(fontsize=7)
         ax.set_title(f"{name} {tuple(p.shape)}", fontsize=9, loc="left")
         ax.tick_params(labelsize=7)

@@ -35,9 +35,9 @@ class TensorBoard(Callback):
             self.writer.add_scalar(f"{name}/{group}" if key != "lr" else "learning_rate", value, step)
         if self.histogram_freq and step % self.histogram_freq == 0:
             for name, p in self.model.named_parameters():
-                self.writer.add_histogram(f"weights/{name}", p.detach().numpy(), step)
+                self.writer.add_histogram(f"weights/{name}", p.detach()._host_array(), step)
                 if p.grad is not None:
-                    self.writer.add_histogram(f"gradients/{name}", p.grad.numpy(), step)
+                    self.writer.add_histogram(f"gradients/{name}", p.grad._host_array(), step)
         if self.sample is not None:
             self.writer.add_image("representations", self._representations(), step, dataformats="HWC")
         self.writer.flush()
