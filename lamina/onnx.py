@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-from lamina import autograd
+from lamina import autograd, backend
 from lamina.autograd import Tensor, no_grad, wrap
 from lamina.errors import LaminaError
 from lamina.files import write_atomically
@@ -545,7 +545,7 @@ def _as_inputs(args):
     tensors = []
     for a in items:
         if isinstance(a, Tensor):
-            tensors.append(wrap(a.array))
+            tensors.append(wrap(a._host_array()))
         else:
             array = np.asarray(a)
             if array.dtype == np.float64 and not isinstance(a, np.ndarray):
@@ -649,6 +649,15 @@ def export(model, args, f=None, input_names=None, output_names=None, dynamic_axe
         raise ExportError(f"export: opset_version must be between {MIN_OPSET} and {latest}, got {opset_version}")
     while getattr(model, "wraps_module", False):  # a data-parallel wrapper exports the model it wraps
         model = model.module
+    first_param = next(model.parameters(), None)
+    if first_param is not None and first_param.device != backend.CPU:  # traced on the host: ONNX holds host arrays
+        where = first_param.device
+        model.to(backend.CPU)
+        try:
+            return export(model, args, f, input_names, output_names, dynamic_axes, opset_version, do_constant_folding,
+                          check)
+        finally:
+            model.to(where)
     inputs = _as_inputs(args)
     weights = {p.dtype for p in model.parameters() if p.dtype.kind == "f"}
     for i, t in enumerate(inputs):

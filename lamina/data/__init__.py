@@ -167,12 +167,15 @@ class DataLoader:
     `sampler`, if given, yields the indices of each epoch instead (it is how
     distributed training shards the data). `transform`, if given, is applied
     to each batch's inputs (the first array), e.g. RandomShift for augmentation.
+    Batches are CPU tensors: `fit` moves each to the model's device (GPU or CPU),
+    so PyTorch's `pin_memory=` is accepted and ignored.
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, sampler=None, batch_sampler=None, num_workers=0,
                  collate_fn=None, pin_memory=False, drop_last=False, seed=None, transform=None, **ignored):
         # PyTorch's order of arguments. num_workers and pin_memory are accepted and change nothing: batches
-        # are made in this process (NumPy slicing is faster than shipping samples between processes).
+        # are made in this process (NumPy slicing is faster than shipping samples between processes), and
+        # they are host tensors that fit() moves to the model's device (there is no pinned memory to ask for).
         if batch_sampler is not None:
             if batch_size != 1 or shuffle or sampler is not None or drop_last:
                 raise ValueError("DataLoader: batch_sampler excludes batch_size, shuffle, sampler and drop_last")

@@ -21,7 +21,7 @@ import traceback
 import numpy as np
 
 from lamina import autograd
-from lamina.backend import generator
+from lamina.backend import CPU, device_of, generator, to_device
 from lamina.errors import LaminaError
 from lamina.nn.module import Module
 
@@ -136,6 +136,16 @@ def broadcast_object(value, root=0):
     return _comm.bcast(value, root=root) if world_size() > 1 else value
 
 
+def _broadcast_into(t):
+    """Rank 0's values of tensor `t` on every rank, sent through host memory when `t` lives on a GPU."""
+    if device_of(t.array) is CPU:
+        broadcast(t.array)
+        return
+    host = to_device(t.array, CPU)
+    broadcast(host)
+    t.array[...] = to_device(host, device_of(t.array))
+
+
 class DistributedDataParallel(Module):
     """Wrap a model so that, after every backward, each parameter's gradient is the average over ranks.
 
@@ -152,10 +162,8 @@ class DistributedDataParallel(Module):
         self.module = module
         self.allreduce_seconds = 0.0
         self.allreduce_calls = 0
-        for p in module.parameters():
-            broadcast(p.array)
-        for b in module.buffers():
-            broadcast(b.array)
+        for t in list(module.parameters()) + list(module.buffers()):
+            _broadcast_into(t)
         self._queued = False
 
     def forward(self, *args, **kwargs):
@@ -172,8 +180,8 @@ class DistributedDataParallel(Module):
         dtype = params[0].array.dtype
         flat = np.empty(sum(sizes), dtype=dtype)
         offset = 0
-        for p, n in zip(params, sizes):
-            flat[offset:offset + n] = 0 if p.grad is None else p.grad.array.reshape(-1)
+        for p, n in zip(params, sizes):  # MPI sends host memory: a GPU's gradients are copied through it
+            flat[offset:offset + n] = 0 if p.grad is None else to_device(p.grad.array.reshape(-1), CPU)
             offset += n
         start = time.perf_counter()
         all_reduce(flat, "mean")
@@ -182,7 +190,7 @@ class DistributedDataParallel(Module):
         offset = 0
         for p, n in zip(params, sizes):
             grad = flat[offset:offset + n].reshape(p.shape)
-            p.grad = autograd.wrap(grad)  # a view into the flat buffer: no copy back
+            p.grad = autograd.wrap(to_device(grad, device_of(p.array)))  # on the CPU a view of the flat buffer
             offset += n
 
     @property
