@@ -1,8 +1,8 @@
 """Everything above the ops on a GPU: optimizers, fit/evaluate/predict, saving and loading, the CLI, viz.
 
-Run under the CuPy stand-in (tests/cuda_standin.py): its "GPU" arrays refuse to mix with NumPy's, so any
-host array made next to a GPU one fails here as on a real GPU. Each test runs the same thing on the CPU
-and on "cuda" from the same weights and compares.
+Run on a real GPU where CuPy sees one, else under the CuPy stand-in (tests/cuda_standin.py), whose "GPU"
+arrays refuse to mix with NumPy's, so any host array made next to a GPU one fails here as on a real GPU.
+Each test runs the same thing on the CPU and on "cuda" from the same weights and compares.
 """
 
 import io as bytes_io
@@ -14,21 +14,28 @@ import pytest
 
 import lamina
 from lamina import cli, nn, optim
-from lamina.backend import CPU, device_of
+from lamina.backend import CPU, device_of, is_array
 
 
 def _on_gpu(array):
-    return isinstance(array, cuda_standin.ndarray)
+    return is_array(array) and device_of(array).type == "cuda"
 
 
 def _on_host(array):
     return type(array) is np.ndarray
 
 
+def _arrays(values):
+    return [v for v in values if is_array(v)]
+
+
 @pytest.fixture
 def gpu():
-    with cuda_standin.installed() as module:
-        yield module
+    if lamina.cuda.is_available():  # the real thing
+        yield
+        return
+    with cuda_standin.installed():
+        yield
 
 
 def _data(n=48, image=False):
@@ -74,8 +81,7 @@ def test_fit_on_gpu_matches_cpu(gpu, make, image, move_after_compile):
     np.testing.assert_allclose(predicted_gpu, predicted_cpu, rtol=1e-5, atol=1e-6)
     for p in model.parameters():
         assert _on_gpu(p.array) and _on_gpu(p.grad.array)
-        for value in model.optimizer.state[p].values():
-            assert not isinstance(value, np.ndarray) or _on_gpu(value)
+        assert all(_on_gpu(value) for value in _arrays(model.optimizer.state[p].values()))
 
 
 def test_train_and_test_step_move_the_batch(gpu):
@@ -148,18 +154,18 @@ def test_every_optimizer_steps_on_the_gpu(gpu, cls, kwargs, built_before_move):
     for p, q in zip(model_cpu.parameters(), model_gpu.parameters()):
         assert _on_gpu(q.array)
         np.testing.assert_allclose(q._host_array(), p.array, rtol=1e-5, atol=1e-6)
-        arrays = [v for v in opt_gpu.state[q].values() if isinstance(v, np.ndarray)]
+        arrays = _arrays(opt_gpu.state[q].values())
         assert arrays and all(_on_gpu(v) for v in arrays)
     # a GPU optimizer's state dict holds host arrays, equal to the CPU's; loading puts them on the GPU again
     saved_gpu, saved_cpu = opt_gpu.state_dict(), opt_cpu.state_dict()
     for index, values in saved_cpu["state"].items():
         for key, value in values.items():
-            if isinstance(value, np.ndarray):
+            if is_array(value):
                 assert _on_host(saved_gpu["state"][index][key])
                 np.testing.assert_allclose(saved_gpu["state"][index][key], value, rtol=1e-5, atol=1e-6)
     fresh = cls(model_gpu.parameters(), **kwargs)
     fresh.load_state_dict(saved_cpu)
-    assert all(_on_gpu(v) for s in fresh.state.values() for v in s.values() if isinstance(v, np.ndarray))
+    assert all(_on_gpu(v) for s in fresh.state.values() for v in _arrays(s.values()))
 
 
 def test_lbfgs_on_the_gpu(gpu):
@@ -240,7 +246,7 @@ def test_checkpoint_resumes_on_the_device_asked(gpu, tmp_path):
         restored = lamina.load_checkpoint(tmp_path / "ckpt.npz", fresh, opt, map_location=where)
         assert restored["epoch"] == 1
         assert all(on_device(p.array) for p in fresh.parameters())
-        assert all(on_device(v) for s in opt.state.values() for v in s.values() if isinstance(v, np.ndarray))
+        assert all(on_device(v) for s in opt.state.values() for v in _arrays(s.values()))
         fresh(lamina.randn(2, 4, device=where)).sum().backward()
         opt.step()
 
@@ -285,7 +291,8 @@ def test_cli_device(tmp_path, capsys):
     out = tmp_path / "run"
     assert cli.main(["train", "--dataset", "moons", "--epochs", "1", "--out", str(out), "--verbose", "0",
                      "--device", "auto"]) == 0
-    assert "on the CPU" in capsys.readouterr().out  # no GPU here: auto picks the CPU
+    picked = "on GPU cuda:0" if lamina.cuda.is_available() else "on the CPU"  # auto: a GPU where there is one
+    assert picked in capsys.readouterr().out
     assert cli.main(["evaluate", str(out), "--device", "cpu"]) == 0
     capsys.readouterr()
     if not lamina.cuda.is_available():
