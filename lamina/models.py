@@ -118,7 +118,7 @@ def line_ctc_loss(scores, targets):
     t = targets._host_array() if isinstance(targets, Tensor) else np.asarray(targets)  # lengths: host work
     log_probs = ops.permute(F.log_softmax(scores, 2), (1, 0, 2))  # (T, N, C), as ctc_loss wants
     lengths = (t != PAD).sum(1)
-    labels = np.where(t != PAD, t + 1, BLANK)
+    labels = backend.to_device(np.where(t != PAD, t + 1, BLANK), scores.device)  # with the scores, on a GPU too
     return F.ctc_loss(log_probs, labels, np.full(len(t), log_probs.shape[0]), lengths, blank=BLANK)
 
 
@@ -162,14 +162,14 @@ class CharTransformer(Module):
 
     def forward(self, idx):
         x = self._embed(idx)
-        mask = generate_square_subsequent_mask(idx.shape[1], dtype=x.dtype)
+        mask = generate_square_subsequent_mask(idx.shape[1], dtype=x.dtype).to(x.device)  # made on the host
         return self.head(self.norm(self.encoder(x, mask=mask, is_causal=True)))
 
     @no_grad()
     def attention(self, idx):
         """Each layer's attention weights, (N, heads, T, T) per layer: where each position looked."""
         x = self._embed(idx)
-        mask = generate_square_subsequent_mask(idx.shape[1], dtype=x.dtype)
+        mask = generate_square_subsequent_mask(idx.shape[1], dtype=x.dtype).to(x.device)  # made on the host
         weights = []
         for layer in self.encoder.layers:
             _, w = layer.self_attn(*[layer.norm1(x)] * 3, attn_mask=mask, average_attn_weights=False)
