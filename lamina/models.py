@@ -15,7 +15,7 @@ import numpy as np
 
 from lamina import backend, ops
 from lamina.autograd import Tensor, no_grad
-from lamina.creation import tensor
+from lamina.creation import arange, tensor
 from lamina.datasets.lines import PAD
 from lamina.datasets.text import VOCABULARY, decode
 from lamina.nn import functional as F
@@ -158,7 +158,7 @@ class CharTransformer(Module):
         if idx.ndim != 2 or not 1 <= idx.shape[1] <= self.context:
             raise ValueError(f"CharTransformer: expected (N, T) character indices with 1 <= T <= {self.context}, "
                              f"got shape {idx.shape}")
-        return self.token(idx) + self.position(tensor(np.arange(idx.shape[1])))
+        return self.token(idx) + self.position(arange(idx.shape[1], device=idx.device))
 
     def forward(self, idx):
         x = self._embed(idx)
