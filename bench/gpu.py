@@ -82,7 +82,11 @@ def run_gpu(torch, repeats, only=None, batches=(128, 512)):
             plain = _timed(lamina_run(build, samples, image, batch), repeats)
             lamina.set_kernels(kernels)
             ours = _timed(lamina_run(build, samples, image, batch), repeats)
-            graphed = _timed(lamina_run(build, samples, image, batch, graphed=True), repeats)
+            try:
+                graphed = _timed(lamina_run(build, samples, image, batch, graphed=True), repeats)
+            except RuntimeError as e:  # a capture that failed: say why, keep the other columns
+                print(f"  {name} batch {batch}: no CUDA graph: {e}")
+                graphed = float("nan")
             theirs = _timed(torch_run(torch, build, samples, image, batch), repeats)
             ratio, graph_ratio = ours / theirs, graphed / theirs
             print(f"{name:<8} {batch:>5} {plain:>20.3f} {ours:>8.3f} {graphed:>9.3f} {theirs:>8.3f} {ratio:>6.2f} "
