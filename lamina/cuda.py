@@ -120,7 +120,8 @@ class graph:
             cupy.cuda.set_allocator(self.pool.malloc)
             self.stream.__exit__(None, None, None)
         if error is not None:
-            if isinstance(error, (NotImplementedError, cupy.cuda.runtime.CUDARuntimeError)):
+            if isinstance(error, (NotImplementedError, cupy.cuda.runtime.CUDARuntimeError)) or (
+                    isinstance(error, RuntimeError) and "captur" in str(error)):
                 raise RuntimeError(f"lamina.cuda.graph: the captured code did something a CUDA graph cannot hold "
                                    f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}): "
                                    "a read of a GPU value on the host (.item(), float(), a bool test, a mask's "

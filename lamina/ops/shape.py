@@ -6,6 +6,7 @@ import numbers
 
 import numpy as np
 
+from lamina import kernels
 from lamina.autograd import Function, Tensor, as_operand, wrap
 from lamina.backend import get_array_module
 
@@ -47,7 +48,11 @@ class SumTo(Function):
             # Summing leading dims (a bias gradient) is a vector-matrix product: BLAS does it
             # several times faster than NumPy's reduction along axis 0.
             rows = math.prod(a.shape[:lead])
-            return (_ones(get_array_module(a), rows, a.dtype) @ a.reshape(rows, -1)).reshape(self.shape)
+            xp = get_array_module(a)
+            if xp is np:
+                return (_ones(xp, rows, a.dtype) @ a.reshape(rows, -1)).reshape(self.shape)
+            # on a GPU through lamina's own cuBLAS call, which a CUDA graph can capture (CuPy's cannot)
+            return kernels.matmul(_ones(xp, rows, a.dtype).reshape(1, rows), a.reshape(rows, -1)).reshape(self.shape)
         stretched = tuple(i + lead for i, n in enumerate(self.shape) if n == 1 and a.shape[i + lead] != 1)
         return a.sum(axis=tuple(range(lead)) + stretched, keepdims=True).reshape(self.shape)
 
