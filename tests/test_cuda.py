@@ -317,3 +317,14 @@ def test_the_window_kernels_equal_the_reference(stride, padding, dilation, kerne
     np.testing.assert_allclose(gpu.max_pool_scatter(gy, index, pool, 2).get(),
                                cupy.ascontiguousarray(reference.max_pool_scatter(gy, index, pool, 2)).get(),
                                rtol=1e-6, atol=1e-6)
+
+
+def test_fit_with_a_cuda_graph_gives_the_losses_of_plain_fit():
+    x, y, xt, yt = _digits(1000)
+    histories = []
+    for graphed in (False, True):
+        lamina.manual_seed(0)
+        model = lamina.models.mlp((1, 28, 28), [64], 10).to("cuda").compile("adam", "cross_entropy", ["accuracy"])
+        histories.append(model.fit(x, y, epochs=3, batch_size=100, shuffle=False, verbose=0, cuda_graph=graphed))
+    np.testing.assert_allclose(histories[1].history["loss"], histories[0].history["loss"], rtol=1e-5)
+    np.testing.assert_allclose(histories[1].history["accuracy"], histories[0].history["accuracy"])

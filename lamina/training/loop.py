@@ -29,6 +29,7 @@ from lamina.nn import functional as F
 from lamina.nn.module import register_trainer
 from lamina.training import metrics as metric_lib
 from lamina.training.callbacks import CallbackList, History, ProgressBar
+from lamina.training.graphs import GraphedStep
 
 LOSSES = {
     "cross_entropy": F.cross_entropy,
@@ -227,7 +228,7 @@ class Trainer:
         self.metric_names = list(metrics or [])
         # Binary scores are logits (threshold 0) unless the loss takes probabilities.
         self.metric_threshold = 0.5 if self.loss_name in _PROBABILITY_LOSSES else 0.0
-        self.history = self.scheduler = None
+        self.history = self.scheduler = self.graphed = None
         self.stop_training = False
         self.strategy = getattr(model, "strategy", None) or SingleProcess()
         self.reset_metrics()
@@ -260,6 +261,11 @@ class Trainer:
 
     def train_step(self, batch):
         """Predict, score, backpropagate, update; returns the logs so far this epoch."""
+        if self.graphed is not None:  # fit(cuda_graph=True): forward and backward replayed, the update eager
+            x, y = to_model_device(batch, model_device(self.model))
+            loss = self.graphed(x, y)
+            self.optimizer.step()
+            return self.update_metrics(loss, y, self.graphed.output)
         loss, y, output = self.compute_loss(batch)
         self.optimizer.zero_grad()
         loss.backward()
@@ -302,11 +308,14 @@ class Trainer:
             warnings.warn(message + "; training goes on because stop_on_nan=False", RuntimeWarning, stacklevel=4)
 
     def fit(self, x, y=None, epochs=1, batch_size=32, validation_data=None, validation_split=0.0, shuffle=True,
-            callbacks=None, verbose=1, initial_epoch=0, stop_on_nan=True):
+            callbacks=None, verbose=1, initial_epoch=0, stop_on_nan=True, cuda_graph=False):
         """Train for `epochs` epochs; returns the History (also kept as model.history).
 
         A NaN or infinite loss stops training with NonFiniteLossError naming the epoch and batch, unless
-        stop_on_nan=False, which warns once and trains on.
+        stop_on_nan=False, which warns once and trains on. cuda_graph=True (a model on a GPU) records each
+        batch shape's forward and backward once as a CUDA graph and replays it (lamina.training.GraphedStep):
+        far fewer launches for small models; the model must not draw random numbers (dropout) or read GPU
+        values on the host while it runs, which gives one clear error.
         """
         _check_positive_int(epochs, "epochs", "fit")
         _check_positive_int(batch_size, "batch_size", "fit")
@@ -315,6 +324,12 @@ class Trainer:
         if verbose not in (0, 1, 2):
             raise ValueError(f"fit: verbose must be 0, 1 or 2, not {verbose!r}")
         self.stop_on_nan, self._warned_nan = stop_on_nan, False
+        self.graphed = None
+        if cuda_graph:
+            if model_device(self.model).type != "cuda":
+                raise ValueError(f"fit: cuda_graph=True needs a model on a GPU (model.to('cuda')); this one is on "
+                                 f"{model_device(self.model)}")
+            self.graphed = GraphedStep(self.model, lambda out, y: self.loss_fn(out, _targets_for(self.loss_fn, y, out)))
         x, y, validation_data = _split_validation(x, y, validation_data, validation_split)
         loader = make_loader(x, y, batch_size, shuffle, "fit", self.strategy.sampler)
         history = self._start_history(initial_epoch)
