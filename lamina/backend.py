@@ -29,6 +29,8 @@ default_float = float32
 
 def get_array_module(array):
     """Return the module (numpy, or cupy for an array on a GPU) that owns `array`."""
+    if type(array) is np.ndarray:  # the common case first: one test on every op's hot path
+        return np
     return _cupy if _on_gpu(array) else np
 
 
@@ -172,6 +174,8 @@ def check_device(where, what):
 
 def device_of(array):
     """The device that holds `array`."""
+    if type(array) is np.ndarray:
+        return CPU
     return _cuda_device(array.device.id) if _on_gpu(array) else CPU
 
 
