@@ -5,7 +5,6 @@ Run on a GPU machine with `python -m pytest tests/test_cuda.py`.
 """
 
 import copy
-import os
 
 import numpy as np
 import pytest
@@ -197,16 +196,17 @@ def test_one_epoch_of_fit_on_the_gpu_matches_the_cpu_and_the_file_is_the_same(tm
     assert back[1].weight.is_cuda
 
 
-@pytest.mark.skipif(os.environ.get("LAMINA_GPU_LONG") != "1", reason="set LAMINA_GPU_LONG=1 (a minute on a GPU)")
 def test_the_cnn_reaches_the_same_accuracy_on_the_gpu():
+    """The digit CNN from the same weights, 4 epochs of 10,000 bundled digits (96.65% on the CPU of the
+    reference machine): the GPU gets within half a point of the CPU, and a CUDA-graphed fit too."""
     x, y, xt, yt = _digits(10_000)
     accuracies = []
-    for where in ("cpu", "cuda"):
+    for where, graphed in (("cpu", False), ("cuda", False), ("cuda", True)):
         lamina.manual_seed(0)
         model = lamina.models.cnn(1, 10).to(where).compile("adam", "cross_entropy", ["accuracy"])
-        model.fit(x, y, epochs=2, batch_size=128, verbose=0)
+        model.fit(x, y, epochs=4, batch_size=64, verbose=0, cuda_graph=graphed)
         accuracies.append(model.evaluate(xt, yt, verbose=0)["accuracy"])
-    assert accuracies[1] > 0.95 and abs(accuracies[0] - accuracies[1]) < 0.01, accuracies
+    assert accuracies[0] > 0.95 and all(abs(a - accuracies[0]) < 0.005 for a in accuracies), accuracies
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
