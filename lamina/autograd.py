@@ -111,6 +111,8 @@ def to_arguments(args, kwargs, what):
             where = arg
         elif isinstance(arg, bool) or arg is None:
             continue  # non_blocking or copy given by position
+        elif isinstance(arg, int):
+            where = arg  # t.to(0), t.cuda(0): a GPU's index, as in PyTorch
         else:
             dtype = arg
     return dtype, None if where is None else resolve_device(where, what), copy

@@ -153,10 +153,14 @@ def resolve_device(where, what):
     if dev.type != "cuda":
         raise RuntimeError(f"{what}: device {str(dev)!r} is not supported: lamina runs on 'cpu' and 'cuda'")
     cupy = cuda_module(f"{what}: device {str(dev)!r}")
-    index = cupy.cuda.runtime.getDevice() if dev.index is None else dev.index
+    current = cupy.cuda.runtime.getDevice()
+    index = current if dev.index is None else dev.index
     count = cupy.cuda.runtime.getDeviceCount()
     if index >= count:
         raise RuntimeError(f"{what}: device {str(dev)!r} does not exist: CUDA sees {count} GPU(s)")
+    if index != current:  # CuPy computes on the current GPU: lamina does not switch GPUs op by op
+        raise RuntimeError(f"{what}: device {str(dev)!r} is not the current GPU (cuda:{current}): lamina computes "
+                           f"on one GPU at a time; lamina.cuda.set_device({index}) makes it current")
     return _cuda_device(index)
 
 

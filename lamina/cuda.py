@@ -22,15 +22,18 @@ def current_device():
 
 
 def set_device(device):
-    """Make `device` (an index, "cuda:N" or a lamina.device) the current GPU."""
-    index = backend.resolve_device(device if not isinstance(device, int) else f"cuda:{device}", "set_device").index
-    backend.cuda_module().cuda.Device(index).use()
+    """Make `device` (an index, "cuda:N" or a lamina.device) the current GPU: the one lamina computes on."""
+    cupy = backend.cuda_module("set_device")
+    index = backend.device(device).index or 0
+    if not 0 <= index < cupy.cuda.runtime.getDeviceCount():
+        raise RuntimeError(f"set_device: cuda:{index} does not exist: CUDA sees "
+                           f"{cupy.cuda.runtime.getDeviceCount()} GPU(s)")
+    cupy.cuda.Device(index).use()
 
 
 def get_device_name(device=None):
     cupy = backend.cuda_module("get_device_name")
-    index = current_device() if device is None else backend.resolve_device(
-        device if not isinstance(device, int) else f"cuda:{device}", "get_device_name").index
+    index = current_device() if device is None else backend.device(device).index or 0
     name = cupy.cuda.runtime.getDeviceProperties(index)["name"]
     return name.decode() if isinstance(name, bytes) else name
 
@@ -104,6 +107,7 @@ class graph:
             kept.append(block)
             return block
 
+        self.previous_allocator = cupy.cuda.get_allocator()
         cupy.cuda.set_allocator(malloc)
         backend.capturing = True
         self.stream.begin_capture()
@@ -117,15 +121,17 @@ class graph:
         except Exception as e:  # the capture was invalidated by what the block did
             captured, failure = None, e
         finally:
-            cupy.cuda.set_allocator(self.pool.malloc)
+            cupy.cuda.set_allocator(self.previous_allocator)
             self.stream.__exit__(None, None, None)
         if error is not None:
             if isinstance(error, (NotImplementedError, cupy.cuda.runtime.CUDARuntimeError)) or (
-                    isinstance(error, RuntimeError) and "captur" in str(error)):
+                    isinstance(error, RuntimeError) and "stream is capturing" in str(error)):  # CuPy's refusals
                 raise RuntimeError(f"lamina.cuda.graph: the captured code did something a CUDA graph cannot hold "
                                    f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}): "
                                    "a read of a GPU value on the host (.item(), float(), a bool test, a mask's "
-                                   "size) or a copy between host and GPU; do that outside the graph") from error
+                                   "size), a copy between host and GPU, or a product CuPy will not capture (the "
+                                   "batched products of attention and the recurrent layers); run that outside "
+                                   "the graph, or train without one") from error
             return False  # lamina's own errors pass as they are
         if failure is not None:
             raise RuntimeError(f"lamina.cuda.graph: the capture failed ({failure})") from failure

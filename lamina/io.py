@@ -586,7 +586,9 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, restore_rn
     and lamina's random generator as it was when the checkpoint was written, so that a resumed run draws
     the same shuffles, augmentations and dropout masks as one that never stopped (restore_rng=False keeps
     the generator as it is). `map_location` or `device` put the model where training resumes, as in `load`;
-    the optimizer's state follows each parameter's device.
+    the optimizer's state follows each parameter's device. The generator saved is the CPU's, which draws the
+    shuffles and a CPU model's dropout; a GPU's own generator (a GPU model's dropout masks) is not saved, so
+    a run resumed on a GPU draws other masks than one that never stopped.
 
     Returns a dict with the model, the epoch, the history and the metadata.
     """

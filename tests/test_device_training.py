@@ -318,7 +318,7 @@ def test_cli_train_on_gpu(gpu, tmp_path, capsys):
 def test_fit_with_a_cuda_graph_needs_a_gpu_model_and_a_capture_refuses_random_draws():
     """What can be checked of CUDA graphs without a GPU (tests/test_cuda.py checks the graphs on one)."""
     model = lamina.models.mlp((4,), [8], 3).compile("adam", "cross_entropy")
-    with pytest.raises(ValueError, match="cuda_graph=True needs a model on a GPU"):
+    with pytest.raises(ValueError, match="cuda_graph=True needs a model with parameters on a GPU"):
         model.fit(np.zeros((8, 4), np.float32), np.zeros(8, np.int64), cuda_graph=True, verbose=0)
     previous, lamina.backend.capturing = lamina.backend.capturing, True
     try:

@@ -62,9 +62,9 @@ def _compiled(*arrays, size=None, least=None):
 
 def matmul(a, b):
     """a @ b; on a GPU, 2-D float products go to cuBLAS directly (gpu.matmul: less Python, and capturable)."""
-    if type(a) is not np.ndarray and a.ndim == 2 and b.ndim == 2:
+    if type(a) is not np.ndarray and a.ndim == 2 and b.ndim == 2 and type(b) is type(a):
         gpu = _gpu(a)
-        if gpu is not None:
+        if gpu is not None and b.device.id == a.device.id:  # else CuPy's matmul gives the mixed-device error
             out = gpu.matmul(a, b)
             if out is not None:
                 return out

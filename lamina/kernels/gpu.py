@@ -72,35 +72,49 @@ def relu_backward(g, y):
 # lamina calls cuBLAS's gemm itself through ctypes, on a handle of its own with a workspace of its own (so that
 # a captured product allocates nothing): a few microseconds per product, and capturable.
 _OP_N, _OP_T = 0, 1
-_blas = None  # (library, handle, workspace, [stream the handle was last set to])
+_blas = {}  # GPU index -> (library, handle, workspace, [stream the handle was last set to], scalars), or None
 
 
 def _cublas():
-    global _blas
-    if _blas is None:
-        import ctypes
+    """lamina's cuBLAS handle on the current GPU, or None where libcublas cannot be reached this way (then
+    CuPy's matmul runs the products)."""
+    index = cupy.cuda.runtime.getDevice()
+    if index not in _blas:
+        try:
+            _blas[index] = _open_cublas()
+        except (OSError, RuntimeError, AttributeError) as e:
+            import warnings
 
-        cupy.cuda.cublas.getVersion(cupy.cuda.device.get_cublas_handle())  # CuPy loads libcublas here
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "/libcublas.so" in line}
-        if not paths:
-            raise RuntimeError("lamina.kernels.gpu: CuPy's libcublas was not found in this process")
-        library = ctypes.CDLL(sorted(paths)[0])
-        handle = ctypes.c_void_p()
-        _check(library.cublasCreate_v2(ctypes.byref(handle)), "cublasCreate")
-        workspace = cupy.empty(1 << 25, dtype=cupy.uint8)
-        _check(library.cublasSetWorkspace_v2(handle, ctypes.c_void_p(workspace.data.ptr),
-                                             ctypes.c_size_t(workspace.nbytes)), "cublasSetWorkspace")
-        for name, real in (("cublasSgemm_v2", ctypes.c_float), ("cublasDgemm_v2", ctypes.c_double)):
-            gemm = getattr(library, name)
-            gemm.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-                             ctypes.POINTER(real), ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
-                             ctypes.POINTER(real), ctypes.c_void_p, ctypes.c_int]
-        scalars = {dtype: (ctypes.byref(real(1)), ctypes.byref(real(0)), gemm_name)
-                   for dtype, real, gemm_name in ((cupy.dtype(cupy.float32), ctypes.c_float, "cublasSgemm_v2"),
-                                                  (cupy.dtype(cupy.float64), ctypes.c_double, "cublasDgemm_v2"))}
-        _blas = (library, handle, workspace, [None], scalars)
-    return _blas
+            warnings.warn(f"lamina.kernels.gpu: calling cuBLAS directly failed ({e}); products go through "
+                          "CuPy's matmul (slower, and not capturable into a CUDA graph)", RuntimeWarning, stacklevel=3)
+            _blas[index] = None
+    return _blas[index]
+
+
+def _open_cublas():
+    """CuPy's libcublas, opened again through ctypes, with a handle and a 32 MiB workspace of lamina's own."""
+    import ctypes
+
+    cupy.cuda.cublas.getVersion(cupy.cuda.device.get_cublas_handle())  # CuPy loads libcublas here
+    with open("/proc/self/maps") as maps:
+        paths = {line.split()[-1] for line in maps if "/libcublas.so" in line}
+    if not paths:
+        raise RuntimeError("lamina.kernels.gpu: CuPy's libcublas was not found in this process")
+    library = ctypes.CDLL(sorted(paths)[0])
+    handle = ctypes.c_void_p()
+    _check(library.cublasCreate_v2(ctypes.byref(handle)), "cublasCreate")
+    workspace = cupy.empty(1 << 25, dtype=cupy.uint8)
+    _check(library.cublasSetWorkspace_v2(handle, ctypes.c_void_p(workspace.data.ptr),
+                                         ctypes.c_size_t(workspace.nbytes)), "cublasSetWorkspace")
+    for name, real in (("cublasSgemm_v2", ctypes.c_float), ("cublasDgemm_v2", ctypes.c_double)):
+        gemm = getattr(library, name)
+        gemm.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                         ctypes.POINTER(real), ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
+                         ctypes.POINTER(real), ctypes.c_void_p, ctypes.c_int]
+    scalars = {dtype: (ctypes.byref(real(1)), ctypes.byref(real(0)), gemm_name)
+               for dtype, real, gemm_name in ((cupy.dtype(cupy.float32), ctypes.c_float, "cublasSgemm_v2"),
+                                              (cupy.dtype(cupy.float64), ctypes.c_double, "cublasDgemm_v2"))}
+    return library, handle, workspace, [None], scalars
 
 
 def _check(status, what):
@@ -128,9 +142,10 @@ def matmul(a, b):
     if not (m and n and k) or a.dtype != b.dtype or a.dtype not in (cupy.float32, cupy.float64):
         return None
     op_a, op_b = _operand(a), _operand(b)
-    if op_a is None or op_b is None:
+    blas = _cublas()
+    if op_a is None or op_b is None or blas is None:
         return None
-    library, handle, _, stream_set, scalars = _cublas()
+    library, handle, _, stream_set, scalars = blas
     stream = cupy.cuda.get_current_stream().ptr
     if stream_set[0] != stream:
         _check(library.cublasSetStream_v2(handle, stream), "cublasSetStream")
@@ -198,6 +213,7 @@ extern "C" __global__ void lamina_ce_backward_{T}(const {T}* x, const long long*
     int i = e / c, j = e % c;
     long long t = labels[i];
     if (t == ignore) {{ gx[e] = 0; return; }}
+    if (t < 0 || t >= c) {{ gx[e] = LAMINA_NAN; return; }}  /* a NaN loss gets NaN gradients, never finite ones */
     {T} scale = per_row ? gy[i] : gy[0] / count[0];
     gx[e] = (exp(x[e] - lse[i]) - (j == t ? ({T})1 : ({T})0)) * scale;
 }}
@@ -216,7 +232,7 @@ def _ce_kernel(dtype, name):
 def cross_entropy_usable(x, labels):
     return (x.ndim == 2 and x.dtype in (cupy.float32, cupy.float64) and labels.dtype == cupy.int64
             and x.flags.c_contiguous and labels.flags.c_contiguous and 0 < x.shape[1] <= MAX_CLASSES
-            and labels.shape == x.shape[:1])
+            and 0 < x.shape[0] and labels.shape == x.shape[:1])
 
 
 def cross_entropy(x, labels, ignore_index, reduction):
@@ -359,7 +375,8 @@ def _window_args(n, c, g):
 
 
 def _launch(kernel, total, args):
-    kernel(((total + 255) // 256,), (256,), args)
+    if total:  # an empty grid is a CUDA error
+        kernel(((total + 255) // 256,), (256,), args)
 
 
 def windows_usable(v):

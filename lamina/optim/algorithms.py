@@ -57,7 +57,8 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = xp.zeros_like(param.array)
         state["step"] += 1
         beta1, beta2 = group["betas"]
-        fused_on_gpu = kernels.gpu_kernels_for(param.array) is not None and not group["amsgrad"]
+        fused_on_gpu = (kernels.gpu_kernels_for(param.array) is not None and not group["amsgrad"]
+                        and grad.dtype == param.array.dtype)
         kernels.adam_step(param.array, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
                           None if fused_on_gpu else self._scratch(param), group["lr"], beta1, beta2, group["eps"],
                           state["step"], group["weight_decay"], self.decoupled)

@@ -41,7 +41,7 @@ class Optimizer:
         self.state = {}  # Parameter -> dict of arrays and counters
         self._scratch_buffers = {}  # Parameter -> a work array of its shape, reused every step, never saved
         self.param_groups = []
-        self._state_array_type = None  # the array type of the first parameter when state was last placed
+        self._state_device = None  # the device of the first parameter when its state was last placed
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
@@ -97,16 +97,16 @@ class Optimizer:
 
     def _follow_parameters(self):
         """Move the state to the parameters' devices if the model moved since the last step. Checked by the
-        type of the first parameter's array only: a model moves as a whole (Module.to)."""
-        first = self.param_groups[0]["params"][0].array
-        if type(first) is self._state_array_type:
+        device of the first parameter only: a model moves as a whole (Module.to)."""
+        where = device_of(self.param_groups[0]["params"][0].array)
+        if where is self._state_device:
             return
         for param, values in self.state.items():
             for key, value in values.items():
                 if is_array(value) or isinstance(value, list):
                     values[key] = on_device_of(value, param)
         self._scratch_buffers.clear()
-        self._state_array_type = type(first)
+        self._state_device = where
 
     # --- state dicts: parameters are referred to by their index over all groups -----------------
     def state_dict(self):
@@ -144,7 +144,7 @@ class Optimizer:
                 restored[k] = on_device_of(v, p)  # and on its device, as PyTorch loads it
             self.state[p] = restored
         self._scratch_buffers.clear()
-        self._state_array_type = type(params[0].array) if params else None
+        self._state_device = device_of(params[0].array) if params else None
 
     def __repr__(self):
         lines = [f"{type(self).__name__} ("]

@@ -22,7 +22,7 @@ class GraphedStep:
         self.output = None
 
     def __call__(self, x, y):
-        key = (tuple(x.shape), tuple(y.shape), x.dtype, y.dtype, self.model.training)
+        key = (tuple(x.shape), tuple(y.shape), x.dtype, y.dtype, self._state())
         entry = self.graphs.get(key)
         if entry is None:
             seen = self.calls[key] = self.calls.get(key, 0) + 1
@@ -36,6 +36,13 @@ class GraphedStep:
         for p, g in zip(self.model.parameters(), grads):
             p.grad = None if g is None else wrap(g)
         return loss
+
+    def _state(self):
+        """What a captured graph holds fixed besides the shapes: each module's mode, and each parameter's
+        memory and whether it trains. A change (eval() on one layer, p.data = ..., requires_grad_) makes a
+        new graph rather than replaying a stale one. Hooks run only while capturing."""
+        modes = tuple(m.training for m in self.model.modules())
+        return modes, tuple((id(p.array), p.requires_grad) for p in self.model.parameters())
 
     def _run(self, x, y):
         for p in self.model.parameters():

@@ -109,7 +109,7 @@ def to_model_device(data, where):
     if where is None:
         return data
     if isinstance(data, Tensor):
-        return data if device_of(data.array) == where else data.to(where)
+        return data if device_of(data.array) is where else data.to(where)  # devices are one object each
     if is_array(data):
         return wrap(to_device(data, where))
     if isinstance(data, (tuple, list)):
@@ -164,7 +164,9 @@ def _targets_for(loss_fn, y, output):
     """Regression and binary losses get float targets shaped like the output; class indices stay integers.
 
     Targets that a loss reads as probabilities (binary cross-entropy, soft class targets) must lie in
-    [0, 1]: the functions accept anything, as PyTorch's do, but fit does not train on such nonsense.
+    [0, 1]: the functions accept anything, as PyTorch's do, but fit does not train on such nonsense. The
+    check reads the values, so it runs here for host targets only: fit and evaluate check each batch on the
+    host before moving it to a GPU (_check_host_targets), which keeps a GPU step free of host round trips.
     """
     if loss_fn in _FLOAT_TARGET_LOSSES or isinstance(loss_fn, _FLOAT_TARGET_MODULES):
         if y.dtype != output.dtype:
@@ -174,10 +176,28 @@ def _targets_for(loss_fn, y, output):
     soft_classes = y.array.dtype.kind == "f" and (loss_fn is F.cross_entropy
                                                   or isinstance(loss_fn, nn.CrossEntropyLoss))
     probabilities = loss_fn in _PROBABILITY_TARGET_LOSSES or isinstance(loss_fn, _PROBABILITY_TARGET_MODULES)
-    if (probabilities or soft_classes) and y.array.size and (y.array.min() < 0 or y.array.max() > 1):
-        raise ValueError(f"fit: the loss reads the targets as probabilities in [0, 1], but they range over "
-                         f"[{float(y.array.min()):g}, {float(y.array.max()):g}]")
+    if (probabilities or soft_classes) and type(y.array) is np.ndarray:
+        _check_probabilities(y.array)
     return y
+
+
+def _check_probabilities(y):
+    if y.size and (y.min() < 0 or y.max() > 1):
+        raise ValueError(f"fit: the loss reads the targets as probabilities in [0, 1], but they range over "
+                         f"[{float(y.min()):g}, {float(y.max()):g}]")
+
+
+def _check_host_targets(loss_fn, data, where):
+    """The probability check of _targets_for, on a host batch (x, y) about to move to a GPU."""
+    if where is None or where.type == "cpu" or not isinstance(data, (tuple, list)) or len(data) != 2:
+        return
+    y = data[1].array if isinstance(data[1], Tensor) else data[1]
+    if type(y) is not np.ndarray:
+        return
+    probabilities = loss_fn in _PROBABILITY_TARGET_LOSSES or isinstance(loss_fn, _PROBABILITY_TARGET_MODULES)
+    soft_classes = y.dtype.kind == "f" and (loss_fn is F.cross_entropy or isinstance(loss_fn, nn.CrossEntropyLoss))
+    if probabilities or soft_classes:
+        _check_probabilities(y)
 
 
 class _Interrupt:
@@ -229,6 +249,7 @@ class Trainer:
         # Binary scores are logits (threshold 0) unless the loss takes probabilities.
         self.metric_threshold = 0.5 if self.loss_name in _PROBABILITY_LOSSES else 0.0
         self.history = self.scheduler = self.graphed = None
+        self._where = None  # the model's device while fit or evaluate loops over batches
         self.stop_training = False
         self.strategy = getattr(model, "strategy", None) or SingleProcess()
         self.reset_metrics()
@@ -255,14 +276,14 @@ class Trainer:
         return logs
 
     def compute_loss(self, batch):
-        x, y = to_model_device(batch, model_device(self.model))
+        x, y = to_model_device(batch, self._where if self._where is not None else model_device(self.model))
         output = self.model(x)
         return self.loss_fn(output, _targets_for(self.loss_fn, y, output)), y, output
 
     def train_step(self, batch):
         """Predict, score, backpropagate, update; returns the logs so far this epoch."""
         if self.graphed is not None:  # fit(cuda_graph=True): forward and backward replayed, the update eager
-            x, y = to_model_device(batch, model_device(self.model))
+            x, y = to_model_device(batch, self._where if self._where is not None else model_device(self.model))
             loss = self.graphed(x, y)
             self.optimizer.step()
             return self.update_metrics(loss, y, self.graphed.output)
@@ -282,16 +303,20 @@ class Trainer:
         self.reset_metrics()
         self.model.train()
         logs = {}
-        where = model_device(self.model)
-        for batch, data in enumerate(loader):
-            callbacks.on_train_batch_begin(batch)
-            logs = self.model.train_step(to_model_device(data, where))
-            self._check_finite(logs, epoch, batch)
-            callbacks.on_train_batch_end(batch, logs)
-            # every process stops together, or the others would wait for it forever
-            if self.strategy.agree_to_stop(self.stop_training or interrupt.requested):
-                self.stop_training = True
-                return self.strategy.reduce_logs(logs), False
+        where = self._where = model_device(self.model)
+        try:
+            for batch, data in enumerate(loader):
+                callbacks.on_train_batch_begin(batch)
+                _check_host_targets(self.loss_fn, data, where)
+                logs = self.model.train_step(to_model_device(data, where))
+                self._check_finite(logs, epoch, batch)
+                callbacks.on_train_batch_end(batch, logs)
+                # every process stops together, or the others would wait for it forever
+                if self.strategy.agree_to_stop(self.stop_training or interrupt.requested):
+                    self.stop_training = True
+                    return self.strategy.reduce_logs(logs), False
+        finally:
+            self._where = None
         return self.strategy.reduce_logs(logs), True
 
     def _check_finite(self, logs, epoch, batch):
@@ -326,9 +351,10 @@ class Trainer:
         self.stop_on_nan, self._warned_nan = stop_on_nan, False
         self.graphed = None
         if cuda_graph:
-            if model_device(self.model).type != "cuda":
-                raise ValueError(f"fit: cuda_graph=True needs a model on a GPU (model.to('cuda')); this one is on "
-                                 f"{model_device(self.model)}")
+            where = model_device(self.model)
+            if where is None or where.type != "cuda":
+                raise ValueError(f"fit: cuda_graph=True needs a model with parameters on a GPU (model.to('cuda')); "
+                                 f"this one's are on {where or 'no device (it has none)'}")
             self.graphed = GraphedStep(self.model, lambda out, y: self.loss_fn(out, _targets_for(self.loss_fn, y, out)))
         x, y, validation_data = _split_validation(x, y, validation_data, validation_split)
         loader = make_loader(x, y, batch_size, shuffle, "fit", self.strategy.sampler)
@@ -386,12 +412,14 @@ class Trainer:
         self.model.eval()
         self.reset_metrics()
         results = {"loss": 0.0, **{m.name: m.result() for m in self._streaming}}
-        where = model_device(self.model)
+        where = self._where = model_device(self.model)
         try:
             for data in loader:
+                _check_host_targets(self.loss_fn, data, where)
                 results = self.model.test_step(to_model_device(data, where))
         finally:
             self.model.train(was_training)
+            self._where = None
         if verbose:
             print("  ".join(f"{k} {v:.4f}" for k, v in results.items()))
         return results
