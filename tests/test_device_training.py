@@ -326,3 +326,13 @@ def test_fit_with_a_cuda_graph_needs_a_gpu_model_and_a_capture_refuses_random_dr
             lamina.nn.functional.dropout(lamina.ones(4), 0.5, training=True)
     finally:
         lamina.backend.capturing = previous
+
+
+def test_probability_targets_are_checked_on_the_host_before_the_batch_moves(gpu):
+    model = nn.Sequential(nn.Linear(3, 1)).to("cuda").compile("sgd", "binary_cross_entropy_with_logits")
+    x, y = np.zeros((8, 3), np.float32), np.full(8, 2.0, np.float32)
+    with pytest.raises(ValueError, match=r"targets as probabilities in \[0, 1\], but they range over \[2, 2\]"):
+        model.fit(x, y, verbose=0)
+    with pytest.raises(ValueError, match="probabilities"):
+        model.evaluate(x, y)
+    model.fit(x, np.ones(8, np.float32), verbose=0)  # targets in range train as usual
