@@ -118,7 +118,8 @@ def peak_memory(torch):
     if torch:
         ratio = result["lamina"]["peak_kib"] / result["torch"]["peak_kib"]
         growth = result["lamina"]["training_kib"] / max(result["torch"]["training_kib"], 1)
-        print(f"  ratio of peaks lamina/torch {ratio:.2f} (target <= 1.5: {'ok' if ratio <= 1.5 else 'MISSED'}); "
+        # issue 11: "Peak memory stays <= 0.5x PyTorch's on W2" (Numba's import alone is about 124 MiB of it)
+        print(f"  ratio of peaks lamina/torch {ratio:.2f} (target <= 0.5: {'ok' if ratio <= 0.5 else 'MISSED'}); "
               f"ratio of growth during training {growth:.2f}")
         result["peak_ratio"], result["growth_ratio"] = ratio, growth
     return result
