@@ -313,7 +313,7 @@ class Tensor:
         Returns self when nothing changes, as PyTorch does; the move is recorded, so gradients flow back to
         the tensor on its first device."""
         dtype, where, copy = to_arguments(args, kwargs, "Tensor.to")
-        moved = self if where is None or where == device_of(self.array) else _ops.to_device(self, where)
+        moved = self if where is None or where is device_of(self.array) else _ops.to_device(self, where)
         if dtype is not None and np.dtype(dtype) != self.array.dtype:
             return _ops.cast(moved, dtype)
         return _ops.clone(moved) if copy and moved is self else moved

@@ -42,7 +42,7 @@ def _on_gpu(obj):
     """Whether obj is a CuPy array (one made by the user before lamina asked for CUDA counts too)."""
     if _cupy is not None:
         return isinstance(obj, _cupy.ndarray)
-    return type(obj).__module__.startswith("cupy") and cuda_module() is not None and isinstance(obj, _cupy.ndarray)
+    return type(obj).__module__.startswith("cupy") and isinstance(obj, cuda_module().ndarray)
 
 
 # --- devices -----------------------------------------------------------------------------------
@@ -171,11 +171,6 @@ def _cuda_device(index):
     return dev
 
 
-def check_device(where, what):
-    """Raise one clear error unless `where` (a device, its name, or None) is usable."""
-    resolve_device(where, what)
-
-
 def device_of(array):
     """The device that holds `array`."""
     if type(array) is np.ndarray:
@@ -191,8 +186,7 @@ def array_module(where):
 def to_device(array, where, what="to"):
     """`array` on device `where`: itself when it is there already, else a copy there."""
     dev = resolve_device(where, what)
-    here = device_of(array)
-    if here == dev:
+    if device_of(array) is dev:  # devices are one object each
         return array
     if dev is CPU:
         return array.get()
@@ -502,11 +496,11 @@ def gpu_kernels():
 
 def get_kernels():
     """The kernel path in use: "numpy" or "numba"."""
-    global _gpu_kernels
+    global _kernels
     if _kernels is None:
         chosen = os.environ.get("LAMINA_KERNELS")
-        if chosen is None:
-            chosen = "numba" if importlib.util.find_spec("numba") is not None else "numpy"
-        set_kernels(chosen)
-        _gpu_kernels = os.environ.get("LAMINA_KERNELS") != "numpy"  # numba's absence does not turn them off
+        if chosen is not None:
+            set_kernels(chosen)
+        else:  # numba's absence leaves the GPU kernels on: they need none
+            _kernels = "numba" if importlib.util.find_spec("numba") is not None else "numpy"
     return _kernels

@@ -42,7 +42,7 @@ def _placed(array, device, copy=False):
     """`array` on `device` (None: the default device, or the array's own when it is on a GPU)."""
     here = device_of(array)
     where = here if device is None and here is not CPU else resolve_device(device, "tensor")
-    if here != where:
+    if here is not where:
         return to_device(array, where)
     return array.copy() if copy else array
 

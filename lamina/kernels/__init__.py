@@ -7,6 +7,7 @@ everything else, CuPy arrays included, runs the reference. The first compiled ca
 (or, the very first time, compiles) the kernel, so `import lamina` and small jobs never pay for it.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -69,6 +70,23 @@ def matmul(a, b):
             if out is not None:
                 return out
     return a @ b
+
+
+@functools.lru_cache(maxsize=32)
+def _ones(xp, n, dtype):
+    """A read-only row of ones, kept: bias gradients need the same one every step."""
+    ones = xp.ones((1, n), dtype=dtype)
+    if xp is np:
+        ones.flags.writeable = False
+    return ones
+
+
+def row_sum(m):
+    """The sum of the rows of 2-D m (a bias gradient), as a product with a row of ones: BLAS does it several
+    times faster than NumPy's reduction along axis 0, and on a GPU it goes through `matmul`, which a CUDA
+    graph can capture."""
+    ones = _ones(backend.get_array_module(m), m.shape[0], m.dtype)
+    return ones[0] @ m if type(m) is np.ndarray else matmul(ones, m)[0]
 
 
 def gpu_kernels_for(array):

@@ -6,7 +6,7 @@ import numpy as np
 
 from lamina import kernels
 from lamina.autograd import Function, Tensor, _refuse_mixed_devices, as_operand, grad, is_grad_enabled, wrap
-from lamina.backend import device_of, get_array_module
+from lamina.backend import get_array_module
 from lamina.ops.elementwise import clamp, exp, log, maximum, sigmoid
 from lamina.ops.linalg import MatMul
 from lamina.ops.reductions import log_softmax, softmax
@@ -266,9 +266,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                              f"input of shape {input.shape}")
         return _soft_cross_entropy(input, target, weight, reduction, label_smoothing)
     labels = target.array
-    if device_of(labels) is not device_of(input.array):  # the target is no input of the op: checked here
-        raise RuntimeError(f"cross_entropy: expected all tensors to be on the same device, but found at least two "
-                           f"devices, {device_of(input.array)} and {device_of(labels)}")
+    check_same_device("cross_entropy", input, target)  # the target is no input of the op: checked here
     gpu = kernels.gpu_kernels_for(input.array)
     if gpu is not None and weight is None and label_smoothing == 0 and gpu.cross_entropy_usable(input.array, labels):
         return DeviceCrossEntropy(gpu, labels, ignore_index, reduction)(input)

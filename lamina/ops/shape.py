@@ -1,6 +1,5 @@
 """Ops that move or select elements without computing new values."""
 
-import functools
 import math
 import numbers
 
@@ -25,15 +24,6 @@ def _dim(dim, ndim, op):
 
 
 # --- broadcasting and its adjoint --------------------------------------------------------------
-@functools.lru_cache(maxsize=32)
-def _ones(xp, n, dtype):
-    """A read-only vector of ones, kept: bias gradients need the same one every step."""
-    ones = xp.ones(n, dtype=dtype)
-    if xp is np:
-        ones.flags.writeable = False
-    return ones
-
-
 class SumTo(Function):
     """Sum a broadcast gradient back down to `shape`: the one place broadcasting is undone."""
 
@@ -45,14 +35,8 @@ class SumTo(Function):
     def forward(self, a):
         lead = a.ndim - len(self.shape)
         if a.shape[lead:] == self.shape:
-            # Summing leading dims (a bias gradient) is a vector-matrix product: BLAS does it
-            # several times faster than NumPy's reduction along axis 0.
-            rows = math.prod(a.shape[:lead])
-            xp = get_array_module(a)
-            if xp is np:
-                return (_ones(xp, rows, a.dtype) @ a.reshape(rows, -1)).reshape(self.shape)
-            # on a GPU through lamina's own cuBLAS call, which a CUDA graph can capture (CuPy's cannot)
-            return kernels.matmul(_ones(xp, rows, a.dtype).reshape(1, rows), a.reshape(rows, -1)).reshape(self.shape)
+            # Summing leading dims (a bias gradient): a product with ones, see kernels.row_sum.
+            return kernels.row_sum(a.reshape(math.prod(a.shape[:lead]), -1)).reshape(self.shape)
         stretched = tuple(i + lead for i, n in enumerate(self.shape) if n == 1 and a.shape[i + lead] != 1)
         return a.sum(axis=tuple(range(lead)) + stretched, keepdims=True).reshape(self.shape)
 

@@ -2,7 +2,7 @@
 
 State lives on its parameter's device. A model moved after its optimizer was
 built (`model.to("cuda")`) keeps the same Parameter objects, so the optimizer
-notices the move at its next step (one type check per step) and moves its state
+notices the move at its next step (one device check per step) and moves its state
 along; state dicts always hold host (NumPy) arrays, as a file does.
 """
 

@@ -173,12 +173,15 @@ def _targets_for(loss_fn, y, output):
             y = y.to(output.dtype)
         if y.shape != output.shape and y.array.size == output.array.size:
             y = y.reshape(output.shape)  # (N,) targets for (N, 1) outputs
-    soft_classes = y.array.dtype.kind == "f" and (loss_fn is F.cross_entropy
-                                                  or isinstance(loss_fn, nn.CrossEntropyLoss))
-    probabilities = loss_fn in _PROBABILITY_TARGET_LOSSES or isinstance(loss_fn, _PROBABILITY_TARGET_MODULES)
-    if (probabilities or soft_classes) and type(y.array) is np.ndarray:
+    if type(y.array) is np.ndarray and _reads_probabilities(loss_fn, y.array.dtype):
         _check_probabilities(y.array)
     return y
+
+
+def _reads_probabilities(loss_fn, target_dtype):
+    """Whether the loss reads its targets as probabilities: binary cross-entropy, or soft class targets."""
+    soft_classes = target_dtype.kind == "f" and (loss_fn is F.cross_entropy or isinstance(loss_fn, nn.CrossEntropyLoss))
+    return soft_classes or loss_fn in _PROBABILITY_TARGET_LOSSES or isinstance(loss_fn, _PROBABILITY_TARGET_MODULES)
 
 
 def _check_probabilities(y):
@@ -192,11 +195,7 @@ def _check_host_targets(loss_fn, data, where):
     if where is None or where.type == "cpu" or not isinstance(data, (tuple, list)) or len(data) != 2:
         return
     y = data[1].array if isinstance(data[1], Tensor) else data[1]
-    if type(y) is not np.ndarray:
-        return
-    probabilities = loss_fn in _PROBABILITY_TARGET_LOSSES or isinstance(loss_fn, _PROBABILITY_TARGET_MODULES)
-    soft_classes = y.dtype.kind == "f" and (loss_fn is F.cross_entropy or isinstance(loss_fn, nn.CrossEntropyLoss))
-    if probabilities or soft_classes:
+    if type(y) is np.ndarray and _reads_probabilities(loss_fn, y.dtype):
         _check_probabilities(y)
 
 
@@ -275,15 +274,19 @@ class Trainer:
             logs[m.name] = m.result()
         return logs
 
+    def _device(self):
+        """The model's device: found once per loop by fit and evaluate, else asked of the model."""
+        return self._where if self._where is not None else model_device(self.model)
+
     def compute_loss(self, batch):
-        x, y = to_model_device(batch, self._where if self._where is not None else model_device(self.model))
+        x, y = to_model_device(batch, self._device())
         output = self.model(x)
         return self.loss_fn(output, _targets_for(self.loss_fn, y, output)), y, output
 
     def train_step(self, batch):
         """Predict, score, backpropagate, update; returns the logs so far this epoch."""
         if self.graphed is not None:  # fit(cuda_graph=True): forward and backward replayed, the update eager
-            x, y = to_model_device(batch, self._where if self._where is not None else model_device(self.model))
+            x, y = to_model_device(batch, self._device())
             loss = self.graphed(x, y)
             self.optimizer.step()
             return self.update_metrics(loss, y, self.graphed.output)
