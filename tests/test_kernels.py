@@ -92,6 +92,28 @@ def test_max_pool_and_its_scatter_match_the_reference(compiled, window, relu, ti
     assert np.count_nonzero(scattered) <= gy.size  # elements outside every window get 0, not leftover memory
 
 
+@pytest.mark.parametrize("window", [((8, 8), 2, 2, 0, 1, False), ((11, 11), 2, 2, 0, 1, False)])
+def test_max_pool_scatter_takes_a_channels_first_gradient(compiled, window):
+    # after a Flatten the incoming gradient is an (N, C, H, W) array seen channels-last: a strided view
+    hw, k, s, p, d, ceil = window
+    g = geometry(hw, k, s, p, d, ceil, op="max_pool2d")
+    _, index = kernels.max_pool(_images((2, *hw, 6)), g)
+    gy = _images((2, 6, *g.out_hw), seed=4).transpose(0, 2, 3, 1)
+    want = reference.max_pool_scatter(gy, index, g, 2)
+    np.testing.assert_array_equal(kernels.max_pool_scatter(gy, index, g, 2), want)
+
+
+@pytest.mark.parametrize("shape", [(32, 5000, 9), (12, 4096, 64), (20, 4096, 65), (60, 4096, 64)])
+def test_weight_gradient_products_equal_numpys_in_either_orientation(shape):
+    # kernels.matmul runs a tall, narrow rows.T @ cols product the other way round; the result must not change
+    m, k, n = shape
+    rng = np.random.default_rng(8)
+    rows, cols = rng.standard_normal((k, m)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
+    got = kernels.matmul(rows.T, cols)
+    assert got.shape == (m, n) and got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_allclose(got, rows.T.astype(np.float64) @ cols, rtol=1e-4, atol=1e-3)
+
+
 def test_max_pool_propagates_nan_as_the_reference_does(compiled):
     g = geometry((4, 4), 2, 2, 0, 1, False, op="max_pool2d")
     v = _images((1, 4, 4, 3))

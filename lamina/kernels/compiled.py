@@ -104,9 +104,11 @@ def max_pool(v, kh, kw, sh, sw, dh, dw, top, left, relu, best, index):
 
 
 @compiled
-def max_pool_scatter(gy, index, kh, kw, sh, sw, dh, dw, top, left, tiles, out):
-    """out (N, H, W, C) <- gy (N, Ho, Wo, C) added at each window's maximum; one image per thread. When the
-    windows tile the input (each element in exactly one), every element is written once and never zeroed."""
+def max_pool_scatter(gy, index, kh, kw, sh, sw, dh, dw, top, left, tiles, disjoint, out):
+    """out (N, H, W, C) <- gy (N, Ho, Wo, C) added at each window's maximum; one image per thread. When no two
+    windows share an element (disjoint), each window's elements are written, not added (the kernel position
+    is then a comparison, not a division per element); when they also tile the input, every element is
+    written once and never zeroed."""
     n, out_h, out_w, c = gy.shape
     h, w = out.shape[1], out.shape[2]
     for b in prange(n):
@@ -114,7 +116,7 @@ def max_pool_scatter(gy, index, kh, kw, sh, sw, dh, dw, top, left, tiles, out):
             out[b] = 0
         for i in range(out_h):
             for j in range(out_w):
-                if tiles:
+                if disjoint:
                     for ki in range(kh):
                         r = i * sh - top + ki * dh
                         for kj in range(kw):

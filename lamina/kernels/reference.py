@@ -37,13 +37,16 @@ def crop(work, g):
     return work[:, pt:pt + g.in_hw[0], pl:pl + g.in_hw[1]]
 
 
+FEW_CHANNELS = 8  # below it, im2col copies one slab per kernel position
+
+
 def im2col(v, g):
     """(N * Ho * Wo, kh * kw * C) from v (N, H, W, C): one row per output position, its receptive field
     laid out channels-last, zeros where it reaches into the padding."""
     xp = get_array_module(v)
     v = padded(v, g)
     n, c = v.shape[0], v.shape[3]
-    if c >= 8 and xp is np:  # runs of channels are long enough: one strided copy beats nine slab copies
+    if c >= FEW_CHANNELS and xp is np:  # runs of channels are long enough: one strided copy beats slab copies
         sn, sh, sw, sc = v.strides
         windows = np.lib.stride_tricks.as_strided(
             v, (n, *g.out_hw, *g.kernel, c),
