@@ -70,6 +70,19 @@ def test_conv_keeps_float32_and_errors_name_shapes():
         conv(lamina.randn(3, 8, 8))
     with pytest.raises(ValueError, match="smaller than the kernel"):
         conv(lamina.randn(1, 3, 2, 2))
+    # PyTorch refuses mixed dtypes; widening to float64 (or casting the bias down) would be a silent difference
+    with pytest.raises(RuntimeError, match=r"conv2d: input \(float32\), weight \(float32\) and bias \(float64\)"):
+        nn.functional.conv2d(x, conv.weight, conv.bias.double())
+    with pytest.raises(RuntimeError, match=r"conv2d: input \(float64\), weight \(float32\)"):
+        conv(x.double())
+
+
+@pytest.mark.parametrize("channels", [1, 16])  # the bias folded into the product, and added after it
+def test_conv_with_bias_equals_conv_then_bias(channels):
+    conv = nn.Conv2d(channels, 5, 3, padding=1)
+    x = lamina.randn(2, channels, 6, 7)
+    want = nn.functional.conv2d(x, conv.weight, padding=1) + conv.bias.reshape(1, -1, 1, 1)
+    np.testing.assert_allclose(conv(x).detach().numpy(), want.detach().numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_dropout2d_drops_whole_channels():

@@ -106,18 +106,21 @@ def _window(g):
     return (*g.stride, *g.dilation, top, left)
 
 
-def im2col(v, g):
-    """(N * Ho * Wo, kh * kw * C) from v (N, H, W, C): each output position's receptive field, channels-last."""
+def im2col(v, g, ones=False):
+    """(N * Ho * Wo, kh * kw * C [+ 1]) from v (N, H, W, C): each output position's receptive field,
+    channels-last, and with ones a last column of ones; see reference.im2col."""
     fast = _compiled(v, size=v.shape[0] * math.prod(g.out_hw) * math.prod(g.kernel) * v.shape[3])
     if fast is None or v.shape[3] < reference.FEW_CHANNELS:
         # With few channels the reference's kh * kw slab copies beat the compiled per-element loop (3.4 ms
         # against 0.5 for W2's first layer, 128 x 28 x 28 x 1, at one and at two threads).
         gpu = _gpu(v)
-        return reference.im2col(v, g) if gpu is None else gpu.im2col(v, g)
-    n, c = v.shape[0], v.shape[3]
-    cols = np.empty((n, *g.out_hw, *g.kernel, c), dtype=v.dtype)
-    fast.im2col(v, *g.out_hw, *g.kernel, *_window(g), cols)
-    return cols.reshape(n * math.prod(g.out_hw), -1)
+        if gpu is None or ones:
+            return reference.im2col(v, g, ones)
+        return gpu.im2col(v, g)
+    n, size = v.shape[0], math.prod(g.kernel) * v.shape[3]
+    cols = np.empty((n, *g.out_hw, size + ones), dtype=v.dtype)
+    fast.im2col(v, *g.out_hw, *g.kernel, *_window(g), ones, cols)
+    return cols.reshape(n * math.prod(g.out_hw), size + ones)
 
 
 def conv_input_grad(rows, w, g, n):

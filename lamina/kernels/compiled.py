@@ -32,8 +32,9 @@ serial = njit(error_model="numpy", cache=True)
 
 # --- windows over channels-last images -----------------------------------------------------------------------
 @compiled
-def im2col(v, out_h, out_w, kh, kw, sh, sw, dh, dw, top, left, cols):
-    """cols (N, Ho, Wo, kh, kw, C) <- the windows of v (N, H, W, C), zeros in the padding."""
+def im2col(v, out_h, out_w, kh, kw, sh, sw, dh, dw, top, left, ones, cols):
+    """cols (N, Ho, Wo, kh * kw * C [+ 1]) <- the windows of v (N, H, W, C), channels-last, zeros in the
+    padding, and a last column of ones when `ones`."""
     n, h, w, c = v.shape
     for row in prange(n * out_h):
         b, i = row // out_h, row % out_h
@@ -42,12 +43,15 @@ def im2col(v, out_h, out_w, kh, kw, sh, sw, dh, dw, top, left, cols):
                 r = i * sh - top + ki * dh
                 for kj in range(kw):
                     s = j * sw - left + kj * dw
+                    first = (ki * kw + kj) * c
                     if 0 <= r < h and 0 <= s < w:
                         for ch in range(c):
-                            cols[b, i, j, ki, kj, ch] = v[b, r, s, ch]
+                            cols[b, i, j, first + ch] = v[b, r, s, ch]
                     else:
                         for ch in range(c):
-                            cols[b, i, j, ki, kj, ch] = 0
+                            cols[b, i, j, first + ch] = 0
+            if ones:
+                cols[b, i, j, kh * kw * c] = 1
 
 
 @compiled
@@ -90,13 +94,11 @@ def max_pool(v, kh, kw, sh, sw, dh, dw, top, left, relu, best, index):
                     if r < 0 or r >= h or s < 0 or s >= w:
                         continue  # padding reads as -inf: never strictly larger
                     k = ki * kw + kj
-                    for ch in range(c):
-                        x = v[b, r, s, ch]
-                        if x > best[b, i, j, ch]:
-                            best[b, i, j, ch] = x
-                            index[b, i, j, ch] = k
-                        elif x != x:
-                            best[b, i, j, ch] = x
+                    for ch in range(c):  # selects, not branches: this loop vectorizes (W2's first pool -18%)
+                        x, held = v[b, r, s, ch], best[b, i, j, ch]
+                        larger = x > held
+                        best[b, i, j, ch] = x if larger or x != x else held
+                        index[b, i, j, ch] = k if larger else index[b, i, j, ch]
             if relu:
                 for ch in range(c):
                     if best[b, i, j, ch] < 0:

@@ -40,22 +40,29 @@ def crop(work, g):
 FEW_CHANNELS = 8  # below it, im2col copies one slab per kernel position
 
 
-def im2col(v, g):
+def im2col(v, g, ones=False):
     """(N * Ho * Wo, kh * kw * C) from v (N, H, W, C): one row per output position, its receptive field
-    laid out channels-last, zeros where it reaches into the padding."""
+    laid out channels-last, zeros where it reaches into the padding; with ones, one more column of ones (a
+    bias folded into the product: cols @ [w | b].T)."""
     xp = get_array_module(v)
     v = padded(v, g)
     n, c = v.shape[0], v.shape[3]
+    size = math.prod(g.kernel) * c
+    cols = xp.empty((n, *g.out_hw, size + ones), dtype=v.dtype)
+    s = cols.itemsize
+    fields = xp.lib.stride_tricks.as_strided(  # the first `size` columns, a view with one axis per window axis
+        cols, (n, *g.out_hw, *g.kernel, c), (*cols.strides[:3], g.kernel[1] * c * s, c * s, s))
     if c >= FEW_CHANNELS and xp is np:  # runs of channels are long enough: one strided copy beats slab copies
         sn, sh, sw, sc = v.strides
-        windows = np.lib.stride_tricks.as_strided(
+        fields[...] = np.lib.stride_tricks.as_strided(
             v, (n, *g.out_hw, *g.kernel, c),
             (sn, sh * g.stride[0], sw * g.stride[1], sh * g.dilation[0], sw * g.dilation[1], sc), writeable=False)
-        return windows.reshape(n * g.out_hw[0] * g.out_hw[1], -1)
-    cols = xp.empty((n, *g.out_hw, *g.kernel, c), dtype=v.dtype)
-    for i, j, rows, columns in window_offsets(g):
-        cols[:, :, :, i, j] = v[:, rows, columns]
-    return cols.reshape(n * g.out_hw[0] * g.out_hw[1], -1)
+    else:
+        for i, j, rows, columns in window_offsets(g):
+            fields[:, :, :, i, j] = v[:, rows, columns]
+    if ones:
+        cols[..., size] = 1
+    return cols.reshape(n * g.out_hw[0] * g.out_hw[1], size + ones)
 
 
 def conv_input_grad(rows, w, g, n):
