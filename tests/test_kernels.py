@@ -63,7 +63,7 @@ def _images(shape, dtype=np.float32, seed=0, ties=False):
 
 @pytest.mark.parametrize("window", WINDOWS)
 @pytest.mark.parametrize("channels", [1, 5, 16])
-def test_im2col_and_conv_input_grad_match_the_reference(compiled, window, channels):
+def test_im2col_and_conv_input_grad_match_the_reference(compiled, threads, window, channels):
     hw, k, s, p, d, _ = window
     g = geometry(hw, k, s, p, d)
     v = _images((3, *hw, channels))
@@ -82,7 +82,7 @@ def test_im2col_and_conv_input_grad_match_the_reference(compiled, window, channe
 @pytest.mark.parametrize("window", WINDOWS)
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("ties", [False, True])
-def test_max_pool_and_its_scatter_match_the_reference(compiled, window, relu, ties):
+def test_max_pool_and_its_scatter_match_the_reference(compiled, threads, window, relu, ties):
     hw, k, s, p, d, ceil = window
     g = geometry(hw, k, s, p, d, ceil, op="max_pool2d")
     v = _images((2, *hw, 6), ties=ties)
@@ -131,14 +131,14 @@ def test_max_pool_propagates_nan_as_the_reference_does(compiled):
 @pytest.mark.parametrize("options", [
     dict(), dict(weight_decay=0.1), dict(amsgrad=True), dict(weight_decay=0.05, amsgrad=True, maximize=True)])
 @pytest.mark.parametrize("kind", ["Adam", "AdamW"])
-def test_adam_steps_match_the_reference(compiled, kind, options):
+def test_adam_steps_match_the_reference(compiled, threads, kind, options):
     _same_steps(lambda params: getattr(lamina.optim, kind)(params, lr=1e-2, **options))
 
 
 @pytest.mark.parametrize("options", [
     dict(), dict(momentum=0.9), dict(momentum=0.9, nesterov=True, weight_decay=0.01),
     dict(momentum=0.5, dampening=0.3, maximize=True)])
-def test_sgd_steps_match_the_reference(compiled, options):
+def test_sgd_steps_match_the_reference(compiled, threads, options):
     _same_steps(lambda params: lamina.optim.SGD(params, lr=0.1, **options))
 
 
@@ -176,8 +176,11 @@ def test_compiled_kernels_keep_float64_float64(compiled):
 
 
 @pytest.fixture(params=[1, 2])
-def threads(request):
-    """The row kernels run a serial function at one thread and parallel blocks at more: test both."""
+def threads(request, monkeypatch):
+    """The kernels run serially at one thread and in parallel at more (here for inputs of any size): test both."""
+    from lamina.kernels import compiled
+
+    monkeypatch.setattr(compiled, "PARALLEL_WORK", 0)
     before = lamina.get_num_threads()
     lamina.set_num_threads(request.param)
     yield request.param
@@ -445,9 +448,15 @@ def test_the_reference_path_runs_without_numba(monkeypatch):
     assert backend.get_kernels() == "numpy"  # numba missing: the default falls back
 
 
-def test_kernels_called_from_several_threads_at_once(compiled):
+def test_kernels_called_from_several_threads_at_once(compiled, monkeypatch):
     # Numba's workqueue pool must not be entered twice at once: the kernels take turns, and all finish.
     import threading
+
+    from lamina.kernels import compiled as twins
+
+    monkeypatch.setattr(twins, "PARALLEL_WORK", 0)  # every call a parallel launch
+    before = lamina.get_num_threads()
+    lamina.set_num_threads(2)
 
     g = geometry((12, 12), 3, 1, 1, 1)
     v = _images((4, 12, 12, 8))
@@ -462,4 +471,5 @@ def test_kernels_called_from_several_threads_at_once(compiled):
         w.start()
     for w in workers:
         w.join()
+    lamina.set_num_threads(before)
     assert results == [True] * 80

@@ -15,10 +15,11 @@ import numpy as np
 from lamina import backend
 from lamina.kernels import reference
 
-# Below this many elements a kernel's thread start-up costs more than the passes it saves; the NumPy
-# reference runs instead. The optimizer steps pay only on very large parameters: on W1 (an MLP of 200,000
-# weights) the fused Adam step saved nothing measurable at 1 and 2 threads, while importing Numba and loading
-# the kernel costs a process about 0.6 s of CPU (ARCHITECTURE.md, "Compiled kernels").
+# Below this many elements a kernel saves less than its call costs; the NumPy reference runs instead. The
+# optimizer steps alone do not repay importing Numba and loading their kernels (about 0.6 s of CPU a process;
+# ARCHITECTURE.md, "Compiled kernels") unless a parameter is very large: `lamina train`'s MLP, 2,400 Adam steps
+# on 235,000 weights, would save about as much as it paid. Once another kernel has loaded Numba they run
+# compiled from MIN_ELEMENTS on (Adam's step on 205,000 weights: 0.28 ms in NumPy, 0.09 ms compiled).
 MIN_ELEMENTS = 1 << 15
 MIN_PARAMETER_ELEMENTS = 1 << 22
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -127,7 +128,7 @@ def conv_input_grad(rows, w, g, n):
     """A convolution's input gradient (N, H, W, C) from its output gradient rows (N * Ho * Wo, O) and weight
     w (O, C, kh, kw): one matrix product into the receptive fields, then col2im."""
     fast = _compiled(rows, w, size=rows.shape[0] * math.prod(w.shape[1:]))
-    if fast is None:
+    if fast is None or w.shape[1] < reference.FEW_CHANNELS:  # as in im2col: 2.3 ms against 3.5 for one channel
         gpu = _gpu(rows)
         if gpu is not None and w.dtype == rows.dtype:
             return gpu.conv_input_grad(rows, w, g, n)
@@ -166,6 +167,10 @@ def max_pool_scatter(gy, index, g, n):
     return out
 
 
+def _parameter_threshold():
+    return MIN_PARAMETER_ELEMENTS if _module is None else MIN_ELEMENTS
+
+
 def _flat(array):
     return array.reshape(-1)  # a view: parameters and their state are contiguous
 
@@ -176,7 +181,7 @@ def adam_step(param, grad, m, v, v_max, scratch, lr, beta1, beta2, eps, step, we
     gpu = _gpu(param)
     if gpu is not None and v_max is None and all(a.dtype == param.dtype for a in arrays):
         return gpu.adam_step(param, grad, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled)
-    fast = _compiled(*arrays, least=MIN_PARAMETER_ELEMENTS)
+    fast = _compiled(*arrays, least=_parameter_threshold())
     if fast is None or not all(a.flags.c_contiguous and a.dtype == param.dtype for a in arrays):
         return reference.adam_step(param, grad, m, v, v_max, scratch, lr, beta1, beta2, eps, step, weight_decay,
                                    decoupled)
@@ -193,7 +198,7 @@ def sgd_step(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov, 
     gpu = _gpu(param)
     if gpu is not None and buf is None and grad.dtype == param.dtype:
         return gpu.sgd_step(param, grad, lr, weight_decay)
-    fast = _compiled(*arrays, least=MIN_PARAMETER_ELEMENTS)
+    fast = _compiled(*arrays, least=_parameter_threshold())
     if fast is None or not all(a.flags.c_contiguous and a.dtype == param.dtype for a in arrays):
         return reference.sgd_step(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov, first)
     real = param.dtype.type
