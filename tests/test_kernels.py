@@ -51,6 +51,7 @@ WINDOWS = [  # (input H, W), kernel, stride, padding, dilation, ceil_mode
     ((7, 7), 3, 1, 1, 2, False),
     ((8, 8), 2, 3, 0, 1, False),  # gaps between windows
     ((9, 9), 2, 3, 0, 2, False),  # holes inside dilated windows
+    ((9, 9), 2, 2, 0, 1, True),  # disjoint windows, the last hanging over the edge
 ]
 
 
