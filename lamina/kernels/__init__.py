@@ -70,8 +70,8 @@ def matmul(a, b):
             out = gpu.matmul(a, b)
             if out is not None:
                 return out
-    elif (a.ndim == 2 and b.ndim == 2 and a.shape[1] >= 4096 and b.shape[1] <= 64 and a.shape[0] > b.shape[1]
-          and a.flags.f_contiguous and not a.flags.c_contiguous):
+    elif (type(a) is np.ndarray and a.ndim == 2 and b.ndim == 2 and a.shape[1] >= 4096 and b.shape[1] <= 64
+          and a.shape[0] > b.shape[1] and a.flags.f_contiguous and not a.flags.c_contiguous):
         # A weight gradient: rows.T @ cols, a sum over many rows into a tall, narrow result. OpenBLAS runs the
         # product the other way round, (cols.T @ rows).T, 10-35% faster at one thread (W2's first convolution,
         # (32, 86528) @ (86528, 9): 2.5 ms against 1.7; W4's first input projection, (512, 6400) @ (6400, 40)).
