@@ -201,3 +201,20 @@ def test_parameter_vector_round_trip():
     assert vec.shape == (8,)
     nn.utils.vector_to_parameters(vec * 0 + 1, net.parameters())
     assert net.weight.detach().numpy().sum() == 6 and net.bias.detach().numpy().sum() == 2
+
+
+@pytest.mark.parametrize("call", [
+    lambda L: L.nn.functional.linear(L.ones(2, 3), L.ones(4, 3, dtype=L.float64)),
+    lambda L: L.nn.functional.linear(L.ones(2, 3), L.ones(4, 3), L.zeros(4, dtype=L.float64)),
+    lambda L: L.ones(2, 3) @ L.ones(3, 4, dtype=L.float64),
+    lambda L: L.matmul(L.ones(5, 2, 3, dtype=L.float64), L.ones(3, 4)),
+    lambda L: L.mv(L.ones(2, 3), L.ones(3, dtype=L.float64)),
+    lambda L: L.nn.functional.conv2d(L.ones(1, 1, 4, 4), L.ones(2, 1, 3, 3), L.zeros(2, dtype=L.float64)),
+])
+def test_products_refuse_mixed_dtypes_as_pytorch_does(call):
+    # widening to float64 (or casting a bias down) would give a result where PyTorch gives an error
+    with pytest.raises(RuntimeError, match=r"float32.*float64|float64.*float32"):
+        call(lamina)
+    torch = pytest.importorskip("torch")
+    with pytest.raises(RuntimeError):
+        call(torch)

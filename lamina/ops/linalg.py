@@ -65,8 +65,9 @@ def matmul(a, b):
     if a.ndim == 1 or b.ndim == 1:  # a vector acts as a one-row (or one-column) matrix, then loses that dim
         out = matmul(unsqueeze(a, 0) if a.ndim == 1 else a, unsqueeze(b, 1) if b.ndim == 1 else b)
         return squeeze(out, (-2,) * (a.ndim == 1) + (-1,) * (b.ndim == 1))
-    if a.array.dtype != b.array.dtype:
-        a, b = (a.to(b.dtype), b) if a.array.dtype.itemsize < b.array.dtype.itemsize else (a, b.to(a.dtype))
+    if a.array.dtype != b.array.dtype:  # PyTorch refuses; widening one would be a silent difference
+        raise RuntimeError(f"matmul: operands of dtypes {a.dtype} and {b.dtype} (shapes {a.shape} and {b.shape}) "
+                           "must have one dtype, as in PyTorch: convert one with .to(dtype)")
     return MatMul()(a, b)
 
 

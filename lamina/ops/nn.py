@@ -172,6 +172,10 @@ def _check_linear(input, weight, bias, op):
         )
     if bias is not None and bias.array.shape != weight.array.shape[:1]:
         raise ValueError(f"{op}: bias of shape {bias.shape} does not fit weight of shape {weight.shape}")
+    if input.array.dtype != weight.array.dtype or (bias is not None and bias.array.dtype != weight.array.dtype):
+        raise RuntimeError(f"{op}: input ({input.dtype}), weight ({weight.dtype})"
+                           + (f" and bias ({bias.dtype})" if bias is not None else "") + " must have one dtype, "
+                           "as in PyTorch: convert them with .to(dtype)")
 
 
 class LinearReLU(Linear):
