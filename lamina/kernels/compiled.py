@@ -258,29 +258,15 @@ def _layer_norm_backward_rows(g, x, weight, affine, mean, rstd, gx, gw, gb, star
             out[j] = s * (out[j] - a - (x_row[j] - mu) * s * b)
 
 
-@serial
-def _layer_norm_backward_serial(g, x, weight, affine, mean, rstd, gx, gweight_parts, gbias_parts):
-    rows, blocks = g.shape[0], gweight_parts.shape[0]
-    for block in range(blocks):
-        _layer_norm_backward_rows(g, x, weight, affine, mean, rstd, gx, gweight_parts[block], gbias_parts[block],
-                                  block * rows // blocks, (block + 1) * rows // blocks)
-
-
 @compiled
-def _layer_norm_backward_blocks(g, x, weight, affine, mean, rstd, gx, gweight_parts, gbias_parts):
+def layer_norm_backward(g, x, weight, affine, mean, rstd, gx, gweight_parts, gbias_parts):
+    """gx <- reference.layer_norm_backward's gx; gweight_parts, gbias_parts (blocks, n) <- each block of rows'
+    share of gweight and gbias (summed by the caller), so no two threads add into one element (made serial or
+    parallel by _twins, below)."""
     rows, blocks = g.shape[0], gweight_parts.shape[0]
     for block in prange(blocks):
         _layer_norm_backward_rows(g, x, weight, affine, mean, rstd, gx, gweight_parts[block], gbias_parts[block],
                                   block * rows // blocks, (block + 1) * rows // blocks)
-
-
-def layer_norm_backward(g, x, weight, affine, mean, rstd, gx, gweight_parts, gbias_parts):
-    """gx <- reference.layer_norm_backward's gx; gweight_parts, gbias_parts (blocks, n) <- each block of rows'
-    share of gweight and gbias (summed by the caller), so no two threads add into one element."""
-    if not _parallel(g.size):
-        return _layer_norm_backward_serial(g, x, weight, affine, mean, rstd, gx, gweight_parts, gbias_parts)
-    with _launch:
-        _layer_norm_backward_blocks(g, x, weight, affine, mean, rstd, gx, gweight_parts, gbias_parts)
 
 
 # --- attention's softmax over the keys of transposed scores (B, H, S, L), in place -------------------------------
@@ -637,6 +623,6 @@ def _start():
         backend._flush_listeners.append(flush_on_workers)
 
 
-im2col, col2im, max_pool, max_pool_scatter, adam_step, sgd_step = map(
-    _twins, (im2col, col2im, max_pool, max_pool_scatter, adam_step, sgd_step))
+im2col, col2im, max_pool, max_pool_scatter, adam_step, sgd_step, layer_norm_backward = map(
+    _twins, (im2col, col2im, max_pool, max_pool_scatter, adam_step, sgd_step, layer_norm_backward))
 _start()
