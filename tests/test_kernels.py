@@ -108,7 +108,7 @@ def test_max_pool_scatter_takes_a_channels_first_gradient(compiled, window):
     np.testing.assert_array_equal(kernels.max_pool_scatter(gy, index, g, 2), want)
 
 
-@pytest.mark.parametrize("shape", [(32, 5000, 9), (12, 4096, 64), (20, 4096, 65), (60, 4096, 64)])
+@pytest.mark.parametrize("shape", [(32, 5000, 9), (100, 4096, 64), (12, 4096, 64), (20, 4096, 65)])
 def test_weight_gradient_products_equal_numpys_in_either_orientation(shape):
     # kernels.matmul runs a tall, narrow rows.T @ cols product the other way round; the result must not change
     m, k, n = shape
